@@ -1,0 +1,279 @@
+#include "server/ingest/ingest_pipeline.h"
+
+#include <unistd.h>
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace telemetry::ingest {
+
+IngestPipeline::IngestPipeline(PipelineOptions options, DedupeStore* dedupe,
+                               SinkFactory sink_factory,
+                               IngestMetrics* metrics)
+    : options_(std::move(options)),
+      dedupe_(dedupe),
+      metrics_(metrics),
+      token_prefix_(absl::StrCat(getpid(), ".",
+                                 absl::ToUnixMicros(absl::Now()), ".")) {
+  if (metrics_) {
+    metrics_->queue_capacity_readings.Set(
+        static_cast<double>(options_.max_queued_readings));
+  }
+  int n = options_.flushers < 1 ? 1 : options_.flushers;
+  for (int i = 0; i < n; ++i) sinks_.push_back(sink_factory());
+  for (int i = 0; i < n; ++i) {
+    flushers_.emplace_back([this, i] { FlusherLoop(sinks_[static_cast<size_t>(i)].get()); });
+  }
+}
+
+IngestPipeline::~IngestPipeline() { Shutdown(); }
+
+void IngestPipeline::Shutdown() {
+  std::vector<absl::AnyInvocable<void() &&>> waiters;
+  {
+    absl::MutexLock lock(&mu_);
+    shutting_down_ = true;
+    waiters.swap(space_waiters_);
+  }
+  for (auto& w : waiters) std::move(w)();
+  for (std::thread& t : flushers_) {
+    if (t.joinable()) t.join();
+  }
+}
+
+size_t IngestPipeline::queued_readings() const {
+  absl::MutexLock lock(&mu_);
+  return reserved_rows_;
+}
+
+void IngestPipeline::NotifyWhenSpace(absl::AnyInvocable<void() &&> callback) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!shutting_down_ && reserved_rows_ > 0) {
+      space_waiters_.push_back(std::move(callback));
+      return;
+    }
+  }
+  std::move(callback)();
+}
+
+void IngestPipeline::Finish(
+    std::vector<std::pair<Callback, BatchOutcome>>& calls, absl::Time arrived,
+    Callback done, BatchOutcome outcome) {
+  if (metrics_) {
+    metrics_->ack_latency_seconds.Observe(
+        absl::ToDoubleSeconds(absl::Now() - arrived));
+    metrics_->readings_accepted.Increment(outcome.accepted);
+    metrics_->readings_duplicate.Increment(outcome.duplicates);
+    if (!outcome.status.ok()) {
+      metrics_->batches_failed.Increment();
+    } else if (outcome.accepted == 0 && outcome.duplicates > 0) {
+      metrics_->batches_duplicate.Increment();
+    } else {
+      metrics_->batches_committed.Increment();
+    }
+  }
+  calls.emplace_back(std::move(done), std::move(outcome));
+}
+
+absl::Status IngestPipeline::Submit(const std::string& key,
+                                    std::vector<ReadingRow>&& rows,
+                                    Callback&& done) {
+  const absl::Time arrived = absl::Now();
+  const uint32_t n = static_cast<uint32_t>(rows.size());
+  if (n == 0) {
+    std::move(done)(BatchOutcome{});
+    return absl::OkStatus();
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    if (shutting_down_) {
+      return absl::UnavailableError("the gateway is shutting down");
+    }
+    auto it = in_flight_.find(key);
+    if (it != in_flight_.end()) {
+      it->second.push_back(Waiter{n, arrived, std::move(done)});
+      return absl::OkStatus();
+    }
+    // An empty queue takes any batch, so one larger than the bound still
+    // makes progress.
+    if (reserved_rows_ > 0 &&
+        reserved_rows_ + n > options_.max_queued_readings) {
+      if (metrics_) metrics_->batches_overloaded.Increment();
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "the gateway's write queue is full (", reserved_rows_, " of ",
+          options_.max_queued_readings,
+          " readings waiting for the database); retry with backoff"));
+    }
+    reserved_rows_ += n;
+    ++submitting_;
+    in_flight_.emplace(key, std::vector<Waiter>());
+    if (metrics_) metrics_->queue_readings.Set(static_cast<double>(reserved_rows_));
+  }
+
+  Pending p;
+  p.token = absl::StrCat(token_prefix_,
+                         next_token_.fetch_add(1, std::memory_order_relaxed));
+  p.arrived = arrived;
+  if (dedupe_ != nullptr) {
+    DedupeStore::Claim claim = dedupe_->TryClaim(key, p.token);
+    if (metrics_) {
+      metrics_->redis_up.Set(
+          claim.outcome == DedupeStore::ClaimOutcome::kUnavailable ? 0 : 1);
+    }
+    switch (claim.outcome) {
+      case DedupeStore::ClaimOutcome::kClaimed:
+        p.claimed = true;
+        break;
+      case DedupeStore::ClaimOutcome::kCommitted: {
+        std::vector<std::pair<Callback, BatchOutcome>> calls;
+        std::vector<Waiter> waiters;
+        {
+          absl::MutexLock lock(&mu_);
+          auto node = in_flight_.extract(key);
+          waiters = std::move(node.mapped());
+          reserved_rows_ -= n;
+          --submitting_;
+          if (metrics_) metrics_->queue_readings.Set(static_cast<double>(reserved_rows_));
+        }
+        Finish(calls, arrived, std::move(done), BatchOutcome{absl::OkStatus(), 0, n});
+        for (Waiter& w : waiters) {
+          Finish(calls, w.arrived, std::move(w.done),
+                 BatchOutcome{absl::OkStatus(), 0, w.readings});
+        }
+        for (auto& [cb, outcome] : calls) std::move(cb)(outcome);
+        return absl::OkStatus();
+      }
+      case DedupeStore::ClaimOutcome::kInFlight:
+        p.may_contain_duplicates = true;
+        if (metrics_) metrics_->dedupe_db_fallback_batches.Increment();
+        break;
+      case DedupeStore::ClaimOutcome::kUnavailable:
+        p.may_contain_duplicates = true;
+        if (metrics_) {
+          metrics_->redis_errors.Increment();
+          metrics_->dedupe_db_fallback_batches.Increment();
+        }
+        break;
+    }
+  }
+  p.key = key;
+  p.rows = std::move(rows);
+  p.done = std::move(done);
+  absl::MutexLock lock(&mu_);
+  --submitting_;
+  queue_rows_ += n;
+  queue_.push_back(std::move(p));
+  return absl::OkStatus();
+}
+
+bool IngestPipeline::FlushDue() const {
+  return shutting_down_ || queue_rows_ >= options_.flush_readings;
+}
+
+void IngestPipeline::FlusherLoop(TelemetrySink* sink) {
+  std::vector<Pending> group;
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      while (true) {
+        if (queue_.empty()) {
+          // A Submit between its reservation and its push still counts as
+          // work: leaving now would strand its batch.
+          if (shutting_down_ && submitting_ == 0) return;
+          auto has_work = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+            return !queue_.empty() || (shutting_down_ && submitting_ == 0);
+          };
+          mu_.Await(absl::Condition(&has_work));
+          continue;
+        }
+        if (FlushDue()) break;
+        absl::Time deadline = queue_.front().arrived + options_.flush_interval;
+        if (absl::Now() >= deadline) break;
+        mu_.AwaitWithDeadline(absl::Condition(this, &IngestPipeline::FlushDue),
+                              deadline);
+      }
+      size_t rows = 0;
+      while (!queue_.empty() &&
+             (group.empty() ||
+              rows + queue_.front().rows.size() <= options_.max_group_readings)) {
+        rows += queue_.front().rows.size();
+        group.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      queue_rows_ -= rows;
+    }
+    WriteGroup(sink, group);
+    group.clear();
+  }
+}
+
+void IngestPipeline::WriteGroup(TelemetrySink* sink,
+                                std::vector<Pending>& group) {
+  std::vector<const std::vector<ReadingRow>*> batches;
+  bool may_contain_duplicates = false;
+  for (const Pending& p : group) {
+    batches.push_back(&p.rows);
+    may_contain_duplicates |= p.may_contain_duplicates;
+  }
+  absl::StatusOr<std::vector<TelemetrySink::BatchResult>> results =
+      sink->WriteBatches(batches, may_contain_duplicates);
+
+  if (dedupe_ != nullptr) {
+    std::vector<DedupeStore::Completion> completions;
+    for (size_t i = 0; i < group.size(); ++i) {
+      if (!group[i].claimed) continue;
+      DedupeStore::Completion c;
+      c.key = group[i].key;
+      c.token = group[i].token;
+      c.committed = results.ok();
+      if (results.ok()) c.accepted = (*results)[i].inserted;
+      completions.push_back(std::move(c));
+    }
+    if (!completions.empty() && !dedupe_->Complete(completions) && metrics_) {
+      metrics_->redis_errors.Increment();
+      metrics_->redis_up.Set(0);
+    }
+  }
+
+  std::vector<std::pair<Callback, BatchOutcome>> calls;
+  std::vector<absl::AnyInvocable<void() &&>> space;
+  std::vector<std::vector<Waiter>> waiters(group.size());
+  {
+    absl::MutexLock lock(&mu_);
+    size_t rows = 0;
+    for (size_t i = 0; i < group.size(); ++i) {
+      rows += group[i].rows.size();
+      auto node = in_flight_.extract(group[i].key);
+      if (!node.empty()) waiters[i] = std::move(node.mapped());
+    }
+    reserved_rows_ -= rows;
+    if (metrics_) metrics_->queue_readings.Set(static_cast<double>(reserved_rows_));
+    space.swap(space_waiters_);
+  }
+  for (size_t i = 0; i < group.size(); ++i) {
+    BatchOutcome outcome;
+    if (results.ok()) {
+      outcome.accepted = (*results)[i].inserted;
+      outcome.duplicates = (*results)[i].duplicates;
+    } else {
+      outcome.status = results.status();
+    }
+    Finish(calls, group[i].arrived, std::move(group[i].done), outcome);
+    for (Waiter& w : waiters[i]) {
+      BatchOutcome dup;
+      if (results.ok()) {
+        dup.duplicates = w.readings;
+      } else {
+        dup.status = results.status();
+      }
+      Finish(calls, w.arrived, std::move(w.done), dup);
+    }
+  }
+  for (auto& [cb, outcome] : calls) std::move(cb)(outcome);
+  for (auto& cb : space) std::move(cb)();
+}
+
+}  // namespace telemetry::ingest

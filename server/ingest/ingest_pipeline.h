@@ -1,0 +1,145 @@
+// The write path behind the RPC handlers: deduplicate -> queue -> group
+// commit -> acknowledge.
+//
+// Group commit in the LevelDB style: batches from every stream wait in one
+// bounded queue; each flusher thread takes the oldest batches (up to
+// max_group_readings) as soon as enough readings are waiting or the oldest
+// has waited flush_interval, writes them in one transaction through its own
+// TelemetrySink, then completes every batch it served with the shared
+// outcome. Several flushers write in parallel, the way parallel COPY clients
+// load faster than one.
+//
+// Memory is bounded: readings count against max_queued_readings from
+// Submit until their ack, and Submit refuses (ResourceExhausted) what does
+// not fit, after which the caller may wait with NotifyWhenSpace.
+//
+// Idempotency: a batch key is claimed in the DedupeStore before queueing; a
+// key already committed is answered as a duplicate without touching the
+// database; a key already being written by this process waits for that write
+// and is answered as a duplicate of it. When the store is unavailable, or the
+// key is in flight in another process, the batch is written with
+// may_contain_duplicates and the database's primary key decides.
+//
+// Thread-safe.
+#ifndef TELEMETRY_SERVER_INGEST_INGEST_PIPELINE_H_
+#define TELEMETRY_SERVER_INGEST_INGEST_PIPELINE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/common/ingest_metrics.h"
+#include "storage/dedupe_store.h"
+#include "storage/reading_row.h"
+#include "storage/telemetry_sink.h"
+
+namespace telemetry::ingest {
+
+struct PipelineOptions {
+  // Bound on readings queued or being written. Affects memory: roughly
+  // 150 bytes per reading plus metadata.
+  size_t max_queued_readings = 200'000;
+  // A group is flushed once this many readings wait...
+  size_t flush_readings = 5'000;
+  // ...or once its oldest batch has waited this long (latency bound).
+  absl::Duration flush_interval = absl::Milliseconds(5);
+  // Upper bound of one COPY transaction.
+  size_t max_group_readings = 50'000;
+  // Parallel writers (one database connection each).
+  int flushers = 2;
+};
+
+struct BatchOutcome {
+  absl::Status status;  // non-OK: nothing of the batch was stored by us
+  uint32_t accepted = 0;
+  uint32_t duplicates = 0;
+};
+
+class IngestPipeline {
+ public:
+  using Callback = absl::AnyInvocable<void(const BatchOutcome&) &&>;
+  using SinkFactory = std::function<std::unique_ptr<TelemetrySink>()>;
+
+  // `dedupe` may be null (deduplication by the database only); `dedupe` and
+  // `metrics` (nullable) must outlive the pipeline. Starts the flushers.
+  IngestPipeline(PipelineOptions options, DedupeStore* dedupe,
+                 SinkFactory sink_factory, IngestMetrics* metrics);
+  ~IngestPipeline();  // Shutdown()
+
+  // Queues a validated batch. On OK, `done` runs exactly once: later on a
+  // flusher thread, or before Submit returns (empty batch, or a duplicate
+  // answered by the dedupe store), so the caller must not hold a lock that
+  // `done` takes. On error neither `rows` nor `done` is moved from, so the
+  // caller can park the batch and submit it again:
+  //   ResourceExhausted - the queue is full; retry after NotifyWhenSpace
+  //   Unavailable       - the pipeline is shutting down
+  absl::Status Submit(const std::string& key, std::vector<ReadingRow>&& rows,
+                      Callback&& done);
+
+  // Runs `callback` once, after queue space was freed (or at shutdown). The
+  // callback runs on a flusher thread and must not block.
+  void NotifyWhenSpace(absl::AnyInvocable<void() &&> callback);
+
+  // Stops accepting batches, writes and acknowledges everything queued, and
+  // joins the flushers. Idempotent.
+  void Shutdown();
+
+  size_t queued_readings() const;
+
+ private:
+  struct Pending {
+    std::string key;
+    std::string token;
+    std::vector<ReadingRow> rows;
+    bool claimed = false;         // we hold the dedupe key
+    bool may_contain_duplicates = false;
+    absl::Time arrived;
+    Callback done;
+  };
+  struct Waiter {  // a local re-delivery waiting for the original's outcome
+    uint32_t readings;
+    absl::Time arrived;
+    Callback done;
+  };
+
+  void FlusherLoop(TelemetrySink* sink);
+  void WriteGroup(TelemetrySink* sink, std::vector<Pending>& group);
+  bool FlushDue() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  void Finish(std::vector<std::pair<Callback, BatchOutcome>>& calls,
+              absl::Time arrived, Callback done, BatchOutcome outcome);
+
+  const PipelineOptions options_;
+  DedupeStore* const dedupe_;
+  IngestMetrics* const metrics_;
+  std::atomic<uint64_t> next_token_{1};
+  const std::string token_prefix_;
+
+  mutable absl::Mutex mu_;
+  std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
+  size_t queue_rows_ ABSL_GUARDED_BY(mu_) = 0;      // rows in queue_
+  size_t reserved_rows_ ABSL_GUARDED_BY(mu_) = 0;   // queued + being written
+  absl::flat_hash_map<std::string, std::vector<Waiter>> in_flight_
+      ABSL_GUARDED_BY(mu_);
+  std::vector<absl::AnyInvocable<void() &&>> space_waiters_
+      ABSL_GUARDED_BY(mu_);
+  int submitting_ ABSL_GUARDED_BY(mu_) = 0;  // Submits between reserve and push
+  bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+
+  std::vector<std::unique_ptr<TelemetrySink>> sinks_;
+  std::vector<std::thread> flushers_;
+};
+
+}  // namespace telemetry::ingest
+
+#endif  // TELEMETRY_SERVER_INGEST_INGEST_PIPELINE_H_

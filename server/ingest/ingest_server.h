@@ -1,0 +1,100 @@
+// The assembled ingest gateway: gRPC server (IngestService, health,
+// reflection), pipeline with its PostgreSQL writers, Redis dedupe store,
+// partition maintenance and the Prometheus endpoint. main_ingest.cc and the
+// end-to-end tests both run exactly this.
+#ifndef TELEMETRY_SERVER_INGEST_INGEST_SERVER_H_
+#define TELEMETRY_SERVER_INGEST_INGEST_SERVER_H_
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "server/ingest/ingest_pipeline.h"
+#include "server/ingest/ingest_service.h"
+#include "storage/pg/migrator.h"
+
+namespace grpc {
+class Server;
+}
+namespace prometheus {
+class Exposer;
+class Registry;
+}  // namespace prometheus
+
+namespace telemetry {
+class RedisDedupeStore;
+namespace pg {
+class WriterCaches;
+}
+
+namespace ingest {
+
+struct IngestServerOptions {
+  // host:port; port 0 picks a free port (see IngestServer::port()).
+  std::string listen_address = "127.0.0.1:50051";
+  // host:port of the /metrics endpoint; empty disables it.
+  std::string metrics_address = "127.0.0.1:9464";
+  std::string database_url;  // libpq conninfo or URI
+  std::string redis_url;     // redis://host:port; empty: no Redis
+  // Batch-key deduplication in Redis (the database's primary key always
+  // deduplicates readings regardless).
+  bool dedupe = true;
+  // Apply pending migrations at start-up (development convenience).
+  bool migrate_on_start = false;
+  pg::MigratorOptions migrator;
+  IngestServiceOptions service;
+  PipelineOptions pipeline;
+  absl::Duration statement_timeout = absl::Seconds(30);
+  int max_message_bytes = 8 << 20;
+  // Native mode: daily partitions kept ready this many days ahead.
+  int partition_premake_days = 7;
+  // Native mode: how often partitions are created ahead / dropped by
+  // retention (retention = validation.max_age).
+  absl::Duration maintenance_interval = absl::Hours(1);
+};
+
+class IngestServer {
+ public:
+  // Connects, checks the schema (or migrates), starts serving. Fails with
+  // FailedPrecondition when the database is not migrated.
+  static absl::StatusOr<std::unique_ptr<IngestServer>> Start(
+      IngestServerOptions options);
+  ~IngestServer();
+
+  int port() const { return port_; }
+  int metrics_port() const { return metrics_port_; }
+  pg::StorageMode storage_mode() const { return mode_; }
+
+  // Stops accepting calls, lets open calls finish for up to `grace` (their
+  // batches are written and acknowledged), cancels the rest, drains the
+  // write queue. Idempotent.
+  void Shutdown(absl::Duration grace = absl::Seconds(10));
+
+ private:
+  IngestServer() = default;
+  void MaintenanceLoop();
+
+  IngestServerOptions options_;
+  pg::StorageMode mode_ = pg::StorageMode::kNative;
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<IngestMetrics> metrics_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::unique_ptr<RedisDedupeStore> dedupe_;
+  std::unique_ptr<pg::WriterCaches> caches_;
+  std::unique_ptr<IngestPipeline> pipeline_;
+  std::unique_ptr<IngestServiceImpl> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  int metrics_port_ = 0;
+  absl::Notification stop_maintenance_;
+  std::thread maintenance_;
+  bool shut_down_ = false;
+};
+
+}  // namespace ingest
+}  // namespace telemetry
+
+#endif  // TELEMETRY_SERVER_INGEST_INGEST_SERVER_H_

@@ -1,0 +1,263 @@
+#include "server/ingest/ingest_service.h"
+
+#include <deque>
+#include <memory>
+#include <optional>
+#include <utility>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "server/common/status_util.h"
+
+namespace telemetry::ingest {
+namespace {
+
+using telemetry::v1::BatchAck;
+using telemetry::v1::ReadingBatch;
+
+void ApplyOutcome(const BatchOutcome& outcome, BatchAck* ack) {
+  if (!outcome.status.ok()) {
+    ack->set_status_code(static_cast<int32_t>(outcome.status.code()));
+    ack->set_status_message(std::string(outcome.status.message()));
+    return;
+  }
+  ack->set_accepted(outcome.accepted);
+  ack->set_duplicates(outcome.duplicates);
+}
+
+// One per StreamReadings call. Deletes itself in OnDone, which gRPC calls
+// only after Finish; Finish is called only once no pipeline callback is
+// outstanding, so no callback can touch a deleted reactor.
+class StreamReactor final
+    : public grpc::ServerBidiReactor<ReadingBatch, BatchAck> {
+ public:
+  explicit StreamReactor(IngestServiceImpl* service) : service_(service) {
+    if (service_->metrics()) service_->metrics()->active_streams.Increment();
+    MaybeStartRead();
+  }
+
+  void OnReadDone(bool ok) override {
+    {
+      absl::MutexLock lock(&mu_);
+      reading_ = false;
+      if (!ok) reads_done_ = true;
+    }
+    if (!ok) {
+      MaybeFinish();
+      return;
+    }
+    ReadingBatch batch = std::move(request_);
+    request_.Clear();
+    HandleBatch(batch);
+  }
+
+  void OnWriteDone(bool ok) override {
+    bool start_write = false;
+    {
+      absl::MutexLock lock(&mu_);
+      --window_;
+      if (!ok) {
+        write_failed_ = true;
+        window_ -= static_cast<int>(acks_.size());
+        acks_.clear();
+        writing_ = false;
+      } else if (!acks_.empty()) {
+        current_ack_ = std::move(acks_.front());
+        acks_.pop_front();
+        start_write = true;
+      } else {
+        writing_ = false;
+      }
+    }
+    if (start_write) StartWrite(&current_ack_);
+    MaybeStartRead();
+    MaybeFinish();
+  }
+
+  void OnDone() override {
+    if (service_->metrics()) service_->metrics()->active_streams.Decrement();
+    delete this;
+  }
+
+ private:
+  struct Parked {
+    std::string key;
+    std::vector<ReadingRow> rows;
+    BatchAck ack;
+  };
+
+  void HandleBatch(const ReadingBatch& batch) {
+    {
+      absl::MutexLock lock(&mu_);
+      ++window_;
+    }
+    BatchAck ack;
+    ValidatedBatch v = service_->Validate(batch, &ack);
+    if (!v.status.ok()) {
+      EnqueueAck(std::move(ack));
+      MaybeStartRead();
+      return;
+    }
+    auto parked = std::make_unique<Parked>(
+        Parked{batch.idempotency_key(), std::move(v.rows), std::move(ack)});
+    {
+      absl::MutexLock lock(&mu_);
+      ++pending_;
+    }
+    Submit(std::move(parked));
+  }
+
+  // REQUIRES: pending_ counts this batch.
+  void Submit(std::unique_ptr<Parked> parked) {
+    IngestPipeline::Callback done = [this, ack = parked->ack](
+                                        const BatchOutcome& outcome) mutable {
+      ApplyOutcome(outcome, &ack);
+      {
+        absl::MutexLock lock(&mu_);
+        --pending_;
+      }
+      EnqueueAck(std::move(ack));
+      MaybeFinish();
+    };
+    absl::Status s = service_->pipeline()->Submit(
+        parked->key, std::move(parked->rows), std::move(done));
+    if (s.ok()) {
+      MaybeStartRead();
+      return;
+    }
+    if (s.code() == absl::StatusCode::kResourceExhausted) {
+      // Stop reading (flow control reaches the client) until space frees.
+      {
+        absl::MutexLock lock(&mu_);
+        parked_ = true;
+      }
+      service_->pipeline()->NotifyWhenSpace(
+          [this, p = std::move(parked)]() mutable {
+            {
+              absl::MutexLock lock(&mu_);
+              parked_ = false;
+            }
+            Submit(std::move(p));
+          });
+      return;
+    }
+    BatchAck ack = std::move(parked->ack);
+    ApplyOutcome(BatchOutcome{s, 0, 0}, &ack);
+    {
+      absl::MutexLock lock(&mu_);
+      --pending_;
+    }
+    EnqueueAck(std::move(ack));
+    MaybeFinish();
+  }
+
+  void EnqueueAck(BatchAck ack) {
+    bool start_write = false;
+    {
+      absl::MutexLock lock(&mu_);
+      if (write_failed_ || finished_) {
+        --window_;  // the client is gone; the ack has nowhere to go
+      } else if (writing_) {
+        acks_.push_back(std::move(ack));
+      } else {
+        writing_ = true;
+        current_ack_ = std::move(ack);
+        start_write = true;
+      }
+    }
+    if (start_write) StartWrite(&current_ack_);
+  }
+
+  void MaybeStartRead() {
+    {
+      absl::MutexLock lock(&mu_);
+      if (reading_ || reads_done_ || parked_ || finished_ ||
+          window_ >= service_->options().max_stream_window) {
+        return;
+      }
+      reading_ = true;
+    }
+    StartRead(&request_);
+  }
+
+  void MaybeFinish() {
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_ || !reads_done_ || pending_ > 0 || parked_ || writing_ ||
+          reading_) {
+        return;
+      }
+      finished_ = true;
+    }
+    Finish(grpc::Status::OK);
+  }
+
+  IngestServiceImpl* const service_;
+  ReadingBatch request_;  // owned by the in-progress read
+  absl::Mutex mu_;
+  BatchAck current_ack_;  // owned by the in-progress write
+  std::deque<BatchAck> acks_ ABSL_GUARDED_BY(mu_);
+  int window_ ABSL_GUARDED_BY(mu_) = 0;   // read, ack not yet written
+  int pending_ ABSL_GUARDED_BY(mu_) = 0;  // awaiting a pipeline outcome
+  bool reading_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool parked_ ABSL_GUARDED_BY(mu_) = false;
+  bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool write_failed_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace
+
+IngestServiceImpl::IngestServiceImpl(IngestServiceOptions options,
+                                     IngestPipeline* pipeline,
+                                     IngestMetrics* metrics)
+    : options_(std::move(options)), pipeline_(pipeline), metrics_(metrics) {}
+
+ValidatedBatch IngestServiceImpl::Validate(const ReadingBatch& batch,
+                                           BatchAck* ack) {
+  ValidatedBatch v = ValidateBatch(batch, options_.validation, absl::Now());
+  ack->set_idempotency_key(batch.idempotency_key());
+  if (!v.status.ok()) {
+    ack->set_status_code(static_cast<int32_t>(v.status.code()));
+    ack->set_status_message(std::string(v.status.message()));
+    if (metrics_) metrics_->batches_invalid.Increment();
+    return v;
+  }
+  ack->set_rejected(static_cast<uint32_t>(v.rejections.size()));
+  for (auto& r : v.rejections) *ack->add_rejections() = std::move(r);
+  if (metrics_) {
+    metrics_->readings_rejected.Increment(static_cast<double>(v.rejections.size()));
+  }
+  return v;
+}
+
+grpc::ServerBidiReactor<ReadingBatch, BatchAck>*
+IngestServiceImpl::StreamReadings(grpc::CallbackServerContext* /*context*/) {
+  return new StreamReactor(this);
+}
+
+grpc::ServerUnaryReactor* IngestServiceImpl::WriteBatch(
+    grpc::CallbackServerContext* context, const ReadingBatch* request,
+    BatchAck* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  ValidatedBatch v = Validate(*request, response);
+  if (!v.status.ok()) {
+    reactor->Finish(ToGrpcStatus(v.status));
+    return reactor;
+  }
+  absl::Status s = pipeline_->Submit(
+      request->idempotency_key(), std::move(v.rows),
+      [reactor, response](const BatchOutcome& outcome) {
+        if (!outcome.status.ok()) {
+          reactor->Finish(ToGrpcStatus(outcome.status));
+          return;
+        }
+        ApplyOutcome(outcome, response);
+        reactor->Finish(grpc::Status::OK);
+      });
+  if (!s.ok()) reactor->Finish(ToGrpcStatus(s));
+  return reactor;
+}
+
+}  // namespace telemetry::ingest

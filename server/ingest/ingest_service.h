@@ -1,0 +1,59 @@
+// telemetry.v1.IngestService on gRPC's callback API.
+//
+// StreamReadings runs one reactor per stream (the shape of gRPC's
+// route_guide callback example): read a batch, validate it, hand it to the
+// pipeline, read the next one while fewer than `max_stream_window` batches
+// of this stream are unacknowledged. When the pipeline's queue is full the
+// reactor parks the batch and stops reading until space frees, so HTTP/2
+// flow control pushes back on the client. Acks are written one at a time in
+// completion order. No reaction ever blocks.
+#ifndef TELEMETRY_SERVER_INGEST_INGEST_SERVICE_H_
+#define TELEMETRY_SERVER_INGEST_INGEST_SERVICE_H_
+
+#include "server/common/ingest_metrics.h"
+#include "server/ingest/ingest_pipeline.h"
+#include "server/ingest/validator.h"
+#include "telemetry/v1/ingest.grpc.pb.h"
+
+namespace telemetry::ingest {
+
+struct IngestServiceOptions {
+  ValidationOptions validation;
+  // Batches one stream may have read but not yet acknowledged.
+  int max_stream_window = 16;
+};
+
+class IngestServiceImpl final
+    : public telemetry::v1::IngestService::CallbackService {
+ public:
+  // `pipeline` and `metrics` (nullable) must outlive the service.
+  IngestServiceImpl(IngestServiceOptions options, IngestPipeline* pipeline,
+                    IngestMetrics* metrics);
+
+  grpc::ServerBidiReactor<telemetry::v1::ReadingBatch,
+                          telemetry::v1::BatchAck>*
+  StreamReadings(grpc::CallbackServerContext* context) override;
+
+  grpc::ServerUnaryReactor* WriteBatch(
+      grpc::CallbackServerContext* context,
+      const telemetry::v1::ReadingBatch* request,
+      telemetry::v1::BatchAck* response) override;
+
+  // Validates `batch` and fills the parts of its ack known before writing
+  // (key, rejected readings, batch-level status). Counts rejections.
+  ValidatedBatch Validate(const telemetry::v1::ReadingBatch& batch,
+                          telemetry::v1::BatchAck* ack);
+
+  IngestPipeline* pipeline() { return pipeline_; }
+  IngestMetrics* metrics() { return metrics_; }
+  const IngestServiceOptions& options() const { return options_; }
+
+ private:
+  const IngestServiceOptions options_;
+  IngestPipeline* const pipeline_;
+  IngestMetrics* const metrics_;
+};
+
+}  // namespace telemetry::ingest
+
+#endif  // TELEMETRY_SERVER_INGEST_INGEST_SERVICE_H_

@@ -1,0 +1,120 @@
+// ingest-gateway: the only place for flags, wiring and exit codes.
+#include <signal.h>
+
+#include <cstdio>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "server/common/flags_env.h"
+#include "server/common/log.h"
+#include "server/ingest/ingest_server.h"
+#include "storage/pg/migration.h"
+
+ABSL_FLAG(std::string, listen, "",
+          "gRPC listen address (env INGEST_LISTEN_ADDRESS; default "
+          "127.0.0.1:50051)");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "Prometheus /metrics address (env INGEST_METRICS_ADDRESS; default "
+          "127.0.0.1:9464; 'off' disables)");
+ABSL_FLAG(std::string, database_url, "",
+          "PostgreSQL conninfo or URI (env DATABASE_URL)");
+ABSL_FLAG(std::string, redis_url, "",
+          "Redis URL for batch idempotency keys, redis://host:port (env "
+          "REDIS_URL; empty: deduplicate in the database only)");
+ABSL_FLAG(bool, dedupe, true,
+          "Deduplicate batch keys in Redis (the primary key always "
+          "deduplicates readings)");
+ABSL_FLAG(bool, migrate, false, "Apply pending migrations at start-up");
+ABSL_FLAG(std::string, storage_mode, "auto",
+          "With --migrate on a fresh database: native, timescale or auto");
+ABSL_FLAG(int, max_batch_readings, 10000, "Most readings in one batch");
+ABSL_FLAG(absl::Duration, max_future_skew, absl::Minutes(5),
+          "How far in the future a reading's timestamp may be");
+ABSL_FLAG(int, retention_days, 180,
+          "Readings older than this are refused (and dropped by retention)");
+ABSL_FLAG(int, queue_readings, 200000,
+          "Bound on readings queued or being written (memory bound)");
+ABSL_FLAG(int, flush_readings, 5000,
+          "Flush a commit group once this many readings wait");
+ABSL_FLAG(absl::Duration, flush_interval, absl::Milliseconds(5),
+          "Flush a commit group once its oldest batch waited this long");
+ABSL_FLAG(int, max_group_readings, 50000, "Most readings in one COPY");
+ABSL_FLAG(int, writers, 2, "Parallel COPY writers (database connections)");
+ABSL_FLAG(int, stream_window, 16,
+          "Unacknowledged batches one stream may have in flight");
+ABSL_FLAG(int, max_message_bytes, 8 << 20, "Largest accepted gRPC message");
+ABSL_FLAG(absl::Duration, statement_timeout, absl::Seconds(30),
+          "PostgreSQL statement timeout for writes");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
+          "How long open streams may finish after SIGTERM");
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Streams sensor readings from gRPC into PostgreSQL/TimescaleDB.");
+  absl::ParseCommandLine(argc, argv);
+  using telemetry::Log;
+  using telemetry::LogLevel;
+
+  // Signals are taken by a dedicated thread; block them everywhere else.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  telemetry::ingest::IngestServerOptions o;
+  o.listen_address = telemetry::FlagOrEnv(FLAGS_listen, "INGEST_LISTEN_ADDRESS",
+                                          "127.0.0.1:50051");
+  o.metrics_address = telemetry::FlagOrEnv(
+      FLAGS_metrics_listen, "INGEST_METRICS_ADDRESS", "127.0.0.1:9464");
+  if (o.metrics_address == "off") o.metrics_address.clear();
+  o.database_url = telemetry::FlagOrEnv(FLAGS_database_url, "DATABASE_URL");
+  o.redis_url = telemetry::FlagOrEnv(FLAGS_redis_url, "REDIS_URL");
+  if (o.database_url.empty()) {
+    Log(LogLevel::kError, "no database: set --database_url or DATABASE_URL");
+    return 2;
+  }
+  o.dedupe = absl::GetFlag(FLAGS_dedupe);
+  o.migrate_on_start = absl::GetFlag(FLAGS_migrate);
+  if (std::string m = absl::GetFlag(FLAGS_storage_mode); m != "auto") {
+    auto mode = telemetry::pg::ParseStorageMode(m);
+    if (!mode.ok()) {
+      Log(LogLevel::kError, std::string(mode.status().message()));
+      return 2;
+    }
+    o.migrator.mode = *mode;
+  }
+  int retention_days = absl::GetFlag(FLAGS_retention_days);
+  o.migrator.retention = absl::StrCat(retention_days, " days");
+  o.service.validation.max_batch_readings =
+      static_cast<size_t>(absl::GetFlag(FLAGS_max_batch_readings));
+  o.service.validation.max_future_skew = absl::GetFlag(FLAGS_max_future_skew);
+  o.service.validation.max_age = absl::Hours(24) * retention_days;
+  o.service.max_stream_window = absl::GetFlag(FLAGS_stream_window);
+  o.pipeline.max_queued_readings =
+      static_cast<size_t>(absl::GetFlag(FLAGS_queue_readings));
+  o.pipeline.flush_readings =
+      static_cast<size_t>(absl::GetFlag(FLAGS_flush_readings));
+  o.pipeline.flush_interval = absl::GetFlag(FLAGS_flush_interval);
+  o.pipeline.max_group_readings =
+      static_cast<size_t>(absl::GetFlag(FLAGS_max_group_readings));
+  o.pipeline.flushers = absl::GetFlag(FLAGS_writers);
+  o.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  o.statement_timeout = absl::GetFlag(FLAGS_statement_timeout);
+
+  auto server = telemetry::ingest::IngestServer::Start(o);
+  if (!server.ok()) {
+    Log(LogLevel::kError, "ingest gateway failed to start",
+        {{"error", std::string(server.status().message())}});
+    return 1;
+  }
+  int sig = 0;
+  sigwait(&signals, &sig);
+  Log(LogLevel::kInfo, "shutting down", {{"signal", strsignal(sig)}});
+  (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
+  return 0;
+}

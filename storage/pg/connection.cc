@@ -1,0 +1,210 @@
+#include "storage/pg/connection.h"
+
+#include <cstdlib>
+#include <regex>
+
+#include "absl/strings/cord.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+
+namespace telemetry::pg {
+
+Result& Result::operator=(Result&& other) noexcept {
+  if (this != &other) {
+    if (res_) PQclear(res_);
+    res_ = other.res_;
+    other.res_ = nullptr;
+  }
+  return *this;
+}
+
+Result::~Result() {
+  if (res_) PQclear(res_);
+}
+
+absl::string_view Result::Get(int row, int col) const {
+  return absl::string_view(PQgetvalue(res_, row, col),
+                          static_cast<size_t>(PQgetlength(res_, row, col)));
+}
+
+std::optional<std::string> Result::GetOptional(int row, int col) const {
+  if (IsNull(row, col)) return std::nullopt;
+  return std::string(Get(row, col));
+}
+
+int64_t Result::GetInt(int row, int col) const {
+  return std::strtoll(PQgetvalue(res_, row, col), nullptr, 10);
+}
+
+double Result::GetDouble(int row, int col) const {
+  return std::strtod(PQgetvalue(res_, row, col), nullptr);
+}
+
+int64_t Result::AffectedRows() const {
+  const char* n = res_ ? PQcmdTuples(res_) : "";
+  return *n ? std::strtoll(n, nullptr, 10) : 0;
+}
+
+absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(
+    const std::string& conninfo) {
+  PGconn* conn = PQconnectdb(conninfo.c_str());
+  if (conn == nullptr) {
+    return absl::ResourceExhaustedError("libpq could not allocate a connection");
+  }
+  if (PQstatus(conn) != CONNECTION_OK) {
+    std::string msg = absl::StrCat("cannot connect to PostgreSQL: ",
+                                   absl::StripTrailingAsciiWhitespace(
+                                       PQerrorMessage(conn)));
+    PQfinish(conn);
+    absl::Status status = absl::UnavailableError(msg);
+    status.SetPayload(kSqlStatePayload, absl::Cord("08001"));
+    return status;
+  }
+  // Fail fast on server-side hangs instead of blocking a flusher forever;
+  // individual sessions may override.
+  return std::unique_ptr<Connection>(new Connection(conn));
+}
+
+Connection::~Connection() { PQfinish(conn_); }
+
+bool Connection::healthy() const { return PQstatus(conn_) == CONNECTION_OK; }
+
+bool Connection::InTransaction() const {
+  PGTransactionStatusType s = PQtransactionStatus(conn_);
+  return s == PQTRANS_INTRANS || s == PQTRANS_INERROR;
+}
+
+absl::Status Connection::StatusFromResult(const PGresult* res,
+                                          absl::string_view what) {
+  ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ||
+      st == PGRES_COPY_IN || st == PGRES_EMPTY_QUERY) {
+    return absl::OkStatus();
+  }
+  const char* state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
+  std::string sqlstate = state ? state : "";
+  if (sqlstate.empty() && !healthy()) sqlstate = "08006";
+  std::string message =
+      res ? std::string(absl::StripTrailingAsciiWhitespace(
+                PQresultErrorMessage(res)))
+          : std::string();
+  if (message.empty()) {
+    message = std::string(absl::StripTrailingAsciiWhitespace(
+        PQerrorMessage(conn_)));
+  }
+  absl::Status status(CodeForSqlState(sqlstate),
+                      absl::StrCat(what, ": ", message));
+  if (!sqlstate.empty()) status.SetPayload(kSqlStatePayload, absl::Cord(sqlstate));
+  return status;
+}
+
+absl::Status Connection::Exec(absl::string_view sql) {
+  std::string owned(sql);
+  Result res(PQexec(conn_, owned.c_str()));
+  // A multi-statement string reports only the last result; earlier errors
+  // abort the whole string, so the last result carries any failure.
+  return StatusFromResult(res.raw(), "statement failed");
+}
+
+absl::StatusOr<Result> Connection::Query(const std::string& sql,
+                                         const std::vector<Param>& params) {
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const Param& p : params) values.push_back(p ? p->c_str() : nullptr);
+  Result res(PQexecParams(conn_, sql.c_str(), static_cast<int>(params.size()),
+                          nullptr, values.data(), nullptr, nullptr, 0));
+  absl::Status status = StatusFromResult(res.raw(), "query failed");
+  if (!status.ok()) return status;
+  return res;
+}
+
+absl::StatusOr<int64_t> Connection::CopyIn(const std::string& copy_sql,
+                                           absl::string_view data) {
+  {
+    Result start(PQexec(conn_, copy_sql.c_str()));
+    if (PQresultStatus(start.raw()) != PGRES_COPY_IN) {
+      return StatusFromResult(start.raw(), "COPY could not start");
+    }
+  }
+  // libpq in blocking mode accepts any amount; feed it in 1 MiB slices so its
+  // output buffer stays small.
+  constexpr size_t kSlice = 1 << 20;
+  bool send_failed = false;
+  for (size_t off = 0; off < data.size(); off += kSlice) {
+    size_t n = std::min(kSlice, data.size() - off);
+    if (PQputCopyData(conn_, data.data() + off, static_cast<int>(n)) != 1) {
+      send_failed = true;
+      break;
+    }
+  }
+  if (send_failed) {
+    PQputCopyEnd(conn_, "client failed to send COPY data");
+  } else if (PQputCopyEnd(conn_, nullptr) != 1) {
+    send_failed = true;
+  }
+  absl::Status status;
+  int64_t rows = 0;
+  while (PGresult* raw = PQgetResult(conn_)) {
+    Result res(raw);
+    absl::Status s = StatusFromResult(raw, "COPY failed");
+    if (!s.ok() && status.ok()) status = s;
+    if (s.ok()) rows += res.AffectedRows();
+  }
+  if (status.ok() && send_failed) {
+    status = absl::UnavailableError(absl::StrCat(
+        "COPY data could not be sent: ",
+        absl::StripTrailingAsciiWhitespace(PQerrorMessage(conn_))));
+    status.SetPayload(kSqlStatePayload, absl::Cord("08006"));
+  }
+  if (!status.ok()) return status;
+  return rows;
+}
+
+std::string SqlStateOf(const absl::Status& status) {
+  auto p = status.GetPayload(kSqlStatePayload);
+  return p ? std::string(*p) : std::string();
+}
+
+absl::StatusCode CodeForSqlState(absl::string_view s) {
+  if (s.empty()) return absl::StatusCode::kUnavailable;  // lost connection
+  if (absl::StartsWith(s, "08")) return absl::StatusCode::kUnavailable;
+  if (s == "57P01" || s == "57P02" || s == "57P03" || s == "57014") {
+    return absl::StatusCode::kUnavailable;  // shutdown, crash, cancel
+  }
+  if (s == "40001" || s == "40P01") return absl::StatusCode::kAborted;
+  if (s == "23505") return absl::StatusCode::kAlreadyExists;
+  if (absl::StartsWith(s, "23")) return absl::StatusCode::kFailedPrecondition;
+  if (absl::StartsWith(s, "22")) return absl::StatusCode::kInvalidArgument;
+  if (s == "42501") return absl::StatusCode::kPermissionDenied;
+  if (s == "25006") return absl::StatusCode::kUnavailable;  // read-only txn
+  if (absl::StartsWith(s, "53")) return absl::StatusCode::kResourceExhausted;
+  if (s == "55P03") return absl::StatusCode::kUnavailable;  // lock timeout
+  return absl::StatusCode::kInternal;
+}
+
+std::string QuoteIdentifier(absl::string_view ident) {
+  std::string out = "\"";
+  for (char c : ident) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  out += '"';
+  return out;
+}
+
+std::string RedactConninfo(absl::string_view conninfo) {
+  std::string s(conninfo);
+  // URI form: scheme://user:password@host...
+  static const std::regex kUri(R"(^([a-z]+://[^:/@]*):[^@]*@)");
+  s = std::regex_replace(s, kUri, "$1:***@");
+  // Keyword form: password=secret or password='se cret'.
+  static const std::regex kKeyword(R"(password\s*=\s*('([^'\\]|\\.)*'|\S+))");
+  s = std::regex_replace(s, kKeyword, "password=***");
+  // URI query parameter: ?password=secret&...
+  static const std::regex kQuery(R"(([?&]password=)[^&]*)");
+  s = std::regex_replace(s, kQuery, "$1***");
+  return s;
+}
+
+}  // namespace telemetry::pg

@@ -1,0 +1,112 @@
+// Thin, status-returning wrapper around one libpq connection.
+//
+// Every query goes through the extended protocol with out-of-line parameters
+// (ExecParams); only fixed, trusted SQL (migrations, DDL with no user input)
+// may use Exec's simple protocol. A Connection is NOT thread-safe: one thread
+// uses it at a time (the pool hands it out exclusively).
+#ifndef TELEMETRY_STORAGE_PG_CONNECTION_H_
+#define TELEMETRY_STORAGE_PG_CONNECTION_H_
+
+#include <libpq-fe.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace telemetry::pg {
+
+// Owns a PGresult. Accessors take (row, column) and return text-format values.
+class Result {
+ public:
+  Result() = default;
+  explicit Result(PGresult* res) : res_(res) {}
+  Result(Result&& other) noexcept : res_(other.res_) { other.res_ = nullptr; }
+  Result& operator=(Result&& other) noexcept;
+  Result(const Result&) = delete;
+  Result& operator=(const Result&) = delete;
+  ~Result();
+
+  int rows() const { return res_ ? PQntuples(res_) : 0; }
+  int columns() const { return res_ ? PQnfields(res_) : 0; }
+  bool IsNull(int row, int col) const { return PQgetisnull(res_, row, col); }
+  absl::string_view Get(int row, int col) const;
+  std::optional<std::string> GetOptional(int row, int col) const;
+  int64_t GetInt(int row, int col) const;
+  double GetDouble(int row, int col) const;
+  bool GetBool(int row, int col) const { return Get(row, col) == "t"; }
+  // Number of rows affected by INSERT/UPDATE/DELETE/COPY.
+  int64_t AffectedRows() const;
+  PGresult* raw() const { return res_; }
+
+ private:
+  PGresult* res_ = nullptr;
+};
+
+// A query parameter in text format; std::nullopt is SQL NULL.
+using Param = std::optional<std::string>;
+
+class Connection {
+ public:
+  // Connects with a libpq conninfo string or URI. The error never contains the
+  // password (libpq does not echo it; we never append the conninfo).
+  static absl::StatusOr<std::unique_ptr<Connection>> Open(
+      const std::string& conninfo);
+
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Simple-protocol execution of trusted SQL; may hold several statements.
+  absl::Status Exec(absl::string_view sql);
+
+  // Extended-protocol execution with text parameters ($1, $2, ...).
+  absl::StatusOr<Result> Query(const std::string& sql,
+                               const std::vector<Param>& params = {});
+
+  // Runs `copy_sql` (a COPY ... FROM STDIN statement) and streams `data` to
+  // it. Returns the number of rows copied. The caller owns the transaction.
+  absl::StatusOr<int64_t> CopyIn(const std::string& copy_sql,
+                                 absl::string_view data);
+
+  // False once the server connection is known to be lost; such a connection
+  // is discarded by the pool rather than reused.
+  bool healthy() const;
+
+  // True while inside a transaction block (BEGIN issued, not yet ended).
+  bool InTransaction() const;
+
+  PGconn* raw() { return conn_; }
+
+ private:
+  explicit Connection(PGconn* conn) : conn_(conn) {}
+  absl::Status StatusFromResult(const PGresult* res, absl::string_view what);
+  PGconn* conn_;
+};
+
+// Payload key under which a failed statement's SQLSTATE is attached.
+inline constexpr absl::string_view kSqlStatePayload = "telemetry.pg/sqlstate";
+
+// The SQLSTATE attached to `status`, or "" when there is none.
+std::string SqlStateOf(const absl::Status& status);
+
+// Maps a SQLSTATE to the absl code whose retry semantics fit it: connection
+// and shutdown errors are Unavailable (retry the call), serialization
+// failures Aborted, data errors InvalidArgument, unique violation
+// AlreadyExists, privilege errors PermissionDenied, out-of-resources
+// ResourceExhausted.
+absl::StatusCode CodeForSqlState(absl::string_view sqlstate);
+
+// Quotes `ident` as an SQL identifier (for DDL on names we generate).
+std::string QuoteIdentifier(absl::string_view ident);
+
+// Removes the password from a conninfo string or URI, for logs and errors.
+std::string RedactConninfo(absl::string_view conninfo);
+
+}  // namespace telemetry::pg
+
+#endif  // TELEMETRY_STORAGE_PG_CONNECTION_H_

@@ -1,0 +1,74 @@
+// DedupeStore on Redis (hiredis, synchronous, one pipelined connection).
+//
+// Keys are "<prefix><idempotency key>". Values: "p:<token>" while a delivery
+// is in flight (expires after in_flight_ttl, so a crashed gateway does not
+// block retries for long) and "c:<accepted>" once committed (expires after
+// committed_ttl). Claim is one Lua script round trip; completions of a whole
+// commit group are pipelined into one round trip.
+//
+// When Redis is unreachable, calls fail fast: after a failed connect the
+// store does not try again for `reconnect_backoff`, so a dead Redis costs the
+// ingest path nothing but a flag check.
+#ifndef TELEMETRY_STORAGE_REDIS_REDIS_DEDUPE_STORE_H_
+#define TELEMETRY_STORAGE_REDIS_REDIS_DEDUPE_STORE_H_
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "storage/dedupe_store.h"
+
+struct redisContext;
+struct redisReply;
+
+namespace telemetry {
+
+struct RedisDedupeOptions {
+  std::string host = "127.0.0.1";
+  int port = 6379;
+  std::string password;  // empty: no AUTH
+  int db = 0;
+  std::string key_prefix = "tg:idem:";
+  absl::Duration in_flight_ttl = absl::Seconds(60);
+  absl::Duration committed_ttl = absl::Hours(24);
+  absl::Duration connect_timeout = absl::Milliseconds(200);
+  absl::Duration command_timeout = absl::Milliseconds(500);
+  absl::Duration reconnect_backoff = absl::Seconds(1);
+};
+
+// Parses redis://[:password@]host[:port][/db]. InvalidArgument otherwise.
+absl::StatusOr<RedisDedupeOptions> ParseRedisUrl(const std::string& url);
+
+class RedisDedupeStore : public DedupeStore {
+ public:
+  explicit RedisDedupeStore(RedisDedupeOptions options);
+  ~RedisDedupeStore() override;
+
+  Claim TryClaim(const std::string& key, const std::string& token) override;
+  bool Complete(const std::vector<Completion>& completions) override;
+
+  // Number of failed Redis operations (connects and commands) so far.
+  int64_t errors() const { return errors_.load(std::memory_order_relaxed); }
+  // Whether the last operation reached Redis.
+  bool healthy() const { return healthy_.load(std::memory_order_relaxed); }
+
+ private:
+  bool EnsureConnected() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Disconnect() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RecordError() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const RedisDedupeOptions options_;
+  absl::Mutex mu_;
+  redisContext* ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
+  absl::Time next_connect_attempt_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  std::atomic<int64_t> errors_{0};
+  std::atomic<bool> healthy_{false};
+};
+
+}  // namespace telemetry
+
+#endif  // TELEMETRY_STORAGE_REDIS_REDIS_DEDUPE_STORE_H_
