@@ -73,7 +73,9 @@ absl::StatusOr<Migration> ParseMigration(absl::string_view file_name,
   m.name = std::string(vn.second);
 
   enum { kHeader, kUp, kDown } section = kHeader;
-  for (absl::string_view line : absl::StrSplit(content, '\n')) {
+  absl::string_view body = content;
+  absl::ConsumeSuffix(&body, "\n");  // no empty line after the last newline
+  for (absl::string_view line : absl::StrSplit(body, '\n')) {
     absl::string_view t = absl::StripAsciiWhitespace(line);
     if (t == "-- +migrate up") {
       section = kUp;

@@ -1,0 +1,133 @@
+// Client library for edge devices and internal producers.
+//
+//   auto channel = grpc::CreateChannel("127.0.0.1:50051", creds);
+//   telemetry::client::BatchStream stream(channel, {});
+//   stream.Send(batch);            // blocks only while the window is full
+//   auto stats = stream.Close(absl::Seconds(30));
+//
+// BatchStream keeps one long-lived StreamReadings call open, with up to
+// `max_in_flight` unacknowledged batches. Every batch keeps its idempotency
+// key across retries, so the gateway stores it exactly once however often it
+// is resent. A batch is resent when its ack carries a retryable status
+// (UNAVAILABLE, RESOURCE_EXHAUSTED, ABORTED), when the stream breaks (all
+// unacknowledged batches go out again on a new stream), or when no ack
+// arrives within `ack_timeout`. Retries back off exponentially with jitter.
+//
+// Thread-safety: Send and Close may be called from one producer thread;
+// the ack callback runs on the library's reader thread.
+#ifndef TELEMETRY_CLIENT_TELEMETRY_CLIENT_H_
+#define TELEMETRY_CLIENT_TELEMETRY_CLIENT_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "telemetry/v1/ingest.grpc.pb.h"
+
+namespace telemetry::client {
+
+struct RetryPolicy {
+  absl::Duration initial_backoff = absl::Milliseconds(50);
+  absl::Duration max_backoff = absl::Seconds(2);
+  double multiplier = 2.0;
+  // Give up on a batch after this many attempts (0: keep trying until Close's
+  // timeout).
+  int max_attempts = 0;
+};
+
+struct StreamOptions {
+  int max_in_flight = 8;
+  RetryPolicy retry;
+  absl::Duration ack_timeout = absl::Seconds(30);
+};
+
+struct StreamStats {
+  uint64_t batches_acked = 0;
+  uint64_t accepted = 0;
+  uint64_t duplicates = 0;
+  uint64_t rejected = 0;
+  uint64_t resends = 0;     // batches sent again
+  uint64_t reconnects = 0;  // new streams opened after the first
+  // Batches that ended with a non-retryable status, or ran out of attempts.
+  std::vector<telemetry::v1::BatchAck> failed;
+};
+
+// Random 128-bit key in hex, for batches that have no natural key.
+std::string NewIdempotencyKey();
+
+// True for the codes on which resending the same batch can succeed.
+bool IsRetryable(grpc::StatusCode code);
+
+class BatchStream {
+ public:
+  using AckCallback = std::function<void(const telemetry::v1::BatchAck&)>;
+
+  BatchStream(std::shared_ptr<grpc::Channel> channel, StreamOptions options,
+              AckCallback on_final_ack = nullptr);
+  ~BatchStream();  // Close(ZeroDuration) if not closed
+
+  // Queues `batch` (it must carry an idempotency key). Blocks while
+  // max_in_flight batches are unacknowledged. FailedPrecondition after Close.
+  absl::Status Send(telemetry::v1::ReadingBatch batch);
+
+  // Waits until every batch has a final ack, then half-closes the stream.
+  // DeadlineExceeded (with the stats so far unavailable) when `timeout`
+  // passes first; the remaining batches are abandoned.
+  absl::StatusOr<StreamStats> Close(absl::Duration timeout);
+
+ private:
+  struct Outstanding {
+    telemetry::v1::ReadingBatch batch;
+    int attempts = 0;
+    absl::Time due = absl::InfinitePast();  // earliest (re)send
+    absl::Time sent_at = absl::InfiniteFuture();
+    bool queued = true;  // waiting in send_queue_
+  };
+  using Stream = grpc::ClientReaderWriter<telemetry::v1::ReadingBatch,
+                                          telemetry::v1::BatchAck>;
+
+  void IoLoop();
+  void ReadLoop(Stream* stream, uint64_t generation);
+  void HandleAck(const telemetry::v1::BatchAck& ack)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Duration Backoff(int attempts) const;
+  void Requeue(const std::string& key, Outstanding& o, bool count_attempt)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const StreamOptions options_;
+  std::unique_ptr<telemetry::v1::IngestService::Stub> stub_;
+  AckCallback on_final_ack_;
+
+  absl::Mutex mu_;
+  std::map<std::string, Outstanding> outstanding_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::string> send_queue_ ABSL_GUARDED_BY(mu_);
+  StreamStats stats_ ABSL_GUARDED_BY(mu_);
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  bool abandon_ ABSL_GUARDED_BY(mu_) = false;
+  bool stream_broken_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
+  grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::thread io_thread_;
+};
+
+// Unary write with the same retry rules; returns the final ack or the last
+// error once `deadline` passes.
+absl::StatusOr<telemetry::v1::BatchAck> WriteBatchWithRetry(
+    telemetry::v1::IngestService::StubInterface& stub,
+    const telemetry::v1::ReadingBatch& batch, const RetryPolicy& policy,
+    absl::Time deadline);
+
+}  // namespace telemetry::client
+
+#endif  // TELEMETRY_CLIENT_TELEMETRY_CLIENT_H_

@@ -1,0 +1,194 @@
+// telemetryctl: the operator's command line.
+//
+//   telemetryctl migrate apply|status|down [--to=N]   (DATABASE_URL)
+//   telemetryctl send [--file=readings.csv|-]        (INGEST_ADDRESS)
+#include <grpcpp/grpcpp.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "client/csv_readings.h"
+#include "client/telemetry_client.h"
+#include "server/common/flags_env.h"
+#include "storage/pg/connection.h"
+#include "storage/pg/migrator.h"
+
+ABSL_FLAG(std::string, database_url, "",
+          "PostgreSQL conninfo or URI (env DATABASE_URL)");
+ABSL_FLAG(std::string, storage_mode, "auto",
+          "migrate apply on a fresh database: native, timescale or auto");
+ABSL_FLAG(std::string, chunk_interval, "1 day", "timescale: chunk interval");
+ABSL_FLAG(std::string, compress_after, "7 days",
+          "timescale: compress chunks older than this");
+ABSL_FLAG(std::string, retention, "180 days",
+          "timescale: drop chunks older than this");
+ABSL_FLAG(int, to, 0, "migrate down: the version to go back to");
+ABSL_FLAG(std::string, target, "",
+          "gateway address (env INGEST_ADDRESS; default 127.0.0.1:50051)");
+ABSL_FLAG(std::string, file, "-", "send: CSV file to read, - for stdin");
+ABSL_FLAG(int, batch_size, 1000, "send: readings per batch");
+ABSL_FLAG(absl::Duration, timeout, absl::Minutes(5),
+          "send: give up on unacknowledged batches after this long");
+
+namespace {
+
+using telemetry::FlagOrEnv;
+
+constexpr const char* kUsage = R"(telemetryctl: operate telemetry-gateway.
+
+Commands:
+  migrate apply      apply pending schema migrations
+  migrate status     show applied and pending migrations
+  migrate down --to=N  revert migrations newer than version N
+  send [--file=F]    stream CSV readings (header: sensor_id,timestamp,value
+                     [,sensor_type,unit,quality,metadata]) to the gateway
+
+Connection settings come from flags or DATABASE_URL / INGEST_ADDRESS.)";
+
+int Fail(const absl::Status& s) {
+  std::cerr << "telemetryctl: " << s.message() << "\n";
+  return 1;
+}
+
+int Migrate(const std::string& verb) {
+  std::string url = FlagOrEnv(FLAGS_database_url, "DATABASE_URL");
+  if (url.empty()) return Fail(absl::InvalidArgumentError("set DATABASE_URL or --database_url"));
+  auto conn = telemetry::pg::Connection::Open(url);
+  if (!conn.ok()) return Fail(conn.status());
+  auto migrations = telemetry::pg::LoadEmbeddedMigrations();
+  if (!migrations.ok()) return Fail(migrations.status());
+  telemetry::pg::MigratorOptions options;
+  if (std::string m = absl::GetFlag(FLAGS_storage_mode); m != "auto") {
+    auto mode = telemetry::pg::ParseStorageMode(m);
+    if (!mode.ok()) return Fail(mode.status());
+    options.mode = *mode;
+  }
+  options.chunk_interval = absl::GetFlag(FLAGS_chunk_interval);
+  options.compress_after = absl::GetFlag(FLAGS_compress_after);
+  options.retention = absl::GetFlag(FLAGS_retention);
+  telemetry::pg::Migrator migrator(conn->get(), *migrations, options);
+  if (verb == "apply") {
+    auto n = migrator.Up();
+    if (!n.ok()) return Fail(n.status());
+    auto state = migrator.Status();
+    if (!state.ok()) return Fail(state.status());
+    std::cout << "applied " << *n << " migration(s); storage mode "
+              << telemetry::pg::StorageModeName(*state->mode) << "\n";
+    return 0;
+  }
+  if (verb == "down") {
+    auto n = migrator.Down(absl::GetFlag(FLAGS_to));
+    if (!n.ok()) return Fail(n.status());
+    std::cout << "reverted " << *n << " migration(s)\n";
+    return 0;
+  }
+  if (verb == "status") {
+    auto state = migrator.Status();
+    if (!state.ok()) return Fail(state.status());
+    std::cout << "storage mode: "
+              << (state->mode ? telemetry::pg::StorageModeName(*state->mode)
+                              : "(not migrated)")
+              << "\n";
+    for (const auto& a : state->applied) {
+      std::cout << "applied  " << a.version << "  " << a.name << "  "
+                << a.applied_at << "\n";
+    }
+    for (const auto& p : state->pending) {
+      std::cout << "pending  " << p.version << "  " << p.name << "\n";
+    }
+    return 0;
+  }
+  return Fail(absl::InvalidArgumentError(
+      absl::StrCat("unknown migrate command '", verb, "'")));
+}
+
+int Send() {
+  std::string target =
+      FlagOrEnv(FLAGS_target, "INGEST_ADDRESS", "127.0.0.1:50051");
+  std::string file = absl::GetFlag(FLAGS_file);
+  std::ifstream file_stream;
+  std::istream* in = &std::cin;
+  if (file != "-") {
+    file_stream.open(file);
+    if (!file_stream) {
+      return Fail(absl::NotFoundError(absl::StrCat("cannot open ", file)));
+    }
+    in = &file_stream;
+  }
+  std::vector<std::string> cells;
+  if (!telemetry::client::ReadCsvRecord(*in, &cells)) {
+    return Fail(absl::InvalidArgumentError("the CSV input is empty"));
+  }
+  auto parser = telemetry::client::CsvReadingParser::Create(cells);
+  if (!parser.ok()) return Fail(parser.status());
+
+  int shown = 0;
+  telemetry::client::BatchStream stream(
+      grpc::CreateChannel(target, grpc::InsecureChannelCredentials()), {},
+      [&shown](const telemetry::v1::BatchAck& ack) {
+        for (const auto& r : ack.rejections()) {
+          if (shown++ < 20) {
+            std::cerr << "rejected: batch " << ack.idempotency_key()
+                      << " reading " << r.index() << ": " << r.reason() << "\n";
+          }
+        }
+      });
+  const size_t batch_size = static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_batch_size)));
+  telemetry::v1::ReadingBatch batch;
+  uint64_t line = 1, parse_errors = 0, sent = 0;
+  auto flush = [&]() -> absl::Status {
+    if (batch.readings_size() == 0) return absl::OkStatus();
+    // A key derived from the content makes re-sending the same file a no-op.
+    batch.set_idempotency_key(absl::StrCat(
+        "csv:", telemetry::pg::ChecksumHex(batch.SerializeAsString()), ":",
+        batch.readings_size()));
+    sent += static_cast<uint64_t>(batch.readings_size());
+    absl::Status s = stream.Send(std::move(batch));
+    batch = telemetry::v1::ReadingBatch();
+    return s;
+  };
+  while (telemetry::client::ReadCsvRecord(*in, &cells)) {
+    ++line;
+    if (cells.size() == 1 && cells[0].empty()) continue;  // blank line
+    auto reading = parser->Parse(cells);
+    if (!reading.ok()) {
+      ++parse_errors;
+      std::cerr << "line " << line << ": " << reading.status().message() << "\n";
+      continue;
+    }
+    *batch.add_readings() = *std::move(reading);
+    if (static_cast<size_t>(batch.readings_size()) >= batch_size) {
+      if (absl::Status s = flush(); !s.ok()) return Fail(s);
+    }
+  }
+  if (absl::Status s = flush(); !s.ok()) return Fail(s);
+  auto stats = stream.Close(absl::GetFlag(FLAGS_timeout));
+  if (!stats.ok()) return Fail(stats.status());
+  std::cout << "sent " << sent << " readings: " << stats->accepted
+            << " accepted, " << stats->duplicates << " duplicates, "
+            << stats->rejected << " rejected, " << parse_errors
+            << " unparsable lines\n";
+  for (const auto& f : stats->failed) {
+    std::cerr << "batch " << f.idempotency_key() << " failed: "
+              << f.status_message() << "\n";
+  }
+  return (stats->failed.empty() && parse_errors == 0 && stats->rejected == 0) ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(kUsage);
+  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  if (args.size() >= 3 && std::string(args[1]) == "migrate") return Migrate(args[2]);
+  if (args.size() >= 2 && std::string(args[1]) == "send") return Send();
+  std::cerr << kUsage << "\n";
+  return 2;
+}

@@ -1,0 +1,110 @@
+#include "storage/memory/memory_sink.h"
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace telemetry {
+
+size_t MemoryDatabase::rows() const {
+  absl::MutexLock lock(&mu_);
+  return keys_.size();
+}
+
+int64_t MemoryDatabase::groups_written() const {
+  absl::MutexLock lock(&mu_);
+  return groups_;
+}
+
+size_t MemoryDatabase::largest_group() const {
+  absl::MutexLock lock(&mu_);
+  return largest_group_;
+}
+
+void MemoryDatabase::FailNextWrites(int n, absl::Status status) {
+  absl::MutexLock lock(&mu_);
+  fail_next_ = n;
+  fail_status_ = std::move(status);
+}
+
+void MemoryDatabase::SetGateOpen(bool open) {
+  absl::MutexLock lock(&mu_);
+  gate_open_ = open;
+}
+
+int64_t MemoryDatabase::writes_waiting() const {
+  absl::MutexLock lock(&mu_);
+  return waiting_;
+}
+
+absl::StatusOr<std::vector<TelemetrySink::BatchResult>>
+MemorySink::WriteBatches(
+    absl::Span<const std::vector<ReadingRow>* const> batches,
+    bool /*may_contain_duplicates*/) {
+  absl::MutexLock lock(&db_->mu_);
+  ++db_->waiting_;
+  db_->mu_.Await(absl::Condition(&db_->gate_open_));
+  --db_->waiting_;
+  if (db_->fail_next_ > 0) {
+    --db_->fail_next_;
+    return db_->fail_status_;
+  }
+  std::vector<BatchResult> results(batches.size());
+  size_t rows = 0;
+  for (size_t b = 0; b < batches.size(); ++b) {
+    for (const ReadingRow& r : *batches[b]) {
+      ++rows;
+      if (db_->keys_.emplace(r.sensor_id, r.timestamp_us).second) {
+        ++results[b].inserted;
+      } else {
+        ++results[b].duplicates;
+      }
+    }
+  }
+  ++db_->groups_;
+  db_->largest_group_ = std::max(db_->largest_group_, rows);
+  return results;
+}
+
+DedupeStore::Claim MemoryDedupeStore::TryClaim(const std::string& key,
+                                               const std::string& token) {
+  absl::MutexLock lock(&mu_);
+  Claim c;
+  if (!available_) return c;
+  auto [it, inserted] = values_.emplace(key, "p:" + token);
+  if (inserted) {
+    c.outcome = ClaimOutcome::kClaimed;
+  } else if (absl::StartsWith(it->second, "c:")) {
+    c.outcome = ClaimOutcome::kCommitted;
+    (void)absl::SimpleAtoi(it->second.substr(2), &c.committed_accepted);
+  } else {
+    c.outcome = ClaimOutcome::kInFlight;
+  }
+  return c;
+}
+
+bool MemoryDedupeStore::Complete(const std::vector<Completion>& completions) {
+  absl::MutexLock lock(&mu_);
+  if (!available_) return false;
+  for (const Completion& c : completions) {
+    if (c.committed) {
+      values_[c.key] = absl::StrCat("c:", c.accepted);
+    } else if (values_[c.key] == "p:" + c.token) {
+      values_.erase(c.key);
+    }
+  }
+  return true;
+}
+
+void MemoryDedupeStore::SetAvailable(bool available) {
+  absl::MutexLock lock(&mu_);
+  available_ = available;
+}
+
+std::string MemoryDedupeStore::Value(const std::string& key) const {
+  absl::MutexLock lock(&mu_);
+  auto it = values_.find(key);
+  return it == values_.end() ? "" : it->second;
+}
+
+}  // namespace telemetry

@@ -1,0 +1,191 @@
+#include "server/ingest/ingest_pipeline.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <memory>
+
+#include "absl/synchronization/notification.h"
+#include "storage/memory/memory_sink.h"
+
+namespace telemetry::ingest {
+namespace {
+
+std::vector<ReadingRow> Rows(const std::string& sensor, int n, int64_t t0 = 0) {
+  std::vector<ReadingRow> rows(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    rows[static_cast<size_t>(i)].sensor_id = sensor;
+    rows[static_cast<size_t>(i)].timestamp_us = t0 + i;
+  }
+  return rows;
+}
+
+// Collects one batch's outcome.
+struct Result {
+  absl::Notification done;
+  BatchOutcome outcome;
+  IngestPipeline::Callback Callback() {
+    return [this](const BatchOutcome& o) {
+      outcome = o;
+      done.Notify();
+    };
+  }
+  bool Wait() { return done.WaitForNotificationWithTimeout(absl::Seconds(10)); }
+};
+
+class IngestPipelineTest : public ::testing::Test {
+ protected:
+  void Start(PipelineOptions options, bool with_store = true) {
+    pipeline_ = std::make_unique<IngestPipeline>(
+        options, with_store ? &store_ : nullptr,
+        [this] { return std::make_unique<MemorySink>(&db_); }, nullptr);
+  }
+  absl::Status Submit(const std::string& key, std::vector<ReadingRow> rows,
+                      Result* r) {
+    return pipeline_->Submit(key, std::move(rows), r->Callback());
+  }
+
+  MemoryDatabase db_;
+  MemoryDedupeStore store_;
+  std::unique_ptr<IngestPipeline> pipeline_;
+};
+
+TEST_F(IngestPipelineTest, CoalescesBatchesFromManyCallersIntoOneWrite) {
+  PipelineOptions o;
+  o.flushers = 1;
+  o.flush_readings = 100;
+  o.flush_interval = absl::Seconds(30);  // only the size trigger can fire
+  Start(o);
+  Result results[10];
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(Submit("k" + std::to_string(i), Rows("s" + std::to_string(i), 10),
+                       &results[i]).ok());
+  }
+  for (Result& r : results) {
+    ASSERT_TRUE(r.Wait());
+    EXPECT_TRUE(r.outcome.status.ok());
+    EXPECT_EQ(r.outcome.accepted, 10u);
+  }
+  EXPECT_EQ(db_.groups_written(), 1);
+  EXPECT_EQ(db_.largest_group(), 100u);
+  EXPECT_EQ(db_.rows(), 100u);
+}
+
+TEST_F(IngestPipelineTest, FlushesASmallBatchAfterTheInterval) {
+  PipelineOptions o;
+  o.flush_readings = 1000;
+  o.flush_interval = absl::Milliseconds(5);
+  Start(o);
+  Result r;
+  ASSERT_TRUE(Submit("k", Rows("s", 3), &r).ok());
+  ASSERT_TRUE(r.Wait());
+  EXPECT_EQ(r.outcome.accepted, 3u);
+}
+
+TEST_F(IngestPipelineTest, CommittedKeyIsAnsweredAsDuplicateWithoutWriting) {
+  Start(PipelineOptions());
+  Result first, second;
+  ASSERT_TRUE(Submit("k", Rows("s", 5), &first).ok());
+  ASSERT_TRUE(first.Wait());
+  EXPECT_EQ(store_.Value("k"), "c:5");
+  int64_t groups = db_.groups_written();
+  ASSERT_TRUE(Submit("k", Rows("s", 5), &second).ok());
+  ASSERT_TRUE(second.Wait());
+  EXPECT_TRUE(second.outcome.status.ok());
+  EXPECT_EQ(second.outcome.accepted, 0u);
+  EXPECT_EQ(second.outcome.duplicates, 5u);
+  EXPECT_EQ(db_.groups_written(), groups);
+}
+
+TEST_F(IngestPipelineTest, ConcurrentRedeliveryWaitsForTheOriginal) {
+  Start(PipelineOptions());
+  db_.SetGateOpen(false);
+  Result first, second;
+  ASSERT_TRUE(Submit("k", Rows("s", 4), &first).ok());
+  ASSERT_TRUE(Submit("k", Rows("s", 4), &second).ok());
+  EXPECT_FALSE(second.done.HasBeenNotified());
+  db_.SetGateOpen(true);
+  ASSERT_TRUE(first.Wait() && second.Wait());
+  EXPECT_EQ(first.outcome.accepted, 4u);
+  EXPECT_EQ(second.outcome.accepted, 0u);
+  EXPECT_EQ(second.outcome.duplicates, 4u);
+  EXPECT_EQ(db_.rows(), 4u);
+}
+
+TEST_F(IngestPipelineTest, FullQueueRefusesUntilSpaceFrees) {
+  PipelineOptions o;
+  o.max_queued_readings = 100;
+  Start(o);
+  db_.SetGateOpen(false);
+  Result a, b;
+  ASSERT_TRUE(Submit("a", Rows("s", 60), &a).ok());
+  std::vector<ReadingRow> rows = Rows("t", 60);
+  absl::Status s = pipeline_->Submit("b", std::move(rows), b.Callback());
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(rows.size(), 60u) << "a refused batch must be left intact";
+  EXPECT_EQ(pipeline_->queued_readings(), 60u);
+
+  absl::Notification space;
+  pipeline_->NotifyWhenSpace([&space] { space.Notify(); });
+  EXPECT_FALSE(space.HasBeenNotified());
+  db_.SetGateOpen(true);
+  ASSERT_TRUE(space.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  ASSERT_TRUE(pipeline_->Submit("b", std::move(rows), b.Callback()).ok());
+  ASSERT_TRUE(a.Wait() && b.Wait());
+  EXPECT_EQ(db_.rows(), 120u);
+  EXPECT_EQ(pipeline_->queued_readings(), 0u);
+}
+
+TEST_F(IngestPipelineTest, FailedWriteReleasesTheKeySoARetryIsStored) {
+  Start(PipelineOptions());
+  db_.FailNextWrites(1, absl::UnavailableError("database restarting"));
+  Result first, retry;
+  ASSERT_TRUE(Submit("k", Rows("s", 3), &first).ok());
+  ASSERT_TRUE(first.Wait());
+  EXPECT_EQ(first.outcome.status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(store_.Value("k"), "");
+  ASSERT_TRUE(Submit("k", Rows("s", 3), &retry).ok());
+  ASSERT_TRUE(retry.Wait());
+  EXPECT_EQ(retry.outcome.accepted, 3u);
+  EXPECT_EQ(db_.rows(), 3u);
+}
+
+TEST_F(IngestPipelineTest, WithoutTheStoreTheDatabaseKeyDeduplicates) {
+  Start(PipelineOptions());
+  store_.SetAvailable(false);
+  Result first, second;
+  ASSERT_TRUE(Submit("k", Rows("s", 6), &first).ok());
+  ASSERT_TRUE(first.Wait());
+  ASSERT_TRUE(Submit("k", Rows("s", 6), &second).ok());
+  ASSERT_TRUE(second.Wait());
+  EXPECT_EQ(first.outcome.accepted, 6u);
+  EXPECT_EQ(second.outcome.accepted, 0u);
+  EXPECT_EQ(second.outcome.duplicates, 6u);
+  EXPECT_EQ(db_.rows(), 6u);
+}
+
+TEST_F(IngestPipelineTest, ShutdownWritesAndAcknowledgesEverythingQueued) {
+  PipelineOptions o;
+  o.flush_readings = 1'000'000;
+  o.flush_interval = absl::Hours(1);
+  Start(o);
+  Result r;
+  ASSERT_TRUE(Submit("k", Rows("s", 7), &r).ok());
+  pipeline_->Shutdown();
+  ASSERT_TRUE(r.done.HasBeenNotified());
+  EXPECT_EQ(r.outcome.accepted, 7u);
+  Result late;
+  EXPECT_EQ(Submit("late", Rows("s", 1, 100), &late).code(),
+            absl::StatusCode::kUnavailable);
+}
+
+TEST_F(IngestPipelineTest, EmptyBatchIsAcknowledgedAtOnce) {
+  Start(PipelineOptions());
+  Result r;
+  ASSERT_TRUE(Submit("k", {}, &r).ok());
+  EXPECT_TRUE(r.done.HasBeenNotified());
+  EXPECT_EQ(r.outcome.accepted, 0u);
+}
+
+}  // namespace
+}  // namespace telemetry::ingest

@@ -1,0 +1,93 @@
+// Real PostgreSQL and Redis servers for integration tests: each in a fresh
+// temporary directory, on a free loopback port, started and stopped by PID
+// (never by name), removed afterwards. When the tests run as root,
+// PostgreSQL runs as the `postgres` system user, as it refuses root.
+#ifndef TELEMETRY_TESTS_SUPPORT_TEST_SERVERS_H_
+#define TELEMETRY_TESTS_SUPPORT_TEST_SERVERS_H_
+
+#include <sys/types.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace telemetry::testing {
+
+// A free TCP port on 127.0.0.1 (bound, read back, released).
+int FreeLoopbackPort();
+
+// Polls `condition` every few milliseconds until it holds or `timeout`
+// passes. Returns whether it held. For waiting on other processes.
+bool PollUntil(const std::function<bool()>& condition,
+               absl::Duration timeout = absl::Seconds(30));
+
+class PostgresServer {
+ public:
+  // initdb + start. `preload_timescale`: add timescaledb to
+  // shared_preload_libraries (only when TimescaleAvailable()).
+  static absl::StatusOr<std::unique_ptr<PostgresServer>> Start(
+      bool preload_timescale = false);
+  ~PostgresServer();
+
+  // Whether the TimescaleDB extension is installed for this PostgreSQL.
+  static bool TimescaleInstalled();
+
+  int port() const { return port_; }
+  // Superuser conninfo for `dbname`.
+  std::string ConnInfo(const std::string& dbname = "postgres") const;
+  // Creates a fresh, uniquely named database and returns its name.
+  absl::StatusOr<std::string> CreateDatabase();
+
+  // Fast shutdown (SIGINT), waits for the process to exit.
+  absl::Status Stop();
+  // Hard kill (SIGKILL), as a crash would.
+  absl::Status Kill();
+  // Starts again on the same data directory and port.
+  absl::Status Restart();
+  bool running() const { return pid_ > 0; }
+
+ private:
+  PostgresServer() = default;
+  absl::Status Launch();
+
+  std::string bindir_;
+  std::string root_;  // temp dir: data/ and socket/
+  int port_ = 0;
+  pid_t pid_ = -1;
+  bool preload_timescale_ = false;
+  int next_db_ = 0;
+};
+
+class RedisServer {
+ public:
+  static absl::StatusOr<std::unique_ptr<RedisServer>> Start();
+  ~RedisServer();
+
+  int port() const { return port_; }
+  std::string Url() const;
+  absl::Status Stop();
+  absl::Status Restart();
+  bool running() const { return pid_ > 0; }
+
+ private:
+  RedisServer() = default;
+  absl::Status Launch();
+
+  std::string root_;
+  int port_ = 0;
+  pid_t pid_ = -1;
+};
+
+// Runs `argv` as a child process (optionally as user `run_as`), waits for
+// it, and returns its exit code; output goes to `log_path` when non-empty.
+absl::StatusOr<int> RunCommand(const std::vector<std::string>& argv,
+                               const std::string& run_as = "",
+                               const std::string& log_path = "");
+
+}  // namespace telemetry::testing
+
+#endif  // TELEMETRY_TESTS_SUPPORT_TEST_SERVERS_H_
