@@ -61,8 +61,9 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(
     status.SetPayload(kSqlStatePayload, absl::Cord("08001"));
     return status;
   }
-  // Fail fast on server-side hangs instead of blocking a flusher forever;
-  // individual sessions may override.
+  // Server NOTICEs (e.g. "already exists, skipping") are expected chatter
+  // of idempotent DDL; libpq would print them to stderr.
+  PQsetNoticeProcessor(conn, [](void*, const char*) {}, nullptr);
   return std::unique_ptr<Connection>(new Connection(conn));
 }
 

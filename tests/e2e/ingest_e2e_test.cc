@@ -1,0 +1,396 @@
+// End to end through the real gateway (gRPC on loopback), real PostgreSQL and
+// real Redis: exactly-once under concurrency, retries, Redis loss and a
+// PostgreSQL restart; every validation rule with its exact reason; metrics.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+#include <fstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "client/telemetry_client.h"
+#include "server/ingest/ingest_server.h"
+#include "tests/support/http_get.h"
+#include "tests/support/servers_environment.h"
+
+namespace telemetry {
+namespace {
+
+using telemetry::testing::HttpGet;
+using telemetry::testing::MetricValue;
+using telemetry::testing::MigratedDatabase;
+using telemetry::testing::Pg;
+using telemetry::testing::PollUntil;
+using telemetry::testing::QueryScalar;
+using telemetry::testing::Redis;
+using telemetry::v1::BatchAck;
+using telemetry::v1::Reading;
+using telemetry::v1::ReadingBatch;
+
+Reading MakeReading(const std::string& sensor, int i) {
+  // Spread over the last hour, one millisecond apart per index.
+  static const int64_t base_ms = absl::ToUnixMillis(absl::Now()) - 3'600'000;
+  Reading r;
+  r.set_sensor_id(sensor);
+  int64_t ms = base_ms + i;
+  r.mutable_timestamp()->set_seconds(ms / 1000);
+  r.mutable_timestamp()->set_nanos(static_cast<int32_t>(ms % 1000) * 1'000'000);
+  r.set_value(std::sin(i) * 100);
+  r.set_sensor_type("temperature");
+  r.set_unit("celsius");
+  r.set_quality(0.5);
+  return r;
+}
+
+ReadingBatch MakeBatch(const std::string& key, const std::string& sensor,
+                       int first, int n) {
+  ReadingBatch b;
+  b.set_idempotency_key(key);
+  for (int i = first; i < first + n; ++i) *b.add_readings() = MakeReading(sensor, i);
+  return b;
+}
+
+class IngestE2ETest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    conninfo_ = MigratedDatabase();
+    // Redis is shared by every test of this binary: keys are made unique per
+    // test database.
+    key_prefix_ = absl::StrCat(conninfo_.substr(conninfo_.find("dbname=") + 7, 16), "/");
+    StartServer();
+  }
+  void TearDown() override {
+    if (server_) server_->Shutdown(absl::Seconds(5));
+  }
+
+  void StartServer(ingest::IngestServerOptions o = {}) {
+    o.listen_address = "127.0.0.1:0";
+    o.metrics_address = "127.0.0.1:0";
+    o.database_url = conninfo_;
+    o.redis_url = Redis().Url();
+    auto s = ingest::IngestServer::Start(o);
+    ASSERT_TRUE(s.ok()) << s.status();
+    server_ = *std::move(s);
+    channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
+                                   grpc::InsecureChannelCredentials());
+    stub_ = telemetry::v1::IngestService::NewStub(channel_);
+  }
+
+  std::string Key(const std::string& k) { return key_prefix_ + k; }
+  std::string Q(const std::string& sql) { return QueryScalar(conninfo_, sql); }
+  int64_t RowCount() { return std::stoll(Q("SELECT count(*) FROM sensor_readings")); }
+  double Metric(const std::string& series) {
+    auto body = HttpGet(server_->metrics_port(), "/metrics");
+    EXPECT_TRUE(body.ok()) << body.status();
+    return body.ok() ? MetricValue(*body, series) : -1;
+  }
+
+  grpc::Status Write(const ReadingBatch& batch, BatchAck* ack) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    return stub_->WriteBatch(&ctx, batch, ack);
+  }
+
+  std::string conninfo_;
+  std::string key_prefix_;
+  std::unique_ptr<ingest::IngestServer> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<telemetry::v1::IngestService::Stub> stub_;
+};
+
+TEST_F(IngestE2ETest, HundredThousandReadingsOverConcurrentStreamsLandExactly) {
+  constexpr int kStreams = 4, kBatches = 25, kPerBatch = 1000;
+  std::atomic<uint64_t> accepted{0};
+  std::atomic<int> failures{0};
+  absl::Time start = absl::Now();
+  std::vector<std::thread> devices;
+  for (int d = 0; d < kStreams; ++d) {
+    devices.emplace_back([&, d] {
+      client::BatchStream stream(channel_, {});
+      for (int b = 0; b < kBatches; ++b) {
+        std::string sensor = absl::StrCat("dev", d, "-s", b % 5);
+        if (!stream.Send(MakeBatch(Key(absl::StrCat("d", d, "b", b)), sensor,
+                                   b * kPerBatch, kPerBatch))
+                 .ok()) {
+          ++failures;
+        }
+      }
+      auto stats = stream.Close(absl::Seconds(120));
+      if (!stats.ok() || !stats->failed.empty()) {
+        ++failures;
+        return;
+      }
+      accepted += stats->accepted;
+    });
+  }
+  for (auto& t : devices) t.join();
+  double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(accepted.load(), 100'000u);
+  EXPECT_EQ(RowCount(), 100'000);
+  EXPECT_EQ(Q("SELECT count(*) FROM sensors"), "20");
+  std::printf("[ figures  ] 100000 readings over %d streams in %.2f s: %.0f rows/s\n",
+              kStreams, seconds, 100000 / seconds);
+}
+
+TEST_F(IngestE2ETest, RetriedBatchIsStoredOnceAndTheSecondAckSaysDuplicate) {
+  ReadingBatch batch = MakeBatch(Key("retry"), "s", 0, 50);
+  BatchAck first, second;
+  ASSERT_TRUE(Write(batch, &first).ok());
+  EXPECT_EQ(first.accepted(), 50u);
+  EXPECT_EQ(first.duplicates(), 0u);
+  EXPECT_EQ(first.idempotency_key(), Key("retry"));
+  ASSERT_TRUE(Write(batch, &second).ok());
+  EXPECT_EQ(second.accepted(), 0u);
+  EXPECT_EQ(second.duplicates(), 50u);
+  EXPECT_EQ(RowCount(), 50);
+}
+
+TEST_F(IngestE2ETest, ConcurrentDeliveriesOfOneBatchStoreItOnce) {
+  ReadingBatch batch = MakeBatch(Key("concurrent"), "s", 0, 200);
+  std::atomic<uint32_t> accepted{0}, duplicates{0};
+  std::atomic<int> errors{0};
+  std::vector<std::thread> senders;
+  for (int i = 0; i < 4; ++i) {
+    senders.emplace_back([&] {
+      BatchAck ack;
+      if (!Write(batch, &ack).ok()) {
+        ++errors;
+        return;
+      }
+      accepted += ack.accepted();
+      duplicates += ack.duplicates();
+    });
+  }
+  for (auto& t : senders) t.join();
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_EQ(accepted.load(), 200u);
+  EXPECT_EQ(duplicates.load(), 600u);
+  EXPECT_EQ(RowCount(), 200);
+}
+
+TEST_F(IngestE2ETest, KeepsIngestingExactlyOnceWhileRedisIsDown) {
+  {
+    client::BatchStream stream(channel_, {});
+    for (int b = 0; b < 10; ++b) {
+      ASSERT_TRUE(stream.Send(MakeBatch(Key(absl::StrCat("r", b)), "s", b * 100, 100)).ok());
+    }
+    ASSERT_TRUE(stream.Close(absl::Seconds(60)).ok());
+  }
+  ASSERT_TRUE(Redis().Stop().ok());
+  uint64_t accepted = 0, duplicates = 0;
+  {
+    client::BatchStream stream(channel_, {});
+    // New batches, interleaved with retries of batches already stored.
+    for (int b = 10; b < 20; ++b) {
+      ASSERT_TRUE(stream.Send(MakeBatch(Key(absl::StrCat("r", b)), "s", b * 100, 100)).ok());
+      if (b % 2 == 0) {
+        int old = b - 10;
+        ASSERT_TRUE(stream.Send(MakeBatch(Key(absl::StrCat("r", old)), "s", old * 100, 100)).ok());
+      }
+    }
+    auto stats = stream.Close(absl::Seconds(60));
+    ASSERT_TRUE(stats.ok()) << stats.status();
+    EXPECT_TRUE(stats->failed.empty());
+    accepted = stats->accepted;
+    duplicates = stats->duplicates;
+  }
+  EXPECT_EQ(accepted, 1000u);
+  EXPECT_EQ(duplicates, 500u);
+  EXPECT_EQ(RowCount(), 2000);
+  EXPECT_GT(Metric("telemetry_redis_errors_total"), 0);
+  EXPECT_GE(Metric("telemetry_dedupe_db_fallback_batches_total"), 15);
+  EXPECT_EQ(Metric("telemetry_redis_up"), 0);
+  ASSERT_TRUE(Redis().Restart().ok());
+}
+
+TEST_F(IngestE2ETest, PostgresRestartMidStreamLosesAndDuplicatesNothing) {
+  constexpr int kBatches = 60, kPerBatch = 500;
+  client::StreamOptions options;
+  options.retry.max_backoff = absl::Milliseconds(500);
+  client::BatchStream stream(channel_, options);
+  std::thread producer([&] {
+    for (int b = 0; b < kBatches; ++b) {
+      (void)stream.Send(MakeBatch(Key(absl::StrCat("pg", b)),
+                                  absl::StrCat("s", b % 7), b * kPerBatch, kPerBatch));
+    }
+  });
+  // Stop PostgreSQL once part of the data is in, restart it once the gateway
+  // has noticed.
+  ASSERT_TRUE(PollUntil([&] {
+    return Metric("telemetry_ingest_readings_total{outcome=\"accepted\"}") >= 5000;
+  }));
+  ASSERT_TRUE(Pg().Stop().ok());
+  ASSERT_TRUE(PollUntil([&] { return Metric("telemetry_postgres_errors_total") > 0; }));
+  ASSERT_TRUE(Pg().Restart().ok());
+  producer.join();
+  auto stats = stream.Close(absl::Seconds(120));
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_TRUE(stats->failed.empty());
+  EXPECT_EQ(stats->accepted + stats->duplicates,
+            static_cast<uint64_t>(kBatches * kPerBatch));
+  EXPECT_EQ(RowCount(), kBatches * kPerBatch);
+  EXPECT_GT(stats->resends, 0u) << "the restart should have forced retries";
+}
+
+TEST_F(IngestE2ETest, EveryValidationRuleRejectsOnlyItsReading) {
+  ReadingBatch batch;
+  batch.set_idempotency_key(Key("validation"));
+  struct Case {
+    std::function<void(Reading*)> spoil;
+    std::string field, reason;
+  };
+  std::vector<Case> cases = {
+      {[](Reading* r) { r->set_sensor_id(""); }, "sensor_id", "sensor_id is empty"},
+      {[](Reading* r) { r->set_sensor_id(std::string(256, 'x')); }, "sensor_id",
+       "sensor_id is 256 bytes long; the limit is 255"},
+      {[](Reading* r) { r->set_unit(std::string(51, 'u')); }, "unit",
+       "unit is 51 bytes long; the limit is 50"},
+      {[](Reading* r) { r->set_value(std::nan("")); }, "value",
+       "value is not a finite number"},
+      {[](Reading* r) { r->set_value(-INFINITY); }, "value",
+       "value is not a finite number"},
+      {[](Reading* r) { r->set_quality(1.5); }, "quality",
+       "quality must be between 0 and 1"},
+      {[](Reading* r) { r->clear_timestamp(); }, "timestamp", "timestamp is missing"},
+      {[](Reading* r) {
+         r->mutable_timestamp()->set_seconds(absl::ToUnixSeconds(absl::Now()) + 3600);
+       },
+       "timestamp", "timestamp is more than 5m in the future"},
+      {[](Reading* r) {
+         r->mutable_timestamp()->set_seconds(absl::ToUnixSeconds(absl::Now()) -
+                                             200 * 86400);
+       },
+       "timestamp", "timestamp is older than the retention period (4320h)"},
+      {[](Reading* r) { *r = MakeReading("good", 0); }, "timestamp",
+       "duplicate of reading 0 in this batch (same sensor_id and timestamp)"},
+  };
+  *batch.add_readings() = MakeReading("good", 0);
+  for (size_t i = 0; i < cases.size(); ++i) {
+    Reading r = MakeReading("bad", static_cast<int>(i) + 1);
+    cases[i].spoil(&r);
+    *batch.add_readings() = r;
+    *batch.add_readings() = MakeReading("good", static_cast<int>(i) + 1);
+  }
+  BatchAck ack;
+  grpc::Status status = Write(batch, &ack);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(ack.accepted(), cases.size() + 1);
+  EXPECT_EQ(ack.rejected(), cases.size());
+  ASSERT_EQ(ack.rejections_size(), static_cast<int>(cases.size()));
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const auto& rej = ack.rejections(static_cast<int>(i));
+    EXPECT_EQ(rej.index(), 2 * i + 1);
+    EXPECT_EQ(rej.field(), cases[i].field) << i;
+    EXPECT_EQ(rej.reason(), cases[i].reason) << i;
+  }
+  EXPECT_EQ(RowCount(), static_cast<int64_t>(cases.size() + 1));
+  EXPECT_EQ(Q("SELECT count(*) FROM sensor_readings WHERE sensor_id <> 'good'"), "0");
+  EXPECT_EQ(Metric("telemetry_ingest_readings_total{outcome=\"rejected\"}"),
+            static_cast<double>(cases.size()));
+}
+
+TEST_F(IngestE2ETest, BatchLevelErrorsAreInvalidArgumentOrResourceExhausted) {
+  BatchAck ack;
+  ReadingBatch no_key = MakeBatch("", "s", 0, 1);
+  grpc::Status s = Write(no_key, &ack);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(s.error_message(), "idempotency_key is required");
+
+  ReadingBatch too_many = MakeBatch(Key("big"), "s", 0, 10001);
+  s = Write(too_many, &ack);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(s.error_message(), "batch has 10001 readings; the limit is 10000");
+
+  ReadingBatch oversized = MakeBatch(Key("huge"), "s", 0, 1);
+  (*oversized.mutable_readings(0)->mutable_metadata()->mutable_fields())["blob"]
+      .set_string_value(std::string(9 << 20, 'x'));
+  s = Write(oversized, &ack);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(RowCount(), 0);
+}
+
+TEST_F(IngestE2ETest, StreamReportsABadBatchInItsAckAndKeepsGoing) {
+  grpc::ClientContext ctx;
+  auto stream = stub_->StreamReadings(&ctx);
+  ASSERT_TRUE(stream->Write(MakeBatch("", "s", 0, 3)));
+  BatchAck ack;
+  ASSERT_TRUE(stream->Read(&ack));
+  EXPECT_EQ(ack.status_code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+  EXPECT_EQ(ack.status_message(), "idempotency_key is required");
+  ASSERT_TRUE(stream->Write(MakeBatch(Key("after"), "s", 0, 3)));
+  ASSERT_TRUE(stream->Read(&ack));
+  EXPECT_EQ(ack.status_code(), 0);
+  EXPECT_EQ(ack.accepted(), 3u);
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+  EXPECT_EQ(RowCount(), 3);
+}
+
+TEST_F(IngestE2ETest, MetricsCountOutcomesAndLatency) {
+  BatchAck ack;
+  ReadingBatch batch = MakeBatch(Key("m"), "s", 0, 10);
+  ASSERT_TRUE(Write(batch, &ack).ok());
+  ASSERT_TRUE(Write(batch, &ack).ok());
+  EXPECT_EQ(Metric("telemetry_ingest_readings_total{outcome=\"accepted\"}"), 10);
+  EXPECT_EQ(Metric("telemetry_ingest_readings_total{outcome=\"duplicate\"}"), 10);
+  EXPECT_EQ(Metric("telemetry_ingest_batches_total{outcome=\"committed\"}"), 1);
+  EXPECT_EQ(Metric("telemetry_ingest_batches_total{outcome=\"duplicate\"}"), 1);
+  EXPECT_EQ(Metric("telemetry_ingest_ack_latency_seconds_count"), 2);
+  EXPECT_EQ(Metric("telemetry_ingest_queue_readings"), 0);
+  EXPECT_EQ(Metric("telemetry_redis_up"), 1);
+}
+
+TEST_F(IngestE2ETest, TelemetryctlSendsACsvFile) {
+  std::string path = absl::StrCat(::testing::TempDir(), "/readings.csv");
+  {
+    std::ofstream csv(path);
+    csv << "sensor_id,timestamp,value,unit,quality,metadata\n";
+    int64_t now = absl::ToUnixSeconds(absl::Now());
+    for (int i = 0; i < 2500; ++i) {
+      csv << "cli-" << (i % 3) << "," << (now - 600 + i / 3) << "." << (i % 3)
+          << "," << i * 0.1 << ",bar," << (i % 2 ? "0.5" : "") << ","
+          << (i == 7 ? "\"{\"\"fw\"\": \"\"1.2\"\"}\"" : "") << "\n";
+    }
+  }
+  std::string cmd = absl::StrCat(
+      "INGEST_ADDRESS=127.0.0.1:", server_->port(), " ", TELEMETRYCTL_PATH,
+      " send --file=", path, " --batch_size=1000 > ", path, ".out 2>&1");
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  std::ifstream out(path + ".out");
+  std::string summary((std::istreambuf_iterator<char>(out)), {});
+  EXPECT_NE(summary.find("sent 2500 readings: 2500 accepted, 0 duplicates"),
+            std::string::npos)
+      << summary;
+  EXPECT_EQ(RowCount(), 2500);
+  EXPECT_EQ(Q("SELECT sensor_metadata->>'fw' FROM sensor_readings "
+              "WHERE sensor_metadata IS NOT NULL"),
+            "1.2");
+  // Sending the same file again stores nothing new.
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  EXPECT_EQ(RowCount(), 2500);
+}
+
+TEST(TelemetryctlMigrateTest, AppliesAndReportsStatus) {
+  auto db = Pg().CreateDatabase();
+  ASSERT_TRUE(db.ok());
+  std::string url = Pg().ConnInfo(*db);
+  std::string out = absl::StrCat(::testing::TempDir(), "/migrate.out");
+  std::string apply = absl::StrCat("DATABASE_URL='", url, "' ", TELEMETRYCTL_PATH,
+                                   " migrate apply > ", out, " 2>&1");
+  ASSERT_EQ(std::system(apply.c_str()), 0);
+  std::string status = absl::StrCat("DATABASE_URL='", url, "' ", TELEMETRYCTL_PATH,
+                                    " migrate status > ", out, " 2>&1");
+  ASSERT_EQ(std::system(status.c_str()), 0);
+  std::ifstream in(out);
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_NE(text.find("storage mode: native"), std::string::npos) << text;
+  EXPECT_NE(text.find("applied  2  sensor_readings"), std::string::npos) << text;
+  EXPECT_EQ(text.find("pending"), std::string::npos) << text;
+}
+
+}  // namespace
+}  // namespace telemetry
