@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Runs the whole system locally on the embedded default: a private PostgreSQL
+# cluster and a Redis server under a local data directory, on loopback only,
+# migrations applied, the ingest gateway serving. Ctrl-C stops everything.
+#
+# Settings (environment): TELEMETRY_DEV_DIR (data, default .dev-data),
+# PG_PORT (55432), REDIS_PORT (56379), INGEST_LISTEN_ADDRESS
+# (127.0.0.1:50051), INGEST_METRICS_ADDRESS (127.0.0.1:9464).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+DEV_DIR="${TELEMETRY_DEV_DIR:-$REPO_ROOT/.dev-data}"
+BUILD_DIR="${BUILD_DIR:-$REPO_ROOT/build}"
+PG_PORT="${PG_PORT:-55432}"
+REDIS_PORT="${REDIS_PORT:-56379}"
+export INGEST_LISTEN_ADDRESS="${INGEST_LISTEN_ADDRESS:-127.0.0.1:50051}"
+export INGEST_METRICS_ADDRESS="${INGEST_METRICS_ADDRESS:-127.0.0.1:9464}"
+
+install_packages
+build_project "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+PG_BIN="$(pg_bindir)"
+PG_DATA="$DEV_DIR/postgres"
+mkdir -p "$DEV_DIR/logs"
+if [ "$(id -u)" -eq 0 ]; then chown postgres "$DEV_DIR" "$DEV_DIR/logs"; fi
+
+PIDS=()
+STOPPING=0
+cleanup() {
+  STOPPING=1
+  trap - INT TERM EXIT
+  log "stopping"
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [ -f "$PG_DATA/postmaster.pid" ]; then
+    as_pg_user "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null || true
+  fi
+  log "stopped"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [ ! -f "$PG_DATA/PG_VERSION" ]; then
+  log "initialising PostgreSQL cluster in $PG_DATA"
+  mkdir -p "$PG_DATA"
+  if [ "$(id -u)" -eq 0 ]; then chown postgres "$PG_DATA"; fi
+  as_pg_user "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --auth=trust -E UTF8 \
+    --locale=C >"$DEV_DIR/logs/initdb.log"
+fi
+log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
+as_pg_user "$PG_BIN/pg_ctl" -D "$PG_DATA" -w -l "$DEV_DIR/logs/postgres.log" \
+  -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$PG_DATA" start >/dev/null
+
+log "starting Redis on 127.0.0.1:$REDIS_PORT"
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$DEV_DIR" \
+  --save "" --appendonly no --daemonize no >"$DEV_DIR/logs/redis.log" 2>&1 &
+PIDS+=("$!")
+
+export DATABASE_URL="postgresql://postgres@127.0.0.1:$PG_PORT/postgres"
+export REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+for _ in $(seq 100); do
+  redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
+  sleep 0.1
+done
+
+log "applying migrations"
+"$BUILD_DIR/client/telemetryctl" migrate apply
+
+log "starting ingest-gateway"
+"$BUILD_DIR/server/ingest-gateway" 2>>"$DEV_DIR/logs/ingest-gateway.log" &
+PIDS+=("$!")
+for _ in $(seq 100); do
+  (exec 3<>"/dev/tcp/${INGEST_METRICS_ADDRESS%:*}/${INGEST_METRICS_ADDRESS##*:}") 2>/dev/null && break
+  sleep 0.1
+done
+
+cat <<INFO
+
+  telemetry-gateway is running (Ctrl-C stops everything)
+
+  ingest gRPC      $INGEST_LISTEN_ADDRESS   (telemetry.v1.IngestService, health, reflection)
+  ingest metrics   http://$INGEST_METRICS_ADDRESS/metrics
+  PostgreSQL       $DATABASE_URL
+  Redis            $REDIS_URL
+  logs             $DEV_DIR/logs/
+
+  Try it:
+    printf 'sensor_id,timestamp,value,unit\\npump-1,%s,21.5,celsius\\n' "\$(date -u +%FT%TZ)" \\
+      | INGEST_ADDRESS=$INGEST_LISTEN_ADDRESS $BUILD_DIR/client/telemetryctl send
+    psql "$DATABASE_URL" -c 'SELECT * FROM sensor_readings ORDER BY "timestamp" DESC LIMIT 5'
+
+INFO
+wait -n "${PIDS[@]}" || true
+if [ "$STOPPING" -eq 0 ]; then log "a component exited; see $DEV_DIR/logs/"; fi

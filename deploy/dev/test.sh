@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Builds everything and runs every test: unit tests, then integration and
+# end-to-end tests against a real PostgreSQL and Redis that the test harness
+# starts itself on free loopback ports. Installs missing packages first.
+#
+#   deploy/dev/test.sh              # everything CI runs
+#   CTEST_ARGS="-L unit" deploy/dev/test.sh   # a subset
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+BUILD_DIR="${BUILD_DIR:-$REPO_ROOT/build}"
+install_packages
+build_project "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTELEMETRY_WERROR=ON
+
+log "running tests"
+cd "$BUILD_DIR"
+# Soak and long fault runs carry the 'soak' label and run only when asked.
+ctest --output-on-failure --timeout 900 -j "$(nproc)" -LE soak ${CTEST_ARGS:-}
