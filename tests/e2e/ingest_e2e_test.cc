@@ -1,6 +1,7 @@
 // End to end through the real gateway (gRPC on loopback), real PostgreSQL and
 // real Redis: exactly-once under concurrency, retries, Redis loss and a
 // PostgreSQL restart; every validation rule with its exact reason; metrics.
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
@@ -13,6 +14,7 @@
 #include "absl/time/clock.h"
 #include "client/telemetry_client.h"
 #include "server/ingest/ingest_server.h"
+#include "storage/pg/connection.h"
 #include "tests/support/http_get.h"
 #include "tests/support/servers_environment.h"
 
@@ -372,6 +374,109 @@ TEST_F(IngestE2ETest, TelemetryctlSendsACsvFile) {
   // Sending the same file again stores nothing new.
   ASSERT_EQ(std::system(cmd.c_str()), 0);
   EXPECT_EQ(RowCount(), 2500);
+}
+
+// grpc.health.v1.Health/Check through a generic stub (the health proto is
+// not part of our API): request {service}, response {status}; SERVING = 1.
+int HealthStatus(const std::shared_ptr<grpc::Channel>& channel,
+                 const std::string& service) {
+  grpc::GenericStub stub(channel);
+  grpc::CompletionQueue cq;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  std::string req = std::string(1, '\x0a') +
+                    std::string(1, static_cast<char>(service.size())) + service;
+  grpc::Slice slice(req);
+  grpc::ByteBuffer request(&slice, 1);
+  auto call = stub.PrepareUnaryCall(&ctx, "/grpc.health.v1.Health/Check",
+                                    request, &cq);
+  call->StartCall();
+  grpc::ByteBuffer response;
+  grpc::Status status;
+  call->Finish(&response, &status, reinterpret_cast<void*>(1));
+  void* tag;
+  bool ok;
+  if (!cq.Next(&tag, &ok) || !ok || !status.ok()) return -1;
+  std::vector<grpc::Slice> slices;
+  (void)response.Dump(&slices);
+  std::string bytes;
+  for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+  if (bytes.empty()) return 0;  // default value UNKNOWN
+  return bytes.size() == 2 && bytes[0] == 0x08 ? bytes[1] : -2;
+}
+
+TEST_F(IngestE2ETest, HealthCheckSaysServing) {
+  EXPECT_EQ(HealthStatus(channel_, ""), 1);
+  EXPECT_EQ(HealthStatus(channel_, "telemetry.v1.IngestService"), 1);
+}
+
+TEST_F(IngestE2ETest, SlowDatabasePushesBackAndLosesNothing) {
+  server_->Shutdown(absl::Seconds(5));
+  ingest::IngestServerOptions o;
+  o.pipeline.max_queued_readings = 3000;
+  StartServer(o);
+  // Hold the table so every write waits, as behind a long lock or a stall.
+  auto locker = pg::Connection::Open(conninfo_);
+  ASSERT_TRUE(locker.ok());
+  ASSERT_TRUE((*locker)->Exec("BEGIN; LOCK TABLE sensor_readings IN ACCESS EXCLUSIVE MODE").ok());
+
+  std::vector<std::thread> unary;
+  std::atomic<int> unary_ok{0};
+  for (int i = 0; i < 3; ++i) {
+    unary.emplace_back([&, i] {
+      BatchAck ack;
+      if (Write(MakeBatch(Key(absl::StrCat("u", i)), "u", i * 1000, 1000), &ack).ok() &&
+          ack.accepted() == 1000) {
+        ++unary_ok;
+      }
+    });
+  }
+  ASSERT_TRUE(PollUntil([&] { return Metric("telemetry_ingest_queue_readings") == 3000; }));
+  // The queue is full: a unary call is refused at once, retryably.
+  BatchAck ack;
+  grpc::Status refused = Write(MakeBatch(Key("u3"), "u", 3000, 1000), &ack);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  // A stream is not refused: it stops being read until space frees.
+  client::BatchStream stream(channel_, {});
+  for (int b = 0; b < 5; ++b) {
+    ASSERT_TRUE(stream.Send(MakeBatch(Key(absl::StrCat("st", b)), "st", b * 1000, 1000)).ok());
+  }
+  EXPECT_LE(Metric("telemetry_ingest_queue_readings"), 3000);
+  ASSERT_TRUE((*locker)->Exec("COMMIT").ok());
+  for (auto& t : unary) t.join();
+  auto stats = stream.Close(absl::Seconds(60));
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(unary_ok.load(), 3);
+  EXPECT_EQ(stats->accepted, 5000u);
+  EXPECT_TRUE(stats->failed.empty());
+  EXPECT_EQ(RowCount(), 8000);
+  EXPECT_GE(Metric("telemetry_ingest_batches_total{outcome=\"overloaded\"}"), 1);
+}
+
+TEST_F(IngestE2ETest, ShutdownAcknowledgesEverythingItAccepted) {
+  grpc::ClientContext ctx;
+  auto stream = stub_->StreamReadings(&ctx);
+  for (int b = 0; b < 10; ++b) {
+    ASSERT_TRUE(stream->Write(MakeBatch(Key(absl::StrCat("sd", b)), "sd", b * 100, 100)));
+  }
+  stream->WritesDone();
+  std::thread stopper([&] { server_->Shutdown(absl::Seconds(10)); });
+  BatchAck ack;
+  uint32_t accepted = 0;
+  int acks = 0;
+  while (stream->Read(&ack)) {
+    ++acks;
+    EXPECT_EQ(ack.status_code(), 0) << ack.status_message();
+    accepted += ack.accepted();
+  }
+  EXPECT_TRUE(stream->Finish().ok());
+  stopper.join();
+  EXPECT_EQ(acks, 10);
+  EXPECT_EQ(accepted, 1000u);
+  EXPECT_EQ(RowCount(), 1000);
 }
 
 TEST(TelemetryctlMigrateTest, AppliesAndReportsStatus) {
