@@ -8,6 +8,8 @@
 
 #include <thread>
 
+#include "absl/strings/str_cat.h"
+
 #include "storage/pg/connection.h"
 #include "tests/support/servers_environment.h"
 
@@ -221,6 +223,29 @@ TEST_F(MigratorTest, PartitionsAreCreatedOnDemandAndAbsorbDefaultRows) {
   EXPECT_EQ(Q("SELECT telemetry_drop_partitions_before('2031-05-06')"), "2");
   EXPECT_EQ(Q("SELECT to_regclass('sensor_readings_p20310505') IS NULL"), "t");
   EXPECT_EQ(Q("SELECT to_regclass('sensor_readings_p20310506') IS NOT NULL"), "t");
+}
+
+// Why the seed's standalone (timestamp) index is not created: the primary
+// key leads with "timestamp", so time-range scans already have a B-tree (and
+// daily partitions prune whole days before any index is read).
+TEST_F(MigratorTest, TimeRangeScansUseThePrimaryKeyWithoutASeparateIndex) {
+  ASSERT_TRUE(NativeMigrator().Up().ok());
+  Q("SELECT telemetry_ensure_partitions('2031-01-01', '2031-01-03')");
+  Q("INSERT INTO sensor_readings (\"timestamp\", sensor_id, value) "
+    "SELECT '2031-01-01'::timestamptz + n * interval '1 second', 's' || (n % 10), n "
+    "FROM generate_series(0, 172799) n RETURNING 0");
+  ASSERT_TRUE(conn_->Exec("ANALYZE sensor_readings").ok());
+  auto conn = Connection::Open(conninfo_);
+  ASSERT_TRUE(conn.ok());
+  auto plan = (*conn)->Query(
+      "EXPLAIN (FORMAT TEXT) SELECT * FROM sensor_readings WHERE "
+      "\"timestamp\" >= '2031-01-02 10:00+00' AND \"timestamp\" < '2031-01-02 10:05+00'");
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  std::string text;
+  for (int i = 0; i < plan->rows(); ++i) absl::StrAppend(&text, plan->Get(i, 0), "\n");
+  EXPECT_NE(text.find("sensor_readings_p20310102_pkey"), std::string::npos) << text;
+  EXPECT_EQ(text.find("sensor_readings_p20310101"), std::string::npos)
+      << "other days must be pruned:\n" << text;
 }
 
 TEST_F(MigratorTest, TimescaleModeCreatesHypertableWithPolicies) {
