@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "server/common/log.h"
 
 namespace telemetry::ingest {
 
@@ -78,6 +79,20 @@ void IngestPipeline::Finish(
   calls.emplace_back(std::move(done), std::move(outcome));
 }
 
+void IngestPipeline::NoteDedupeHealth(bool up) {
+  if (metrics_) metrics_->redis_up.Set(up ? 1 : 0);
+  int now = up ? 1 : 0;
+  int before = dedupe_up_.exchange(now, std::memory_order_relaxed);
+  if (before == now) return;
+  if (!up) {
+    Log(LogLevel::kWarning,
+        "dedupe store unreachable; deduplicating in the database until it "
+        "returns");
+  } else if (before == 0) {
+    Log(LogLevel::kInfo, "dedupe store reachable again");
+  }
+}
+
 absl::Status IngestPipeline::Submit(const std::string& key,
                                     std::vector<ReadingRow>&& rows,
                                     Callback&& done) {
@@ -119,10 +134,7 @@ absl::Status IngestPipeline::Submit(const std::string& key,
   p.arrived = arrived;
   if (dedupe_ != nullptr) {
     DedupeStore::Claim claim = dedupe_->TryClaim(key, p.token);
-    if (metrics_) {
-      metrics_->redis_up.Set(
-          claim.outcome == DedupeStore::ClaimOutcome::kUnavailable ? 0 : 1);
-    }
+    NoteDedupeHealth(claim.outcome != DedupeStore::ClaimOutcome::kUnavailable);
     switch (claim.outcome) {
       case DedupeStore::ClaimOutcome::kClaimed:
         p.claimed = true;
@@ -232,9 +244,9 @@ void IngestPipeline::WriteGroup(TelemetrySink* sink,
       if (results.ok()) c.accepted = (*results)[i].inserted;
       completions.push_back(std::move(c));
     }
-    if (!completions.empty() && !dedupe_->Complete(completions) && metrics_) {
-      metrics_->redis_errors.Increment();
-      metrics_->redis_up.Set(0);
+    if (!completions.empty() && !dedupe_->Complete(completions)) {
+      if (metrics_) metrics_->redis_errors.Increment();
+      NoteDedupeHealth(false);
     }
   }
 

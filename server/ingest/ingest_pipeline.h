@@ -116,6 +116,8 @@ class IngestPipeline {
   void FlusherLoop(TelemetrySink* sink);
   void WriteGroup(TelemetrySink* sink, std::vector<Pending>& group);
   bool FlushDue() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Records whether the dedupe store answered; logs on each change.
+  void NoteDedupeHealth(bool up);
   void Finish(std::vector<std::pair<Callback, BatchOutcome>>& calls,
               absl::Time arrived, Callback done, BatchOutcome outcome);
 
@@ -123,6 +125,7 @@ class IngestPipeline {
   DedupeStore* const dedupe_;
   IngestMetrics* const metrics_;
   std::atomic<uint64_t> next_token_{1};
+  std::atomic<int> dedupe_up_{-1};  // -1 unknown, 0 down, 1 up
   const std::string token_prefix_;
 
   mutable absl::Mutex mu_;

@@ -196,16 +196,17 @@ std::string QuoteIdentifier(absl::string_view ident) {
 
 std::string RedactConninfo(absl::string_view conninfo) {
   std::string s(conninfo);
-  // URI form: scheme://user:password@host...
-  static const std::regex kUri(R"(^([a-z]+://[^:/@]*):[^@]*@)");
-  s = std::regex_replace(s, kUri, "$1:***@");
+  static const std::regex kScheme(R"(^[a-z]+://)");
+  if (std::regex_search(s, kScheme)) {
+    // URI: scheme://user:password@host... and ?password=... parameters.
+    static const std::regex kUserinfo(R"(^([a-z]+://[^:/@]*):[^@/]*@)");
+    static const std::regex kQuery(R"(([?&]password=)[^&]*)");
+    s = std::regex_replace(s, kUserinfo, "$1:***@");
+    return std::regex_replace(s, kQuery, "$1***");
+  }
   // Keyword form: password=secret or password='se cret'.
   static const std::regex kKeyword(R"(password\s*=\s*('([^'\\]|\\.)*'|\S+))");
-  s = std::regex_replace(s, kKeyword, "password=***");
-  // URI query parameter: ?password=secret&...
-  static const std::regex kQuery(R"(([?&]password=)[^&]*)");
-  s = std::regex_replace(s, kQuery, "$1***");
-  return s;
+  return std::regex_replace(s, kKeyword, "password=***");
 }
 
 }  // namespace telemetry::pg

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cmath>
 #include <fstream>
+#include <signal.h>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -174,39 +175,39 @@ TEST_F(IngestE2ETest, ConcurrentDeliveriesOfOneBatchStoreItOnce) {
   EXPECT_EQ(RowCount(), 200);
 }
 
-TEST_F(IngestE2ETest, KeepsIngestingExactlyOnceWhileRedisIsDown) {
-  {
-    client::BatchStream stream(channel_, {});
-    for (int b = 0; b < 10; ++b) {
-      ASSERT_TRUE(stream.Send(MakeBatch(Key(absl::StrCat("r", b)), "s", b * 100, 100)).ok());
-    }
-    ASSERT_TRUE(stream.Close(absl::Seconds(60)).ok());
+TEST_F(IngestE2ETest, RedisStoppedMidStreamIngestionContinuesExactlyOnce) {
+  client::BatchStream stream(channel_, {});
+  for (int b = 0; b < 10; ++b) {
+    ASSERT_TRUE(stream.Send(MakeBatch(Key(absl::StrCat("r", b)), "s", b * 100, 100)).ok());
   }
+  ASSERT_TRUE(PollUntil([&] {
+    return Metric("telemetry_ingest_readings_total{outcome=\"accepted\"}") == 1000;
+  }));
   ASSERT_TRUE(Redis().Stop().ok());
-  uint64_t accepted = 0, duplicates = 0;
-  {
-    client::BatchStream stream(channel_, {});
-    // New batches, interleaved with retries of batches already stored.
-    for (int b = 10; b < 20; ++b) {
-      ASSERT_TRUE(stream.Send(MakeBatch(Key(absl::StrCat("r", b)), "s", b * 100, 100)).ok());
-      if (b % 2 == 0) {
-        int old = b - 10;
-        ASSERT_TRUE(stream.Send(MakeBatch(Key(absl::StrCat("r", old)), "s", old * 100, 100)).ok());
-      }
+  // Same stream: new batches, interleaved with retries of stored ones.
+  for (int b = 10; b < 20; ++b) {
+    ASSERT_TRUE(stream.Send(MakeBatch(Key(absl::StrCat("r", b)), "s", b * 100, 100)).ok());
+    if (b % 2 == 0) {
+      int old = b - 10;
+      ASSERT_TRUE(stream.Send(MakeBatch(Key(absl::StrCat("r", old)), "s", old * 100, 100)).ok());
     }
-    auto stats = stream.Close(absl::Seconds(60));
-    ASSERT_TRUE(stats.ok()) << stats.status();
-    EXPECT_TRUE(stats->failed.empty());
-    accepted = stats->accepted;
-    duplicates = stats->duplicates;
   }
-  EXPECT_EQ(accepted, 1000u);
-  EXPECT_EQ(duplicates, 500u);
+  auto stats = stream.Close(absl::Seconds(60));
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_TRUE(stats->failed.empty());
+  EXPECT_EQ(stats->accepted, 2000u);
+  EXPECT_EQ(stats->duplicates, 500u);
   EXPECT_EQ(RowCount(), 2000);
   EXPECT_GT(Metric("telemetry_redis_errors_total"), 0);
   EXPECT_GE(Metric("telemetry_dedupe_db_fallback_batches_total"), 15);
   EXPECT_EQ(Metric("telemetry_redis_up"), 0);
   ASSERT_TRUE(Redis().Restart().ok());
+  // Back to Redis once it returns (the store retries its connection).
+  BatchAck ack;
+  ASSERT_TRUE(PollUntil([&] {
+    return Write(MakeBatch(Key("after-redis"), "s", 5000, 10), &ack).ok() &&
+           Metric("telemetry_redis_up") == 1;
+  }));
 }
 
 TEST_F(IngestE2ETest, PostgresRestartMidStreamLosesAndDuplicatesNothing) {
@@ -513,6 +514,88 @@ TEST_F(IngestE2ETest, TimescaleModeIngestsExactlyOnce) {
   EXPECT_GE(std::stoi(Q("SELECT count(*) FROM timescaledb_information.chunks "
                         "WHERE hypertable_name = 'sensor_readings'")),
             1);
+}
+
+TEST_F(IngestE2ETest, ServerReflectionListsTheIngestService) {
+  // grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo with
+  // {list_services: ""} (field 7), read back as raw bytes.
+  grpc::GenericStub stub(channel_);
+  grpc::CompletionQueue cq;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  auto call = stub.PrepareCall(
+      &ctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+  void* tag;
+  bool ok;
+  auto step = [&](intptr_t want) {
+    return cq.Next(&tag, &ok) && ok && reinterpret_cast<intptr_t>(tag) == want;
+  };
+  call->StartCall(reinterpret_cast<void*>(1));
+  ASSERT_TRUE(step(1));
+  std::string req("\x3a\x00", 2);
+  grpc::Slice slice(req);
+  grpc::ByteBuffer request(&slice, 1);
+  call->Write(request, reinterpret_cast<void*>(2));
+  ASSERT_TRUE(step(2));
+  grpc::ByteBuffer response;
+  call->Read(&response, reinterpret_cast<void*>(3));
+  ASSERT_TRUE(step(3));
+  std::vector<grpc::Slice> slices;
+  (void)response.Dump(&slices);
+  std::string bytes;
+  for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  EXPECT_NE(bytes.find("telemetry.v1.IngestService"), std::string::npos);
+  EXPECT_NE(bytes.find("grpc.health.v1.Health"), std::string::npos);
+  ctx.TryCancel();
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(4));
+  while (cq.Next(&tag, &ok) && reinterpret_cast<intptr_t>(tag) != 4) {
+  }
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+}
+
+// The real binary: configuration from the environment, SIGTERM drains.
+TEST(IngestGatewayBinaryTest, ServesFromEnvironmentAndExitsCleanlyOnSigterm) {
+  std::string conninfo = MigratedDatabase();
+  int port = telemetry::testing::FreeLoopbackPort();
+  int metrics_port = telemetry::testing::FreeLoopbackPort();
+  std::string log = absl::StrCat(::testing::TempDir(), "/gateway.log");
+  pid_t pid = telemetry::testing::SpawnProcess(
+      {"/usr/bin/env", absl::StrCat("DATABASE_URL=", conninfo),
+       absl::StrCat("REDIS_URL=", Redis().Url()),
+       absl::StrCat("INGEST_LISTEN_ADDRESS=127.0.0.1:", port),
+       absl::StrCat("INGEST_METRICS_ADDRESS=127.0.0.1:", metrics_port),
+       INGEST_GATEWAY_PATH},
+      log);
+  ASSERT_GT(pid, 0);
+  // A fresh channel per probe: a channel that saw "connection refused" backs
+  // off its reconnects for seconds.
+  ASSERT_TRUE(PollUntil([&] {
+    return HealthStatus(grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
+                                            grpc::InsecureChannelCredentials()),
+                        "") == 1;
+  }));
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
+                                     grpc::InsecureChannelCredentials());
+  EXPECT_TRUE(HttpGet(metrics_port, "/metrics").ok());
+  client::BatchStream stream(channel, {});
+  for (int b = 0; b < 5; ++b) {
+    ASSERT_TRUE(stream.Send(MakeBatch(absl::StrCat(conninfo.size(), "bin", b, getpid()),
+                                      "bin", b * 100, 100))
+                    .ok());
+  }
+  auto stats = stream.Close(absl::Seconds(30));
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->accepted, 500u);
+  kill(pid, SIGTERM);
+  EXPECT_EQ(telemetry::testing::WaitForExit(pid, absl::Seconds(30)), 0);
+  EXPECT_EQ(QueryScalar(conninfo, "SELECT count(*) FROM sensor_readings"), "500");
+  std::ifstream in(log);
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_NE(text.find("\"msg\":\"ingest gateway stopped\""), std::string::npos) << text;
+  EXPECT_EQ(text.find("password"), std::string::npos);
 }
 
 TEST(TelemetryctlMigrateTest, AppliesAndReportsStatus) {

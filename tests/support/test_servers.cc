@@ -133,6 +133,13 @@ std::string FindPostgresBindir() {
 
 }  // namespace
 
+pid_t SpawnProcess(const std::vector<std::string>& argv,
+                   const std::string& log_path) {
+  return Spawn(argv, "", log_path);
+}
+
+int WaitForExit(pid_t pid, absl::Duration timeout) { return WaitExit(pid, timeout); }
+
 int FreeLoopbackPort() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};

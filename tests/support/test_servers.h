@@ -82,6 +82,15 @@ class RedisServer {
   pid_t pid_ = -1;
 };
 
+// Starts `argv` in the background (its own process group; output to
+// `log_path` when non-empty). Returns its PID.
+pid_t SpawnProcess(const std::vector<std::string>& argv,
+                   const std::string& log_path = "");
+
+// Waits up to `timeout` for child `pid` to exit; its exit code (128+signal
+// when killed), or -1 on timeout.
+int WaitForExit(pid_t pid, absl::Duration timeout);
+
 // Runs `argv` as a child process (optionally as user `run_as`), waits for
 // it, and returns its exit code; output goes to `log_path` when non-empty.
 absl::StatusOr<int> RunCommand(const std::vector<std::string>& argv,

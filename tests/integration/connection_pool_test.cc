@@ -1,0 +1,68 @@
+// The connection pool against a real PostgreSQL.
+#include "storage/pg/connection_pool.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+
+#include "tests/support/servers_environment.h"
+
+namespace telemetry::pg {
+namespace {
+
+using telemetry::testing::Pg;
+
+TEST(ConnectionPoolTest, ReusesConnectionsAndRunsSessionSql) {
+  ConnectionPool pool(Pg().ConnInfo(), 2, "SET application_name = 'pool-test'");
+  std::string first_pid;
+  {
+    auto lease = pool.Acquire();
+    ASSERT_TRUE(lease.ok()) << lease.status();
+    auto r = (*lease)->Query("SELECT pg_backend_pid()::text, current_setting('application_name')");
+    ASSERT_TRUE(r.ok());
+    first_pid = std::string(r->Get(0, 0));
+    EXPECT_EQ(r->Get(0, 1), "pool-test");
+  }
+  auto lease = pool.Acquire();
+  ASSERT_TRUE(lease.ok());
+  auto r = (*lease)->Query("SELECT pg_backend_pid()::text");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->Get(0, 0), first_pid);
+  EXPECT_EQ(pool.open_connections(), 1);
+}
+
+TEST(ConnectionPoolTest, WaitsForAFreeSlotThenTimesOut) {
+  ConnectionPool pool(Pg().ConnInfo(), 1);
+  auto held = pool.Acquire();
+  ASSERT_TRUE(held.ok());
+  auto second = pool.Acquire(absl::Milliseconds(50));
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kDeadlineExceeded);
+}
+
+TEST(ConnectionPoolTest, DiscardsAConnectionLeftInsideATransaction) {
+  ConnectionPool pool(Pg().ConnInfo(), 1);
+  {
+    auto lease = pool.Acquire();
+    ASSERT_TRUE(lease.ok());
+    ASSERT_TRUE((*lease)->Exec("BEGIN").ok());
+  }
+  EXPECT_EQ(pool.open_connections(), 0);
+  auto lease = pool.Acquire();
+  ASSERT_TRUE(lease.ok());
+  EXPECT_FALSE((*lease)->InTransaction());
+}
+
+TEST(ConnectionPoolTest, UnreachableServerIsUnavailableAndFreesTheSlot) {
+  ConnectionPool pool(absl::StrCat("host=127.0.0.1 port=",
+                                   telemetry::testing::FreeLoopbackPort(),
+                                   " connect_timeout=2"),
+                      1);
+  EXPECT_EQ(pool.Acquire().status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(pool.Acquire().status().code(), absl::StatusCode::kUnavailable)
+      << "a failed connect must not leak the slot";
+}
+
+}  // namespace
+}  // namespace telemetry::pg
