@@ -30,8 +30,11 @@ cleanup() {
   STOPPING=1
   trap - INT TERM EXIT
   log "stopping"
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  # Newest first: the gateway drains before Redis and PostgreSQL go away.
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+    kill -TERM "${PIDS[i]}" 2>/dev/null || true
+    wait "${PIDS[i]}" 2>/dev/null || true
+  done
   if [ -f "$PG_DATA/postmaster.pid" ]; then
     as_pg_user "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null || true
   fi
@@ -52,7 +55,9 @@ as_pg_user "$PG_BIN/pg_ctl" -D "$PG_DATA" -w -l "$DEV_DIR/logs/postgres.log" \
   -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$PG_DATA" start >/dev/null
 
 log "starting Redis on 127.0.0.1:$REDIS_PORT"
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$DEV_DIR" \
+# setsid: Ctrl-C reaches only this script, which then stops the components in
+# order (gateway first, so it drains into a running database).
+setsid redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$DEV_DIR" \
   --save "" --appendonly no --daemonize no >"$DEV_DIR/logs/redis.log" 2>&1 &
 PIDS+=("$!")
 
@@ -67,7 +72,7 @@ log "applying migrations"
 "$BUILD_DIR/client/telemetryctl" migrate apply
 
 log "starting ingest-gateway"
-"$BUILD_DIR/server/ingest-gateway" 2>>"$DEV_DIR/logs/ingest-gateway.log" &
+setsid "$BUILD_DIR/server/ingest-gateway" 2>>"$DEV_DIR/logs/ingest-gateway.log" &
 PIDS+=("$!")
 for _ in $(seq 100); do
   (exec 3<>"/dev/tcp/${INGEST_METRICS_ADDRESS%:*}/${INGEST_METRICS_ADDRESS##*:}") 2>/dev/null && break
