@@ -131,6 +131,9 @@ absl::Status Migrator::SetSessionSettings() {
       {"telemetry.chunk_interval", &options_.chunk_interval},
       {"telemetry.compress_after", &options_.compress_after},
       {"telemetry.retention", &options_.retention},
+      {"telemetry.cagg_schedule", &options_.cagg_schedule},
+      {"telemetry.cagg_start_offset", &options_.cagg_start_offset},
+      {"telemetry.cagg_end_offset", &options_.cagg_end_offset},
   };
   for (const auto& [name, value] : settings) {
     absl::StatusOr<Result> r = conn_->Query(

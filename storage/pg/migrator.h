@@ -32,6 +32,13 @@ struct MigratorOptions {
   std::string chunk_interval = "1 day";
   std::string compress_after = "7 days";
   std::string retention = "180 days";
+  // Continuous aggregate refresh policy (timescale mode; the read service
+  // applies the same settings itself in native mode).
+  std::string cagg_schedule = "30 minutes";
+  // The seed says 2 hours; TimescaleDB refuses a window under two buckets
+  // (2h - 30m = 1.5 one-hour buckets), see docs/schema.md.
+  std::string cagg_start_offset = "3 hours";
+  std::string cagg_end_offset = "30 minutes";
   // How long to wait for another starter holding the migration lock.
   absl::Duration lock_timeout = absl::Minutes(2);
 };

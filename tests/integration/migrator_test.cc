@@ -269,6 +269,15 @@ TEST_F(MigratorTest, TimescaleModeCreatesHypertableWithPolicies) {
               "timescaledb_information.compression_settings WHERE "
               "attname = 'sensor_id'"),
             "1");
+  // The seed's hourly continuous aggregate, with its refresh policy.
+  EXPECT_EQ(Q("SELECT materialized_only::text FROM "
+              "timescaledb_information.continuous_aggregates WHERE view_name = "
+              "'sensor_readings_summary_hourly'"),
+            "true");
+  EXPECT_EQ(Q("SELECT schedule_interval || ' ' || (config->>'start_offset') || ' ' || "
+              "(config->>'end_offset') FROM timescaledb_information.jobs WHERE "
+              "proc_name = 'policy_refresh_continuous_aggregate'"),
+            "00:30:00 03:00:00 00:30:00");
   // No default time index: the primary key covers time-range scans.
   EXPECT_EQ(Q("SELECT count(*) FROM pg_indexes WHERE tablename = "
               "'sensor_readings'"),

@@ -64,18 +64,19 @@ TEST(ParseMigrationTest, ChecksumChangesWithAnyEdit) {
   EXPECT_EQ(a->checksum.size(), 16u);
 }
 
-TEST(EmbeddedMigrationsTest, EveryModeHasAContiguousSequence) {
+TEST(EmbeddedMigrationsTest, EveryModeHasIncreasingVersionsWithDownSteps) {
   auto all = LoadEmbeddedMigrations();
   ASSERT_TRUE(all.ok()) << all.status();
   for (StorageMode mode : {StorageMode::kNative, StorageMode::kTimescale}) {
-    int expected = 1;
+    int last = 0, count = 0;
     for (const Migration& m : *all) {
       if (!m.AppliesTo(mode)) continue;
-      EXPECT_EQ(m.version, expected) << m.file_name;
-      expected = m.version + 1;
+      EXPECT_GT(m.version, last) << m.file_name;
+      last = m.version;
+      ++count;
       EXPECT_FALSE(m.down_sql.empty()) << m.file_name << " has no down section";
     }
-    EXPECT_GE(expected, 4);
+    EXPECT_GE(count, 6) << StorageModeName(mode);
   }
 }
 
