@@ -295,17 +295,16 @@ int main(int argc, char** argv) {
       if (c == '%' || c == '_' || c == '\\') pattern += '\\';
       pattern += c;
     }
-    auto r = (*conn)->Query(
-        "SELECT count(*), count(DISTINCT (sensor_id, \"timestamp\")) FROM sensor_readings "
-        "WHERE sensor_id LIKE $1",
-        {pattern + "-d%"});
+    // (sensor_id, timestamp) is the primary key, so no reading can be stored
+    // twice: equal counts mean nothing lost and nothing extra.
+    auto r = (*conn)->Query("SELECT count(*) FROM sensor_readings WHERE sensor_id LIKE $1",
+                            {pattern + "-d%"});
     if (!r.ok()) {
       std::fprintf(stderr, "verify: %s\n", std::string(r.status().message()).c_str());
       return 1;
     }
     stored = r->GetInt(0, 0);
-    bool exact = stored == static_cast<int64_t>(expected_accepted) &&
-                 r->GetInt(0, 1) == stored;
+    bool exact = stored == static_cast<int64_t>(expected_accepted);
     std::printf("  verify    %lld rows stored for this run, %llu distinct valid readings "
                 "sent: %s\n",
                 static_cast<long long>(stored),
