@@ -1,11 +1,11 @@
-#include "server/ingest/metadata_json.h"
+#include "server/common/metadata_json.h"
 
 #include <charconv>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
 
-namespace telemetry::ingest {
+namespace telemetry {
 namespace {
 
 class JsonWriter {
@@ -147,4 +147,4 @@ absl::StatusOr<std::string> MetadataToJson(const google::protobuf::Struct& s,
   return w.Take();
 }
 
-}  // namespace telemetry::ingest
+}  // namespace telemetry

@@ -5,7 +5,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
-#include "server/ingest/metadata_json.h"
+#include "server/common/metadata_json.h"
 
 namespace telemetry::ingest {
 namespace {

@@ -86,10 +86,12 @@ absl::Status Connection::StatusFromResult(const PGresult* res,
   const char* state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
   std::string sqlstate = state ? state : "";
   if (sqlstate.empty() && !healthy()) sqlstate = "08006";
-  std::string message =
-      res ? std::string(absl::StripTrailingAsciiWhitespace(
-                PQresultErrorMessage(res)))
-          : std::string();
+  // The server's primary message (and detail), without the "ERROR:  "
+  // severity prefix, so callers can surface it as is.
+  const char* primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
+  const char* detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : nullptr;
+  std::string message = primary ? primary : "";
+  if (detail != nullptr) absl::StrAppend(&message, " (", detail, ")");
   if (message.empty()) {
     message = std::string(absl::StripTrailingAsciiWhitespace(
         PQerrorMessage(conn_)));
@@ -97,6 +99,7 @@ absl::Status Connection::StatusFromResult(const PGresult* res,
   absl::Status status(CodeForSqlState(sqlstate),
                       absl::StrCat(what, ": ", message));
   if (!sqlstate.empty()) status.SetPayload(kSqlStatePayload, absl::Cord(sqlstate));
+  if (primary != nullptr) status.SetPayload(kServerMessagePayload, absl::Cord(primary));
   return status;
 }
 
@@ -160,6 +163,11 @@ absl::StatusOr<int64_t> Connection::CopyIn(const std::string& copy_sql,
   }
   if (!status.ok()) return status;
   return rows;
+}
+
+std::string ServerMessageOf(const absl::Status& status) {
+  auto p = status.GetPayload(kServerMessagePayload);
+  return p ? std::string(*p) : std::string(status.message());
 }
 
 std::string SqlStateOf(const absl::Status& status) {

@@ -91,6 +91,13 @@ class Connection {
 // Payload key under which a failed statement's SQLSTATE is attached.
 inline constexpr absl::string_view kSqlStatePayload = "telemetry.pg/sqlstate";
 
+// Payload key under which the server's primary error message is attached.
+inline constexpr absl::string_view kServerMessagePayload = "telemetry.pg/message";
+
+// The server's own error message (e.g. "illegal task status transition:
+// completed -> pending"), or the status message when there is none.
+std::string ServerMessageOf(const absl::Status& status);
+
 // The SQLSTATE attached to `status`, or "" when there is none.
 std::string SqlStateOf(const absl::Status& status);
 

@@ -1,8 +1,8 @@
-#include "server/ingest/metadata_json.h"
+#include "server/common/metadata_json.h"
 
 #include <gtest/gtest.h>
 
-namespace telemetry::ingest {
+namespace telemetry {
 namespace {
 
 using google::protobuf::Struct;
@@ -45,4 +45,4 @@ TEST(MetadataJsonTest, RefusesNulInKeys) {
 }
 
 }  // namespace
-}  // namespace telemetry::ingest
+}  // namespace telemetry

@@ -1,0 +1,85 @@
+// read-service: the only place for flags, wiring and exit codes.
+#include <signal.h>
+
+#include <cstring>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/time/time.h"
+#include "server/common/flags_env.h"
+#include "server/common/log.h"
+#include "server/query/read_server.h"
+
+ABSL_FLAG(std::string, listen, "",
+          "gRPC listen address (env READ_LISTEN_ADDRESS; default 127.0.0.1:50052)");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "Prometheus /metrics address (env READ_METRICS_ADDRESS; default "
+          "127.0.0.1:9465; 'off' disables)");
+ABSL_FLAG(std::string, database_url, "",
+          "PostgreSQL connection of the read-only role (env READ_DATABASE_URL, "
+          "then DATABASE_URL)");
+ABSL_FLAG(std::string, writer_database_url, "",
+          "PostgreSQL connection of the maintainer role, for alerts, maintenance "
+          "and jobs (env MAINTENANCE_DATABASE_URL; default: --database_url)");
+ABSL_FLAG(int, reader_connections, 8, "Read-only connections in the pool");
+ABSL_FLAG(int, writer_connections, 4, "Maintainer connections in the pool");
+ABSL_FLAG(absl::Duration, refresh_schedule, absl::Minutes(30),
+          "Native mode: how often the hourly aggregate is refreshed");
+ABSL_FLAG(absl::Duration, refresh_start_offset, absl::Hours(3),
+          "Native mode: refresh window start, before now");
+ABSL_FLAG(absl::Duration, refresh_end_offset, absl::Minutes(30),
+          "Native mode: refresh window end, before now");
+ABSL_FLAG(int, retention_days, 180, "Native mode: drop day partitions older than this");
+ABSL_FLAG(absl::Duration, statement_timeout, absl::Seconds(30), "PostgreSQL statement timeout");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
+          "How long running calls may finish after SIGTERM");
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Serves readings, hourly summaries, drift windows, alerts and maintenance records.");
+  absl::ParseCommandLine(argc, argv);
+  using telemetry::Log;
+  using telemetry::LogLevel;
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  telemetry::query::ReadServerOptions o;
+  o.listen_address =
+      telemetry::FlagOrEnv(FLAGS_listen, "READ_LISTEN_ADDRESS", "127.0.0.1:50052");
+  o.metrics_address =
+      telemetry::FlagOrEnv(FLAGS_metrics_listen, "READ_METRICS_ADDRESS", "127.0.0.1:9465");
+  if (o.metrics_address == "off") o.metrics_address.clear();
+  o.database_url = telemetry::FlagOrEnv(FLAGS_database_url, "READ_DATABASE_URL");
+  if (o.database_url.empty()) {
+    o.database_url = telemetry::FlagOrEnv(FLAGS_database_url, "DATABASE_URL");
+  }
+  if (o.database_url.empty()) {
+    Log(LogLevel::kError, "no database: set --database_url or READ_DATABASE_URL");
+    return 2;
+  }
+  o.writer_database_url =
+      telemetry::FlagOrEnv(FLAGS_writer_database_url, "MAINTENANCE_DATABASE_URL");
+  o.reader_connections = absl::GetFlag(FLAGS_reader_connections);
+  o.writer_connections = absl::GetFlag(FLAGS_writer_connections);
+  o.statement_timeout = absl::GetFlag(FLAGS_statement_timeout);
+  o.lifecycle.refresh_schedule = absl::GetFlag(FLAGS_refresh_schedule);
+  o.lifecycle.refresh_start_offset = absl::GetFlag(FLAGS_refresh_start_offset);
+  o.lifecycle.refresh_end_offset = absl::GetFlag(FLAGS_refresh_end_offset);
+  o.lifecycle.retention = absl::Hours(24) * absl::GetFlag(FLAGS_retention_days);
+
+  auto server = telemetry::query::ReadServer::Start(o);
+  if (!server.ok()) {
+    Log(LogLevel::kError, "read service failed to start",
+        {{"error", std::string(server.status().message())}});
+    return 1;
+  }
+  int sig = 0;
+  sigwait(&signals, &sig);
+  Log(LogLevel::kInfo, "shutting down", {{"signal", strsignal(sig)}});
+  (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
+  return 0;
+}

@@ -1,0 +1,365 @@
+#include "server/query/lifecycle_jobs.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "server/common/log.h"
+#include "server/query/sql_values.h"
+
+namespace telemetry::query {
+namespace {
+
+std::string IntervalParam(absl::Duration d) {
+  return absl::StrCat(absl::ToInt64Seconds(d), " seconds");
+}
+
+prometheus::Family<prometheus::Gauge>& GaugeFamily(prometheus::Registry& r,
+                                                   const std::string& name,
+                                                   const std::string& help) {
+  return prometheus::BuildGauge().Name(name).Help(help).Register(r);
+}
+
+double ToUnixSeconds(const google::protobuf::Timestamp& t) {
+  return static_cast<double>(t.seconds()) + t.nanos() / 1e9;
+}
+
+}  // namespace
+
+LifecycleJobs::LifecycleJobs(const ReadContext* ctx, LifecycleOptions options,
+                             prometheus::Registry& registry)
+    : ctx_(*ctx),
+      options_(std::move(options)),
+      job_last_run_(GaugeFamily(registry, "telemetry_job_last_run_timestamp_seconds",
+                                "When each background job last started")),
+      job_last_duration_(GaugeFamily(registry, "telemetry_job_last_run_duration_seconds",
+                                     "How long each job's last run took")),
+      job_last_success_(GaugeFamily(registry, "telemetry_job_last_run_success",
+                                    "1 if the job's last run succeeded, 0 if it failed")),
+      job_runs_(GaugeFamily(registry, "telemetry_job_runs",
+                            "Runs of each job so far, by result")),
+      job_next_start_(GaugeFamily(registry, "telemetry_job_next_start_timestamp_seconds",
+                                  "When each job runs next")),
+      staleness_(GaugeFamily(registry, "telemetry_aggregate_staleness_seconds",
+                             "Now minus the end of the newest materialised hour of "
+                             "sensor_readings_summary_hourly (-1: nothing materialised)")
+                     .Add({})),
+      chunks_(GaugeFamily(registry, "telemetry_storage_chunks",
+                          "Partitions (native) or chunks (timescale) of sensor_readings")
+                  .Add({})),
+      bytes_(GaugeFamily(registry, "telemetry_storage_bytes",
+                         "Total size of sensor_readings, indexes included")
+                 .Add({})),
+      rows_(GaugeFamily(registry, "telemetry_readings_estimated_rows",
+                        "Planner estimate of the rows in sensor_readings")
+                .Add({})),
+      compression_ratio_(
+          GaugeFamily(registry, "telemetry_compression_ratio",
+                      "Compressed / uncompressed bytes of compressed chunks (0: none)")
+              .Add({})) {
+  refresh_.name = "refresh sensor_readings_summary_hourly";
+  refresh_.schedule = options_.refresh_schedule;
+  retention_.name = "retention sensor_readings";
+  retention_.schedule = options_.retention_schedule;
+}
+
+LifecycleJobs::~LifecycleJobs() { Stop(); }
+
+void LifecycleJobs::Start() {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void LifecycleJobs::Stop() {
+  if (!stop_.HasBeenNotified()) stop_.Notify();
+  if (thread_.joinable()) thread_.join();
+}
+
+void LifecycleJobs::RunJob(JobState& job, const std::function<absl::Status()>& body) {
+  absl::Time start = absl::Now();
+  {
+    absl::MutexLock lock(&mu_);
+    job.last_start = start;
+  }
+  absl::Status s = body();
+  absl::MutexLock lock(&mu_);
+  job.last_duration = absl::Now() - start;
+  job.next_start = start + job.schedule;
+  if (s.ok()) {
+    job.last_status = "success";
+    ++job.successes;
+  } else if (s.code() == absl::StatusCode::kAborted) {
+    job.last_status = "skipped";  // another replica is running it
+  } else {
+    job.last_status = "failure";
+    ++job.failures;
+    Log(LogLevel::kWarning, "background job failed",
+        {{"job", job.name}, {"error", std::string(s.message())}});
+  }
+}
+
+void LifecycleJobs::Loop() {
+  const bool native_jobs =
+      ctx_.mode == pg::StorageMode::kNative && options_.run_native_jobs;
+  absl::Time next_stats = absl::Now();
+  {
+    absl::MutexLock lock(&mu_);
+    refresh_.next_start = absl::Now();
+    retention_.next_start = absl::Now();
+  }
+  while (true) {
+    absl::Time now = absl::Now();
+    if (native_jobs) {
+      bool refresh_due, retention_due;
+      {
+        absl::MutexLock lock(&mu_);
+        refresh_due = now >= refresh_.next_start;
+        retention_due = now >= retention_.next_start;
+      }
+      if (refresh_due) {
+        RunJob(refresh_, [this] {
+          int64_t now_us = absl::ToUnixMicros(absl::Now());
+          return Refresh(now_us - absl::ToInt64Microseconds(options_.refresh_start_offset),
+                         now_us - absl::ToInt64Microseconds(options_.refresh_end_offset))
+              .status();
+        });
+      }
+      if (retention_due) RunJob(retention_, [this] { return RunRetention().status(); });
+    }
+    if (absl::Now() >= next_stats) {
+      CollectStats();
+      next_stats = absl::Now() + options_.stats_interval;
+    }
+    absl::Time wake = next_stats;
+    if (native_jobs) {
+      absl::MutexLock lock(&mu_);
+      wake = std::min({wake, refresh_.next_start, retention_.next_start});
+    }
+    if (stop_.WaitForNotificationWithTimeout(
+            std::max(wake - absl::Now(), absl::Milliseconds(10)))) {
+      return;
+    }
+  }
+}
+
+absl::StatusOr<int64_t> LifecycleJobs::Refresh(std::optional<int64_t> start_us,
+                                               std::optional<int64_t> end_us) {
+  auto conn = ctx_.writer->Acquire();
+  if (!conn.ok()) return conn.status();
+  if (ctx_.mode == pg::StorageMode::kTimescale) {
+    // A procedure that cannot run inside a transaction block: autocommit.
+    auto r = (*conn)->Query(
+        absl::StrCat("CALL refresh_continuous_aggregate('sensor_readings_summary_hourly', ",
+                     "CASE WHEN $1::bigint IS NULL THEN NULL ELSE ", MicrosToTimestampSql(1),
+                     " END, CASE WHEN $2::bigint IS NULL THEN NULL ELSE ",
+                     MicrosToTimestampSql(2), " END)"),
+        {start_us ? pg::Param(std::to_string(*start_us)) : pg::Param(),
+         end_us ? pg::Param(std::to_string(*end_us)) : pg::Param()});
+    if (!r.ok()) return r.status();
+    return 0;
+  }
+  absl::StatusOr<pg::Result> r =
+      (!start_us && !end_us)
+          ? (*conn)->Query("SELECT telemetry_refresh_hourly_all()")
+          : (*conn)->Query(
+                absl::StrCat("SELECT telemetry_refresh_hourly(",
+                             "coalesce(", MicrosToTimestampSql(1), ", '-infinity'), coalesce(",
+                             MicrosToTimestampSql(2), ", 'infinity'))"),
+                {start_us ? pg::Param(std::to_string(*start_us)) : pg::Param(),
+                 end_us ? pg::Param(std::to_string(*end_us)) : pg::Param()});
+  if (!r.ok()) return r.status();
+  int64_t hours = r->GetInt(0, 0);
+  if (hours < 0) {
+    return absl::AbortedError("another refresh of the aggregate is running; retry later");
+  }
+  return hours;
+}
+
+absl::StatusOr<std::string> LifecycleJobs::RunRetention() {
+  auto conn = ctx_.writer->Acquire();
+  if (!conn.ok()) return conn.status();
+  if (ctx_.mode == pg::StorageMode::kTimescale) {
+    auto job = (*conn)->Query(
+        "SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = "
+        "'policy_retention' AND hypertable_name = 'sensor_readings'");
+    if (!job.ok()) return job.status();
+    if (job->rows() == 0) return absl::FailedPreconditionError("no retention policy exists");
+    auto r = (*conn)->Query("CALL run_job($1::int)", {std::string(job->Get(0, 0))});
+    if (!r.ok()) return r.status();
+    return std::string("ran the TimescaleDB retention policy job");
+  }
+  auto r = (*conn)->Query(
+      "SELECT telemetry_drop_partitions_before(now() - $1::interval)",
+      {IntervalParam(options_.retention)});
+  if (!r.ok()) return r.status();
+  return absl::StrCat("dropped ", r->Get(0, 0), " partitions older than ",
+                      absl::FormatDuration(options_.retention));
+}
+
+absl::StatusOr<std::string> LifecycleJobs::RunCompression() {
+  if (ctx_.mode != pg::StorageMode::kTimescale) {
+    return absl::FailedPreconditionError(
+        "compression needs TimescaleDB; this database runs in native mode");
+  }
+  auto conn = ctx_.writer->Acquire();
+  if (!conn.ok()) return conn.status();
+  auto job = (*conn)->Query(
+      "SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = "
+      "'policy_compression' AND hypertable_name = 'sensor_readings'");
+  if (!job.ok()) return job.status();
+  if (job->rows() == 0) return absl::FailedPreconditionError("no compression policy exists");
+  auto r = (*conn)->Query("CALL run_job($1::int)", {std::string(job->Get(0, 0))});
+  if (!r.ok()) return r.status();
+  return std::string("ran the TimescaleDB compression policy job");
+}
+
+absl::StatusOr<std::vector<telemetry::v1::Job>> LifecycleJobs::Jobs() {
+  std::vector<telemetry::v1::Job> jobs;
+  if (ctx_.mode == pg::StorageMode::kNative) {
+    absl::MutexLock lock(&mu_);
+    for (const JobState* s : {&refresh_, &retention_}) {
+      telemetry::v1::Job j;
+      j.set_name(s->name);
+      j.set_schedule(options_.run_native_jobs
+                         ? absl::StrCat("every ", absl::FormatDuration(s->schedule))
+                         : "disabled");
+      if (s->last_start != absl::InfinitePast()) {
+        SetFromMicros(absl::ToUnixMicros(s->last_start), j.mutable_last_run_started());
+        j.set_last_run_seconds(absl::ToDoubleSeconds(s->last_duration));
+      }
+      j.set_last_run_status(s->last_status);
+      j.set_total_successes(s->successes);
+      j.set_total_failures(s->failures);
+      if (options_.run_native_jobs && s->next_start != absl::InfinitePast()) {
+        SetFromMicros(absl::ToUnixMicros(s->next_start), j.mutable_next_start());
+      }
+      jobs.push_back(std::move(j));
+    }
+    return jobs;
+  }
+  auto conn = ctx_.reader->Acquire();
+  if (!conn.ok()) return conn.status();
+  auto r = (*conn)->Query(absl::StrCat(
+      "SELECT j.proc_name, extract(epoch FROM j.schedule_interval)::bigint, ",
+      TimestampToMicrosSql("s.last_run_started_at"),
+      ", extract(epoch FROM s.last_run_duration)::float8, coalesce(s.last_run_status, ''), "
+      "coalesce(s.total_successes, 0), coalesce(s.total_failures, 0), ",
+      TimestampToMicrosSql("s.next_start"),
+      " FROM timescaledb_information.jobs j LEFT JOIN timescaledb_information.job_stats s "
+      "USING (job_id) WHERE j.proc_name LIKE 'policy_%' ORDER BY j.job_id"));
+  if (!r.ok()) return r.status();
+  for (int i = 0; i < r->rows(); ++i) {
+    telemetry::v1::Job j;
+    j.set_name(std::string(r->Get(i, 0)));
+    j.set_schedule(absl::StrCat("every ", absl::FormatDuration(absl::Seconds(r->GetInt(i, 1)))));
+    if (!r->IsNull(i, 2)) SetFromMicros(r->GetInt(i, 2), j.mutable_last_run_started());
+    if (!r->IsNull(i, 3)) j.set_last_run_seconds(r->GetDouble(i, 3));
+    std::string status(r->Get(i, 4));
+    j.set_last_run_status(status == "Success" ? "success" : status == "Failed" ? "failure" : status);
+    j.set_total_successes(r->GetInt(i, 5));
+    j.set_total_failures(r->GetInt(i, 6));
+    if (!r->IsNull(i, 7)) SetFromMicros(r->GetInt(i, 7), j.mutable_next_start());
+    jobs.push_back(std::move(j));
+  }
+  return jobs;
+}
+
+absl::StatusOr<telemetry::v1::ListChunksResponse> LifecycleJobs::Chunks() {
+  telemetry::v1::ListChunksResponse out;
+  auto conn = ctx_.reader->Acquire();
+  if (!conn.ok()) return conn.status();
+  if (ctx_.mode == pg::StorageMode::kNative) {
+    auto r = (*conn)->Query(
+        "SELECT c.relname, pg_total_relation_size(c.oid), greatest(c.reltuples, 0)::bigint "
+        "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'sensor_readings'::regclass ORDER BY c.relname");
+    if (!r.ok()) return r.status();
+    for (int i = 0; i < r->rows(); ++i) {
+      auto* c = out.add_chunks();
+      std::string name(r->Get(i, 0));
+      c->set_name(name);
+      c->set_total_bytes(r->GetInt(i, 1));
+      c->set_estimated_rows(r->GetInt(i, 2));
+      absl::Time day;
+      std::string err;
+      if (absl::StartsWith(name, "sensor_readings_p") &&
+          absl::ParseTime("%Y%m%d", name.substr(17), absl::UTCTimeZone(), &day, &err)) {
+        SetFromMicros(absl::ToUnixMicros(day), c->mutable_range_start());
+        SetFromMicros(absl::ToUnixMicros(day + absl::Hours(24)), c->mutable_range_end());
+      }
+      out.set_total_bytes(out.total_bytes() + c->total_bytes());
+    }
+    return out;
+  }
+  auto r = (*conn)->Query(absl::StrCat(
+      "SELECT c.chunk_schema || '.' || c.chunk_name, ", TimestampToMicrosSql("c.range_start"),
+      ", ", TimestampToMicrosSql("c.range_end"),
+      ", c.is_compressed, coalesce(d.total_bytes, 0), "
+      "greatest(coalesce(cl.reltuples, 0), 0)::bigint "
+      "FROM timescaledb_information.chunks c "
+      "LEFT JOIN chunks_detailed_size('sensor_readings') d "
+      "ON d.chunk_schema = c.chunk_schema AND d.chunk_name = c.chunk_name "
+      "LEFT JOIN pg_class cl ON cl.oid = format('%I.%I', c.chunk_schema, c.chunk_name)::regclass "
+      "WHERE c.hypertable_name = 'sensor_readings' ORDER BY c.range_start"));
+  if (!r.ok()) return r.status();
+  for (int i = 0; i < r->rows(); ++i) {
+    auto* c = out.add_chunks();
+    c->set_name(std::string(r->Get(i, 0)));
+    SetFromMicros(r->GetInt(i, 1), c->mutable_range_start());
+    SetFromMicros(r->GetInt(i, 2), c->mutable_range_end());
+    c->set_compressed(r->GetBool(i, 3));
+    c->set_total_bytes(r->GetInt(i, 4));
+    c->set_estimated_rows(r->GetInt(i, 5));
+    out.set_total_bytes(out.total_bytes() + c->total_bytes());
+  }
+  auto ratio = (*conn)->Query(
+      "SELECT coalesce(sum(after_compression_total_bytes)::float8 / "
+      "nullif(sum(before_compression_total_bytes), 0), 0) "
+      "FROM hypertable_compression_stats('sensor_readings')");
+  if (ratio.ok() && ratio->rows() > 0) out.set_compression_ratio(ratio->GetDouble(0, 0));
+  return out;
+}
+
+void LifecycleJobs::ExportJob(const telemetry::v1::Job& job) {
+  const prometheus::Labels labels{{"job", job.name()}};
+  if (job.has_last_run_started()) {
+    job_last_run_.Add(labels).Set(ToUnixSeconds(job.last_run_started()));
+    job_last_duration_.Add(labels).Set(job.last_run_seconds());
+  }
+  if (job.last_run_status() == "success" || job.last_run_status() == "failure") {
+    job_last_success_.Add(labels).Set(job.last_run_status() == "success" ? 1 : 0);
+  }
+  job_runs_.Add({{"job", job.name()}, {"result", "success"}})
+      .Set(static_cast<double>(job.total_successes()));
+  job_runs_.Add({{"job", job.name()}, {"result", "failure"}})
+      .Set(static_cast<double>(job.total_failures()));
+  if (job.has_next_start()) job_next_start_.Add(labels).Set(ToUnixSeconds(job.next_start()));
+}
+
+void LifecycleJobs::CollectStats() {
+  if (auto jobs = Jobs(); jobs.ok()) {
+    for (const auto& j : *jobs) ExportJob(j);
+  }
+  if (auto chunks = Chunks(); chunks.ok()) {
+    chunks_.Set(chunks->chunks_size());
+    bytes_.Set(static_cast<double>(chunks->total_bytes()));
+    compression_ratio_.Set(chunks->compression_ratio());
+    double rows = 0;
+    for (const auto& c : chunks->chunks()) rows += static_cast<double>(c.estimated_rows());
+    rows_.Set(rows);
+  }
+  auto conn = ctx_.reader->Acquire();
+  if (!conn.ok()) return;
+  auto r = (*conn)->Query(
+      ctx_.mode == pg::StorageMode::kNative
+          ? "SELECT extract(epoch FROM now() - watermark)::float8 FROM telemetry_aggregate_state "
+            "WHERE watermark > '-infinity'"
+          : "SELECT extract(epoch FROM now() - (max(hour) + interval '1 hour'))::float8 "
+            "FROM sensor_readings_summary_hourly");
+  if (r.ok()) {
+    staleness_.Set(r->rows() > 0 && !r->IsNull(0, 0) ? r->GetDouble(0, 0) : -1);
+  }
+}
+
+}  // namespace telemetry::query

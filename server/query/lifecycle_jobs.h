@@ -1,0 +1,109 @@
+// The read service's background jobs and their health.
+//
+// Native mode: the service itself runs the hourly-aggregate refresh policy
+// (every `refresh_schedule`, window [now - start_offset, now - end_offset])
+// and retention (dropping day partitions older than `retention`). Several
+// replicas may run them: the refresh function takes an advisory lock and a
+// replica that finds it taken skips that run ("skipped" is not a failure).
+//
+// Timescale mode: TimescaleDB runs the policies; this class reads their
+// health from timescaledb_information.jobs / job_stats instead.
+//
+// In both modes the job health is exported as Prometheus gauges, together
+// with aggregate staleness and storage figures (partitions/chunks, bytes,
+// estimated rows, compression ratio), refreshed every `stats_interval`.
+#ifndef TELEMETRY_SERVER_QUERY_LIFECYCLE_JOBS_H_
+#define TELEMETRY_SERVER_QUERY_LIFECYCLE_JOBS_H_
+
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "server/query/read_context.h"
+#include "telemetry/v1/query.pb.h"
+
+namespace telemetry::query {
+
+struct LifecycleOptions {
+  absl::Duration refresh_schedule = absl::Minutes(30);
+  absl::Duration refresh_start_offset = absl::Hours(3);
+  absl::Duration refresh_end_offset = absl::Minutes(30);
+  absl::Duration retention = absl::Hours(24 * 180);
+  absl::Duration retention_schedule = absl::Hours(1);
+  absl::Duration stats_interval = absl::Seconds(15);
+  // Run the native jobs at all (tests drive them by hand).
+  bool run_native_jobs = true;
+};
+
+class LifecycleJobs {
+ public:
+  LifecycleJobs(const ReadContext* ctx, LifecycleOptions options,
+                prometheus::Registry& registry);
+  ~LifecycleJobs();  // Stop()
+
+  void Start();
+  void Stop();
+
+  // Re-materialises [start, end) (both unset: everything). Returns hours
+  // refreshed (native) or 0 (TimescaleDB). Aborted when another refresh
+  // holds the lock.
+  absl::StatusOr<int64_t> Refresh(std::optional<int64_t> start_us,
+                                  std::optional<int64_t> end_us);
+  // Runs retention now; returns a summary.
+  absl::StatusOr<std::string> RunRetention();
+  // Runs compression now (TimescaleDB only).
+  absl::StatusOr<std::string> RunCompression();
+
+  absl::StatusOr<std::vector<telemetry::v1::Job>> Jobs();
+  absl::StatusOr<telemetry::v1::ListChunksResponse> Chunks();
+
+  // Reads job health and storage figures into the gauges now.
+  void CollectStats();
+
+ private:
+  struct JobState {
+    std::string name;
+    absl::Duration schedule;
+    absl::Time last_start = absl::InfinitePast();
+    absl::Duration last_duration;
+    std::string last_status;
+    int64_t successes = 0, failures = 0;
+    absl::Time next_start = absl::InfinitePast();
+  };
+  void Loop();
+  void RunJob(JobState& job, const std::function<absl::Status()>& body)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void ExportJob(const telemetry::v1::Job& job);
+
+  const ReadContext& ctx_;
+  const LifecycleOptions options_;
+  prometheus::Family<prometheus::Gauge>& job_last_run_;
+  prometheus::Family<prometheus::Gauge>& job_last_duration_;
+  prometheus::Family<prometheus::Gauge>& job_last_success_;
+  prometheus::Family<prometheus::Gauge>& job_runs_;
+  prometheus::Family<prometheus::Gauge>& job_next_start_;
+  prometheus::Gauge& staleness_;
+  prometheus::Gauge& chunks_;
+  prometheus::Gauge& bytes_;
+  prometheus::Gauge& rows_;
+  prometheus::Gauge& compression_ratio_;
+
+  absl::Mutex mu_;
+  JobState refresh_ ABSL_GUARDED_BY(mu_);
+  JobState retention_ ABSL_GUARDED_BY(mu_);
+  absl::Notification stop_;
+  std::thread thread_;
+};
+
+}  // namespace telemetry::query
+
+#endif  // TELEMETRY_SERVER_QUERY_LIFECYCLE_JOBS_H_

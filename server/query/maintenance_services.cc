@@ -1,0 +1,473 @@
+#include "server/query/maintenance_services.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "server/common/metadata_json.h"
+#include "server/query/sql_values.h"
+
+namespace telemetry::query {
+namespace {
+
+using pg::Param;
+
+constexpr size_t kMaxEvidenceBytes = 64 * 1024;
+
+absl::Status Invalid(absl::string_view what) {
+  return absl::InvalidArgumentError(std::string(what));
+}
+
+// Turns a constraint failure into the status a client can act on.
+absl::Status Explain(const absl::Status& s, absl::string_view missing_what) {
+  std::string state = pg::SqlStateOf(s);
+  if (state == "23503") return absl::NotFoundError(std::string(missing_what));
+  if (state == "23514") return absl::FailedPreconditionError(pg::ServerMessageOf(s));
+  if (state == "22P02") return absl::InvalidArgumentError(pg::ServerMessageOf(s));
+  return s;
+}
+
+absl::Status CheckText(const std::string& v, absl::string_view field, size_t max,
+                       bool required) {
+  if (required && v.empty()) return Invalid(absl::StrCat(field, " is required"));
+  if (v.size() > max) {
+    return Invalid(absl::StrCat(field, " is longer than ", max, " bytes"));
+  }
+  return absl::OkStatus();
+}
+
+int Limit(uint32_t page_size) {
+  return static_cast<int>(page_size == 0 ? 100 : std::min(page_size, 1000u));
+}
+
+std::string OptionalMicros(const google::protobuf::Timestamp& t, bool has) {
+  return has ? std::to_string(ToMicros(t)) : std::string();
+}
+
+// ----------------------------------------------------------------- alerts
+
+const std::string& AlertColumns() {
+  static const std::string* k = new std::string(absl::StrCat(
+      "id::text, sensor_id, anomaly_type, severity, confidence, "
+      "coalesce(description, ''), evidence::text, recommended_actions::text, status, ",
+      TimestampToMicrosSql("created_at"), ", ", TimestampToMicrosSql("updated_at")));
+  return *k;
+}
+
+absl::Status AlertFromRow(const pg::Result& r, int i, telemetry::v1::Alert* a) {
+  a->set_id(std::string(r.Get(i, 0)));
+  a->set_sensor_id(std::string(r.Get(i, 1)));
+  a->set_anomaly_type(std::string(r.Get(i, 2)));
+  a->set_severity(static_cast<int32_t>(r.GetInt(i, 3)));
+  a->set_confidence(r.GetDouble(i, 4));
+  a->set_description(std::string(r.Get(i, 5)));
+  auto evidence = JsonToStruct(r.Get(i, 6));
+  if (!evidence.ok()) return evidence.status();
+  *a->mutable_evidence() = *std::move(evidence);
+  for (std::string& s : FromTextArray(r.Get(i, 7))) a->add_recommended_actions(std::move(s));
+  a->set_status(std::string(r.Get(i, 8)));
+  SetFromMicros(r.GetInt(i, 9), a->mutable_created_at());
+  SetFromMicros(r.GetInt(i, 10), a->mutable_updated_at());
+  return absl::OkStatus();
+}
+
+// ------------------------------------------------------------ maintenance
+
+const std::string& TaskColumns() {
+  static const std::string* k = new std::string(absl::StrCat(
+      "id::text, equipment_id, coalesce(sensor_id, ''), task_type, "
+      "coalesce(description, ''), priority, status, estimated_duration_hours, ",
+      TimestampToMicrosSql("scheduled_start_time"), ", ",
+      TimestampToMicrosSql("scheduled_end_time"),
+      ", coalesce(assigned_technician_id, ''), required_skills::text, parts_needed::text, ",
+      TimestampToMicrosSql("created_at"), ", ", TimestampToMicrosSql("updated_at")));
+  return *k;
+}
+
+void TaskFromRow(const pg::Result& r, int i, telemetry::v1::MaintenanceTask* t) {
+  t->set_id(std::string(r.Get(i, 0)));
+  t->set_equipment_id(std::string(r.Get(i, 1)));
+  t->set_sensor_id(std::string(r.Get(i, 2)));
+  t->set_task_type(std::string(r.Get(i, 3)));
+  t->set_description(std::string(r.Get(i, 4)));
+  t->set_priority(static_cast<int32_t>(r.GetInt(i, 5)));
+  t->set_status(std::string(r.Get(i, 6)));
+  if (!r.IsNull(i, 7)) t->set_estimated_duration_hours(r.GetDouble(i, 7));
+  if (!r.IsNull(i, 8)) SetFromMicros(r.GetInt(i, 8), t->mutable_scheduled_start_time());
+  if (!r.IsNull(i, 9)) SetFromMicros(r.GetInt(i, 9), t->mutable_scheduled_end_time());
+  t->set_assigned_technician_id(std::string(r.Get(i, 10)));
+  for (std::string& s : FromTextArray(r.Get(i, 11))) t->add_required_skills(std::move(s));
+  for (std::string& s : FromTextArray(r.Get(i, 12))) t->add_parts_needed(std::move(s));
+  SetFromMicros(r.GetInt(i, 13), t->mutable_created_at());
+  SetFromMicros(r.GetInt(i, 14), t->mutable_updated_at());
+}
+
+const std::string& LogColumns() {
+  static const std::string* k = new std::string(absl::StrCat(
+      "id::text, task_id::text, equipment_id, ", TimestampToMicrosSql("completion_date"),
+      ", technician_id, status, actual_duration_hours, coalesce(notes, ''), ",
+      TimestampToMicrosSql("created_at")));
+  return *k;
+}
+
+void LogFromRow(const pg::Result& r, int i, telemetry::v1::MaintenanceLog* l) {
+  l->set_id(std::string(r.Get(i, 0)));
+  l->set_task_id(std::string(r.Get(i, 1)));
+  l->set_equipment_id(std::string(r.Get(i, 2)));
+  SetFromMicros(r.GetInt(i, 3), l->mutable_completion_date());
+  l->set_technician_id(std::string(r.Get(i, 4)));
+  l->set_status(std::string(r.Get(i, 5)));
+  if (!r.IsNull(i, 6)) l->set_actual_duration_hours(r.GetDouble(i, 6));
+  l->set_notes(std::string(r.Get(i, 7)));
+  SetFromMicros(r.GetInt(i, 8), l->mutable_created_at());
+}
+
+// Keyset page token of (time, uuid) for newest-first listings.
+absl::Status DecodeTimeIdToken(const std::string& token, Param* micros, Param* id) {
+  if (token.empty()) return absl::OkStatus();
+  auto parts = DecodeToken(token, 2);
+  if (!parts.ok()) return parts.status();
+  int64_t us;
+  if (!absl::SimpleAtoi((*parts)[0], &us) || !IsUuid((*parts)[1])) {
+    return Invalid("malformed page token");
+  }
+  *micros = (*parts)[0];
+  *id = (*parts)[1];
+  return absl::OkStatus();
+}
+
+Param NonEmpty(const std::string& s) { return s.empty() ? Param() : Param(s); }
+
+}  // namespace
+
+// ------------------------------------------------------------------ alerts
+
+grpc::Status AlertServiceImpl::CreateAlert(grpc::ServerContext*,
+                                           const telemetry::v1::CreateAlertRequest* request,
+                                           telemetry::v1::Alert* response) {
+  RpcScope scope(ctx_, "CreateAlert");
+  const telemetry::v1::Alert& a = request->alert();
+  absl::Status s = CheckText(a.sensor_id(), "sensor_id", 255, true);
+  if (s.ok()) s = CheckText(a.anomaly_type(), "anomaly_type", 100, true);
+  if (s.ok() && (a.severity() < 1 || a.severity() > 5)) {
+    s = Invalid("severity must be between 1 and 5");
+  }
+  if (s.ok() && !(a.confidence() >= 0 && a.confidence() <= 1)) {
+    s = Invalid("confidence must be between 0 and 1");
+  }
+  std::string evidence = "{}";
+  if (s.ok() && a.has_evidence()) {
+    auto json = MetadataToJson(a.evidence(), kMaxEvidenceBytes, 32);
+    if (json.ok()) {
+      evidence = *std::move(json);
+    } else {
+      s = Invalid(absl::StrCat("evidence: ", json.status().message()));
+    }
+  }
+  if (!s.ok()) return scope.Done(s);
+  std::vector<std::string> actions(a.recommended_actions().begin(),
+                                   a.recommended_actions().end());
+  auto conn = ctx_.writer->Acquire();
+  if (!conn.ok()) return scope.Done(conn.status());
+  auto r = (*conn)->Query(
+      absl::StrCat("INSERT INTO anomaly_alerts (sensor_id, anomaly_type, severity, "
+                   "confidence, description, evidence, recommended_actions) VALUES ($1, $2, "
+                   "$3::smallint, $4::float8, nullif($5, ''), $6::jsonb, $7::text[]) RETURNING ",
+                   AlertColumns()),
+      {a.sensor_id(), a.anomaly_type(), std::to_string(a.severity()),
+       absl::StrCat(a.confidence()), a.description(), evidence, ToTextArray(actions)});
+  if (!r.ok()) {
+    return scope.Done(Explain(
+        r.status(), absl::StrCat("sensor '", a.sensor_id(), "' is not registered")));
+  }
+  return scope.Done(AlertFromRow(*r, 0, response));
+}
+
+grpc::Status AlertServiceImpl::GetAlert(grpc::ServerContext*,
+                                        const telemetry::v1::GetAlertRequest* request,
+                                        telemetry::v1::Alert* response) {
+  RpcScope scope(ctx_, "GetAlert");
+  if (!IsUuid(request->id())) return scope.Done(Invalid("id must be a UUID"));
+  auto conn = ctx_.reader->Acquire();
+  if (!conn.ok()) return scope.Done(conn.status());
+  auto r = (*conn)->Query(
+      absl::StrCat("SELECT ", AlertColumns(), " FROM anomaly_alerts WHERE id = $1::uuid"),
+      {request->id()});
+  if (!r.ok()) return scope.Done(r.status());
+  if (r->rows() == 0) {
+    return scope.Done(absl::NotFoundError(absl::StrCat("alert ", request->id(), " not found")));
+  }
+  return scope.Done(AlertFromRow(*r, 0, response));
+}
+
+grpc::Status AlertServiceImpl::ListAlerts(grpc::ServerContext*,
+                                          const telemetry::v1::ListAlertsRequest* request,
+                                          telemetry::v1::ListAlertsResponse* response) {
+  RpcScope scope(ctx_, "ListAlerts");
+  Param after_us, after_id;
+  if (absl::Status s = DecodeTimeIdToken(request->page_token(), &after_us, &after_id);
+      !s.ok()) {
+    return scope.Done(s);
+  }
+  int limit = Limit(request->page_size());
+  auto conn = ctx_.reader->Acquire();
+  if (!conn.ok()) return scope.Done(conn.status());
+  auto r = (*conn)->Query(
+      absl::StrCat("SELECT ", AlertColumns(),
+                   " FROM anomaly_alerts WHERE ($1::text IS NULL OR sensor_id = $1) "
+                   "AND ($2::text IS NULL OR status = $2) "
+                   "AND ($3::bigint IS NULL OR created_at >= ", MicrosToTimestampSql(3), ") "
+                   "AND ($4::bigint IS NULL OR created_at < ", MicrosToTimestampSql(4), ") "
+                   "AND ($5::bigint IS NULL OR (created_at, id) < (", MicrosToTimestampSql(5),
+                   ", $6::uuid)) ORDER BY created_at DESC, id DESC LIMIT $7::int"),
+      {NonEmpty(request->sensor_id()), NonEmpty(request->status()),
+       NonEmpty(OptionalMicros(request->created_after(), request->has_created_after())),
+       NonEmpty(OptionalMicros(request->created_before(), request->has_created_before())),
+       after_us, after_id, std::to_string(limit + 1)});
+  if (!r.ok()) return scope.Done(r.status());
+  int n = std::min(r->rows(), limit);
+  for (int i = 0; i < n; ++i) {
+    if (absl::Status s = AlertFromRow(*r, i, response->add_alerts()); !s.ok()) {
+      return scope.Done(s);
+    }
+  }
+  if (r->rows() > limit) {
+    const auto& last = response->alerts(n - 1);
+    response->set_next_page_token(
+        EncodeToken({std::to_string(ToMicros(last.created_at())), last.id()}));
+  }
+  return scope.Done(absl::OkStatus());
+}
+
+absl::Status AlertServiceImpl::Transition(const std::string& id, const std::string& status,
+                                          telemetry::v1::Alert* out) {
+  if (!IsUuid(id)) return Invalid("id must be a UUID");
+  auto conn = ctx_.writer->Acquire();
+  if (!conn.ok()) return conn.status();
+  auto r = (*conn)->Query(absl::StrCat("UPDATE anomaly_alerts SET status = $2 "
+                                       "WHERE id = $1::uuid RETURNING ",
+                                       AlertColumns()),
+                          {id, status});
+  if (!r.ok()) return Explain(r.status(), "");
+  if (r->rows() == 0) return absl::NotFoundError(absl::StrCat("alert ", id, " not found"));
+  return AlertFromRow(*r, 0, out);
+}
+
+grpc::Status AlertServiceImpl::AcknowledgeAlert(
+    grpc::ServerContext*, const telemetry::v1::AlertTransitionRequest* request,
+    telemetry::v1::Alert* response) {
+  RpcScope scope(ctx_, "AcknowledgeAlert");
+  return scope.Done(Transition(request->id(), "acknowledged", response));
+}
+
+grpc::Status AlertServiceImpl::ResolveAlert(
+    grpc::ServerContext*, const telemetry::v1::AlertTransitionRequest* request,
+    telemetry::v1::Alert* response) {
+  RpcScope scope(ctx_, "ResolveAlert");
+  return scope.Done(Transition(request->id(), "resolved", response));
+}
+
+// ------------------------------------------------------------- maintenance
+
+grpc::Status MaintenanceServiceImpl::CreateTask(
+    grpc::ServerContext*, const telemetry::v1::CreateTaskRequest* request,
+    telemetry::v1::MaintenanceTask* response) {
+  RpcScope scope(ctx_, "CreateTask");
+  const telemetry::v1::MaintenanceTask& t = request->task();
+  absl::Status s = CheckText(t.equipment_id(), "equipment_id", 255, true);
+  if (s.ok()) s = CheckText(t.task_type(), "task_type", 100, true);
+  if (s.ok()) s = CheckText(t.sensor_id(), "sensor_id", 255, false);
+  if (s.ok()) s = CheckText(t.assigned_technician_id(), "assigned_technician_id", 255, false);
+  int priority = t.priority() == 0 ? 3 : t.priority();
+  if (s.ok() && (priority < 1 || priority > 5)) s = Invalid("priority must be between 1 and 5");
+  if (s.ok() && t.has_estimated_duration_hours() &&
+      !(std::isfinite(t.estimated_duration_hours()) && t.estimated_duration_hours() >= 0)) {
+    s = Invalid("estimated_duration_hours must be a non-negative number");
+  }
+  if (s.ok() && t.has_scheduled_start_time() && t.has_scheduled_end_time() &&
+      ToMicros(t.scheduled_end_time()) < ToMicros(t.scheduled_start_time())) {
+    s = Invalid("scheduled_end_time is before scheduled_start_time");
+  }
+  if (!s.ok()) return scope.Done(s);
+  std::vector<std::string> skills(t.required_skills().begin(), t.required_skills().end());
+  std::vector<std::string> parts(t.parts_needed().begin(), t.parts_needed().end());
+  auto conn = ctx_.writer->Acquire();
+  if (!conn.ok()) return scope.Done(conn.status());
+  auto r = (*conn)->Query(
+      absl::StrCat(
+          "INSERT INTO maintenance_tasks (equipment_id, sensor_id, task_type, description, "
+          "priority, estimated_duration_hours, scheduled_start_time, scheduled_end_time, "
+          "assigned_technician_id, required_skills, parts_needed) VALUES ($1, $2, $3, "
+          "nullif($4, ''), $5::smallint, $6::float8, ",
+          MicrosToTimestampSql(7), ", ", MicrosToTimestampSql(8),
+          ", $9, $10::text[], $11::text[]) RETURNING ", TaskColumns()),
+      {t.equipment_id(), NonEmpty(t.sensor_id()), t.task_type(), t.description(),
+       std::to_string(priority),
+       t.has_estimated_duration_hours() ? Param(absl::StrCat(t.estimated_duration_hours()))
+                                        : Param(),
+       NonEmpty(OptionalMicros(t.scheduled_start_time(), t.has_scheduled_start_time())),
+       NonEmpty(OptionalMicros(t.scheduled_end_time(), t.has_scheduled_end_time())),
+       NonEmpty(t.assigned_technician_id()), ToTextArray(skills), ToTextArray(parts)});
+  if (!r.ok()) {
+    return scope.Done(Explain(
+        r.status(), absl::StrCat("sensor '", t.sensor_id(), "' is not registered")));
+  }
+  TaskFromRow(*r, 0, response);
+  return scope.Done(absl::OkStatus());
+}
+
+grpc::Status MaintenanceServiceImpl::GetTask(grpc::ServerContext*,
+                                             const telemetry::v1::GetTaskRequest* request,
+                                             telemetry::v1::MaintenanceTask* response) {
+  RpcScope scope(ctx_, "GetTask");
+  if (!IsUuid(request->id())) return scope.Done(Invalid("id must be a UUID"));
+  auto conn = ctx_.reader->Acquire();
+  if (!conn.ok()) return scope.Done(conn.status());
+  auto r = (*conn)->Query(
+      absl::StrCat("SELECT ", TaskColumns(), " FROM maintenance_tasks WHERE id = $1::uuid"),
+      {request->id()});
+  if (!r.ok()) return scope.Done(r.status());
+  if (r->rows() == 0) {
+    return scope.Done(absl::NotFoundError(absl::StrCat("task ", request->id(), " not found")));
+  }
+  TaskFromRow(*r, 0, response);
+  return scope.Done(absl::OkStatus());
+}
+
+grpc::Status MaintenanceServiceImpl::ListTasks(grpc::ServerContext*,
+                                               const telemetry::v1::ListTasksRequest* request,
+                                               telemetry::v1::ListTasksResponse* response) {
+  RpcScope scope(ctx_, "ListTasks");
+  Param after_us, after_id;
+  if (absl::Status s = DecodeTimeIdToken(request->page_token(), &after_us, &after_id);
+      !s.ok()) {
+    return scope.Done(s);
+  }
+  int limit = Limit(request->page_size());
+  auto conn = ctx_.reader->Acquire();
+  if (!conn.ok()) return scope.Done(conn.status());
+  auto r = (*conn)->Query(
+      absl::StrCat("SELECT ", TaskColumns(),
+                   " FROM maintenance_tasks WHERE ($1::text IS NULL OR equipment_id = $1) "
+                   "AND ($2::text IS NULL OR sensor_id = $2) "
+                   "AND ($3::text IS NULL OR status = $3) "
+                   "AND ($4::bigint IS NULL OR (created_at, id) < (", MicrosToTimestampSql(4),
+                   ", $5::uuid)) ORDER BY created_at DESC, id DESC LIMIT $6::int"),
+      {NonEmpty(request->equipment_id()), NonEmpty(request->sensor_id()),
+       NonEmpty(request->status()), after_us, after_id, std::to_string(limit + 1)});
+  if (!r.ok()) return scope.Done(r.status());
+  int n = std::min(r->rows(), limit);
+  for (int i = 0; i < n; ++i) TaskFromRow(*r, i, response->add_tasks());
+  if (r->rows() > limit) {
+    const auto& last = response->tasks(n - 1);
+    response->set_next_page_token(
+        EncodeToken({std::to_string(ToMicros(last.created_at())), last.id()}));
+  }
+  return scope.Done(absl::OkStatus());
+}
+
+grpc::Status MaintenanceServiceImpl::UpdateTaskStatus(
+    grpc::ServerContext*, const telemetry::v1::UpdateTaskStatusRequest* request,
+    telemetry::v1::MaintenanceTask* response) {
+  RpcScope scope(ctx_, "UpdateTaskStatus");
+  if (!IsUuid(request->id())) return scope.Done(Invalid("id must be a UUID"));
+  static const char* kStatuses[] = {"pending", "scheduled", "in_progress", "completed",
+                                    "cancelled"};
+  if (std::find(std::begin(kStatuses), std::end(kStatuses), request->status()) ==
+      std::end(kStatuses)) {
+    return scope.Done(Invalid(
+        "status must be pending, scheduled, in_progress, completed or cancelled"));
+  }
+  auto conn = ctx_.writer->Acquire();
+  if (!conn.ok()) return scope.Done(conn.status());
+  auto r = (*conn)->Query(absl::StrCat("UPDATE maintenance_tasks SET status = $2 "
+                                       "WHERE id = $1::uuid RETURNING ",
+                                       TaskColumns()),
+                          {request->id(), request->status()});
+  if (!r.ok()) return scope.Done(Explain(r.status(), ""));
+  if (r->rows() == 0) {
+    return scope.Done(absl::NotFoundError(absl::StrCat("task ", request->id(), " not found")));
+  }
+  TaskFromRow(*r, 0, response);
+  return scope.Done(absl::OkStatus());
+}
+
+grpc::Status MaintenanceServiceImpl::LogWork(grpc::ServerContext*,
+                                             const telemetry::v1::LogWorkRequest* request,
+                                             telemetry::v1::MaintenanceLog* response) {
+  RpcScope scope(ctx_, "LogWork");
+  const telemetry::v1::MaintenanceLog& l = request->log();
+  absl::Status s;
+  if (!IsUuid(l.task_id())) s = Invalid("task_id must be a UUID");
+  if (s.ok() && !l.has_completion_date()) s = Invalid("completion_date is required");
+  if (s.ok()) s = CheckText(l.technician_id(), "technician_id", 255, true);
+  if (s.ok()) s = CheckText(l.equipment_id(), "equipment_id", 255, false);
+  std::string status = l.status().empty() ? "completed" : l.status();
+  if (s.ok() && status != "completed" && status != "partial" && status != "failed") {
+    s = Invalid("status must be completed, partial or failed");
+  }
+  if (s.ok() && l.has_actual_duration_hours() &&
+      !(std::isfinite(l.actual_duration_hours()) && l.actual_duration_hours() >= 0)) {
+    s = Invalid("actual_duration_hours must be a non-negative number");
+  }
+  if (!s.ok()) return scope.Done(s);
+  auto conn = ctx_.writer->Acquire();
+  if (!conn.ok()) return scope.Done(conn.status());
+  // The task must exist; its equipment is the default.
+  auto r = (*conn)->Query(
+      absl::StrCat("INSERT INTO maintenance_logs (task_id, equipment_id, completion_date, "
+                   "technician_id, status, actual_duration_hours, notes) "
+                   "SELECT t.id, coalesce(nullif($2, ''), t.equipment_id), ",
+                   MicrosToTimestampSql(3),
+                   ", $4, $5, $6::float8, nullif($7, '') FROM maintenance_tasks t "
+                   "WHERE t.id = $1::uuid RETURNING ",
+                   LogColumns()),
+      {l.task_id(), l.equipment_id(), std::to_string(ToMicros(l.completion_date())),
+       l.technician_id(), status,
+       l.has_actual_duration_hours() ? Param(absl::StrCat(l.actual_duration_hours())) : Param(),
+       l.notes()});
+  if (!r.ok()) return scope.Done(Explain(r.status(), "task not found"));
+  if (r->rows() == 0) {
+    return scope.Done(absl::NotFoundError(absl::StrCat("task ", l.task_id(), " not found")));
+  }
+  LogFromRow(*r, 0, response);
+  return scope.Done(absl::OkStatus());
+}
+
+grpc::Status MaintenanceServiceImpl::ListLogs(grpc::ServerContext*,
+                                              const telemetry::v1::ListLogsRequest* request,
+                                              telemetry::v1::ListLogsResponse* response) {
+  RpcScope scope(ctx_, "ListLogs");
+  if (!request->task_id().empty() && !IsUuid(request->task_id())) {
+    return scope.Done(Invalid("task_id must be a UUID"));
+  }
+  Param after_us, after_id;
+  if (absl::Status s = DecodeTimeIdToken(request->page_token(), &after_us, &after_id);
+      !s.ok()) {
+    return scope.Done(s);
+  }
+  int limit = Limit(request->page_size());
+  auto conn = ctx_.reader->Acquire();
+  if (!conn.ok()) return scope.Done(conn.status());
+  auto r = (*conn)->Query(
+      absl::StrCat("SELECT ", LogColumns(),
+                   " FROM maintenance_logs WHERE ($1::uuid IS NULL OR task_id = $1::uuid) "
+                   "AND ($2::text IS NULL OR equipment_id = $2) "
+                   "AND ($3::bigint IS NULL OR (completion_date, id) < (",
+                   MicrosToTimestampSql(3),
+                   ", $4::uuid)) ORDER BY completion_date DESC, id DESC LIMIT $5::int"),
+      {NonEmpty(request->task_id()), NonEmpty(request->equipment_id()), after_us, after_id,
+       std::to_string(limit + 1)});
+  if (!r.ok()) return scope.Done(r.status());
+  int n = std::min(r->rows(), limit);
+  for (int i = 0; i < n; ++i) LogFromRow(*r, i, response->add_logs());
+  if (r->rows() > limit) {
+    const auto& last = response->logs(n - 1);
+    response->set_next_page_token(
+        EncodeToken({std::to_string(ToMicros(last.completion_date())), last.id()}));
+  }
+  return scope.Done(absl::OkStatus());
+}
+
+}  // namespace telemetry::query

@@ -1,0 +1,425 @@
+#include "server/query/query_service.h"
+
+#include <algorithm>
+#include <cstdlib>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "server/query/drift_stats.h"
+#include "server/query/sql_values.h"
+
+namespace telemetry::query {
+namespace {
+
+using telemetry::v1::StoredReading;
+
+constexpr uint32_t kDefaultLatest = 100, kMaxLatest = 10'000;
+constexpr uint32_t kDefaultChunk = 5'000, kMaxChunk = 50'000;
+constexpr int kMaxSummarySensors = 1'000;
+constexpr int64_t kMaxSummaryRangeUs = 366LL * 86'400 * 1'000'000;
+constexpr uint32_t kDefaultDriftPoints = 100'000, kMaxDriftPoints = 1'000'000;
+constexpr int64_t kHourUs = 3'600LL * 1'000'000;
+
+// Columns of StoredReading, in ReadingFromRow's order.
+const std::string& ReadingColumns() {
+  static const std::string* kColumns = new std::string(absl::StrCat(
+      "sensor_id, ", TimestampToMicrosSql("\"timestamp\""),
+      ", sensor_type, value, unit, quality, sensor_metadata::text, id"));
+  return *kColumns;
+}
+
+absl::Status ReadingFromRow(const pg::Result& r, int row, StoredReading* out) {
+  out->set_sensor_id(std::string(r.Get(row, 0)));
+  SetFromMicros(r.GetInt(row, 1), out->mutable_timestamp());
+  if (!r.IsNull(row, 2)) out->set_sensor_type(std::string(r.Get(row, 2)));
+  out->set_value(r.GetDouble(row, 3));
+  if (!r.IsNull(row, 4)) out->set_unit(std::string(r.Get(row, 4)));
+  if (!r.IsNull(row, 5)) out->set_quality(r.GetDouble(row, 5));
+  if (!r.IsNull(row, 6)) {
+    absl::StatusOr<google::protobuf::Struct> md = JsonToStruct(r.Get(row, 6));
+    if (!md.ok()) return md.status();
+    *out->mutable_metadata() = *std::move(md);
+  }
+  out->set_id(r.GetInt(row, 7));
+  return absl::OkStatus();
+}
+
+absl::Status RequireSensorId(const std::string& id) {
+  if (id.empty()) return absl::InvalidArgumentError("sensor_id is required");
+  if (id.size() > 255) {
+    return absl::InvalidArgumentError("sensor_id is longer than 255 bytes");
+  }
+  return absl::OkStatus();
+}
+
+int64_t FloorHour(int64_t us) {
+  int64_t h = us / kHourUs * kHourUs;
+  return h > us ? h - kHourUs : h;
+}
+int64_t CeilHour(int64_t us) {
+  int64_t f = FloorHour(us);
+  return f == us ? us : f + kHourUs;
+}
+
+const std::string& SensorColumns() {
+  static const std::string* kColumns = new std::string(absl::StrCat(
+      "sensor_id, type, coalesce(location, ''), status, ",
+      TimestampToMicrosSql("created_at"), ", ", TimestampToMicrosSql("updated_at")));
+  return *kColumns;
+}
+
+void SensorFromRow(const pg::Result& r, int row, telemetry::v1::Sensor* s) {
+  s->set_sensor_id(std::string(r.Get(row, 0)));
+  s->set_type(std::string(r.Get(row, 1)));
+  s->set_location(std::string(r.Get(row, 2)));
+  s->set_status(std::string(r.Get(row, 3)));
+  SetFromMicros(r.GetInt(row, 4), s->mutable_created_at());
+  SetFromMicros(r.GetInt(row, 5), s->mutable_updated_at());
+}
+
+bool HasControlCharacter(const std::string& s) {
+  return std::any_of(s.begin(), s.end(), [](char c) {
+    return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+  });
+}
+
+}  // namespace
+
+const char kLatestReadingsSql[] =
+    "SELECT * FROM sensor_readings WHERE sensor_id = $1 "
+    "ORDER BY \"timestamp\" DESC LIMIT $2";
+
+grpc::Status QueryServiceImpl::LatestReadings(
+    grpc::ServerContext*, const telemetry::v1::LatestReadingsRequest* request,
+    telemetry::v1::LatestReadingsResponse* response) {
+  RpcScope scope(ctx_, "LatestReadings");
+  if (absl::Status s = RequireSensorId(request->sensor_id()); !s.ok()) {
+    return scope.Done(s);
+  }
+  uint32_t limit = request->limit() == 0 ? kDefaultLatest : request->limit();
+  if (limit > kMaxLatest) {
+    return scope.Done(absl::InvalidArgumentError(
+        absl::StrCat("limit is ", limit, "; at most ", kMaxLatest)));
+  }
+  auto conn = ctx_.reader->Acquire();
+  if (!conn.ok()) return scope.Done(conn.status());
+  auto r = (*conn)->Query(
+      absl::StrCat("SELECT ", ReadingColumns(),
+                   " FROM sensor_readings WHERE sensor_id = $1 "
+                   "ORDER BY \"timestamp\" DESC LIMIT $2::int"),
+      {request->sensor_id(), std::to_string(limit)});
+  if (!r.ok()) return scope.Done(r.status());
+  for (int i = 0; i < r->rows(); ++i) {
+    if (absl::Status s = ReadingFromRow(*r, i, response->add_readings()); !s.ok()) {
+      return scope.Done(s);
+    }
+  }
+  return scope.Done(absl::OkStatus());
+}
+
+grpc::Status QueryServiceImpl::ReadingsRange(
+    grpc::ServerContext* context, const telemetry::v1::ReadingsRangeRequest* request,
+    grpc::ServerWriter<telemetry::v1::ReadingsRangeChunk>* writer) {
+  RpcScope scope(ctx_, "ReadingsRange");
+  auto lo = RequiredMicros(&request->start(), request->has_start(), "start");
+  if (!lo.ok()) return scope.Done(lo.status());
+  auto hi = RequiredMicros(&request->end(), request->has_end(), "end");
+  if (!hi.ok()) return scope.Done(hi.status());
+  if (*lo >= *hi) return scope.Done(absl::InvalidArgumentError("start must be before end"));
+  uint32_t chunk = request->chunk_size() == 0 ? kDefaultChunk : request->chunk_size();
+  if (chunk > kMaxChunk) {
+    return scope.Done(absl::InvalidArgumentError(
+        absl::StrCat("chunk_size is ", chunk, "; at most ", kMaxChunk)));
+  }
+  // Position: strictly after (cursor_us, cursor_sensor).
+  int64_t cursor_us = *lo - 1;
+  std::string cursor_sensor;
+  if (!request->cursor().empty()) {
+    auto parts = DecodeToken(request->cursor(), 2);
+    if (!parts.ok()) return scope.Done(parts.status());
+    if (!absl::SimpleAtoi((*parts)[0], &cursor_us)) {
+      return scope.Done(absl::InvalidArgumentError("malformed cursor"));
+    }
+    cursor_sensor = (*parts)[1];
+  }
+  const bool one_sensor = !request->sensor_id().empty();
+  // Keyset pagination on the primary key (timestamp, sensor_id): each chunk
+  // is an index range scan that starts where the previous one ended.
+  const std::string sql =
+      one_sensor
+          ? absl::StrCat("SELECT ", ReadingColumns(),
+                         " FROM sensor_readings WHERE sensor_id = $4 AND \"timestamp\" < ",
+                         MicrosToTimestampSql(2), " AND \"timestamp\" > ",
+                         MicrosToTimestampSql(1),
+                         " ORDER BY \"timestamp\" LIMIT $3::int")
+          : absl::StrCat("SELECT ", ReadingColumns(),
+                         " FROM sensor_readings WHERE \"timestamp\" < ", MicrosToTimestampSql(2),
+                         " AND (\"timestamp\", sensor_id) > (", MicrosToTimestampSql(1),
+                         ", $4) ORDER BY \"timestamp\", sensor_id LIMIT $3::int");
+  auto conn = ctx_.reader->Acquire();
+  if (!conn.ok()) return scope.Done(conn.status());
+  while (true) {
+    if (context->IsCancelled()) return scope.Done(absl::CancelledError("client went away"));
+    auto r = (*conn)->Query(sql, {std::to_string(cursor_us), std::to_string(*hi),
+                                  std::to_string(chunk),
+                                  one_sensor ? request->sensor_id() : cursor_sensor});
+    if (!r.ok()) return scope.Done(r.status());
+    if (r->rows() == 0) break;
+    telemetry::v1::ReadingsRangeChunk out;
+    for (int i = 0; i < r->rows(); ++i) {
+      if (absl::Status s = ReadingFromRow(*r, i, out.add_readings()); !s.ok()) {
+        return scope.Done(s);
+      }
+    }
+    const StoredReading& last = out.readings(out.readings_size() - 1);
+    cursor_us = ToMicros(last.timestamp());
+    cursor_sensor = last.sensor_id();
+    out.set_cursor(EncodeToken({std::to_string(cursor_us), cursor_sensor}));
+    if (!writer->Write(out)) return scope.Done(absl::CancelledError("client went away"));
+    if (r->rows() < static_cast<int>(chunk)) break;
+  }
+  return scope.Done(absl::OkStatus());
+}
+
+grpc::Status QueryServiceImpl::HourlySummary(
+    grpc::ServerContext*, const telemetry::v1::HourlySummaryRequest* request,
+    telemetry::v1::HourlySummaryResponse* response) {
+  RpcScope scope(ctx_, "HourlySummary");
+  if (request->sensor_ids_size() == 0 || request->sensor_ids_size() > kMaxSummarySensors) {
+    return scope.Done(absl::InvalidArgumentError(
+        absl::StrCat("sensor_ids must name 1 to ", kMaxSummarySensors, " sensors")));
+  }
+  auto start = RequiredMicros(&request->start(), request->has_start(), "start");
+  if (!start.ok()) return scope.Done(start.status());
+  auto end = RequiredMicros(&request->end(), request->has_end(), "end");
+  if (!end.ok()) return scope.Done(end.status());
+  int64_t lo = FloorHour(*start), hi = CeilHour(*end);
+  if (lo >= hi) return scope.Done(absl::InvalidArgumentError("start must be before end"));
+  if (hi - lo > kMaxSummaryRangeUs) {
+    return scope.Done(absl::InvalidArgumentError("the range may span at most 366 days"));
+  }
+  std::vector<std::string> ids(request->sensor_ids().begin(), request->sensor_ids().end());
+
+  auto conn = ctx_.reader->Acquire();
+  if (!conn.ok()) return scope.Done(conn.status());
+  // The watermark: hours before it are materialised.
+  const bool native = ctx_.mode == pg::StorageMode::kNative;
+  auto wm = (*conn)->Query(
+      native ? absl::StrCat("SELECT ", TimestampToMicrosSql("watermark"),
+                            " FROM telemetry_aggregate_state WHERE name = "
+                            "'sensor_readings_summary_hourly' AND watermark > '-infinity'")
+             : absl::StrCat("SELECT ", TimestampToMicrosSql("max(hour) + interval '1 hour'"),
+                            " FROM sensor_readings_summary_hourly"));
+  if (!wm.ok()) return scope.Done(wm.status());
+  // Clamped to the request: [lo, watermark) materialised, [watermark, hi) raw.
+  int64_t watermark = lo;  // nothing materialised: everything raw
+  if (wm->rows() > 0 && !wm->IsNull(0, 0)) {
+    watermark = std::clamp(wm->GetInt(0, 0), lo, hi);
+  }
+  SetFromMicros(watermark, response->mutable_materialized_until());
+
+  // Hours with writes since they were materialised are computed raw too
+  // (native mode keeps that log; TimescaleDB's is internal).
+  const std::string invalidated =
+      native ? "SELECT DISTINCT i.hour FROM telemetry_aggregate_invalidations i, p "
+               "WHERE i.hour >= p.lo AND i.hour < p.wm"
+             : "SELECT NULL::timestamptz AS hour WHERE false";
+  const std::string sql = absl::StrCat(
+      "WITH p AS (SELECT ", MicrosToTimestampSql(2), " AS lo, ", MicrosToTimestampSql(3),
+      " AS hi, ", MicrosToTimestampSql(4), " AS wm), "
+      "inv AS (", invalidated, "), "
+      "raw_hours AS (SELECT g AS h FROM p, generate_series(p.wm, p.hi - interval '1 hour', "
+      "interval '1 hour') g UNION SELECT hour FROM inv), "
+      "raw AS (SELECT r.sensor_id, b.h AS hour, avg(r.value) AS avg_value, "
+      "max(r.value) AS max_value, min(r.value) AS min_value, count(*) AS reading_count "
+      "FROM raw_hours b JOIN sensor_readings r ON r.\"timestamp\" >= b.h "
+      "AND r.\"timestamp\" < b.h + interval '1 hour' "
+      "WHERE r.sensor_id = ANY ($1::text[]) GROUP BY r.sensor_id, b.h), "
+      "mat AS (SELECT s.sensor_id, s.hour, s.avg_value, s.max_value, s.min_value, "
+      "s.reading_count FROM sensor_readings_summary_hourly s, p "
+      "WHERE s.sensor_id = ANY ($1::text[]) AND s.hour >= p.lo AND s.hour < p.wm "
+      "AND s.hour NOT IN (SELECT hour FROM inv)) "
+      "SELECT sensor_id, ", TimestampToMicrosSql("hour"),
+      " AS us, avg_value, max_value, min_value, reading_count, 1 FROM mat "
+      "UNION ALL SELECT sensor_id, ", TimestampToMicrosSql("hour"),
+      ", avg_value, max_value, min_value, reading_count, 2 FROM raw "
+      "ORDER BY 1, 2");
+  auto r = (*conn)->Query(sql, {ToTextArray(ids), std::to_string(lo), std::to_string(hi),
+                                std::to_string(watermark)});
+  if (!r.ok()) return scope.Done(r.status());
+  for (int i = 0; i < r->rows(); ++i) {
+    auto* b = response->add_buckets();
+    b->set_sensor_id(std::string(r->Get(i, 0)));
+    SetFromMicros(r->GetInt(i, 1), b->mutable_hour());
+    b->set_avg_value(r->GetDouble(i, 2));
+    b->set_max_value(r->GetDouble(i, 3));
+    b->set_min_value(r->GetDouble(i, 4));
+    b->set_reading_count(r->GetInt(i, 5));
+    b->set_source(r->GetInt(i, 6) == 1 ? telemetry::v1::HourlyBucket::SOURCE_MATERIALIZED
+                                       : telemetry::v1::HourlyBucket::SOURCE_RAW);
+  }
+  return scope.Done(absl::OkStatus());
+}
+
+grpc::Status QueryServiceImpl::DriftWindows(
+    grpc::ServerContext*, const telemetry::v1::DriftWindowsRequest* request,
+    telemetry::v1::DriftWindowsResponse* response) {
+  RpcScope scope(ctx_, "DriftWindows");
+  if (absl::Status s = RequireSensorId(request->sensor_id()); !s.ok()) return scope.Done(s);
+  struct Window {
+    const char* name;
+    absl::StatusOr<int64_t> lo, hi;
+  };
+  Window windows[2] = {
+      {"reference",
+       RequiredMicros(&request->reference_start(), request->has_reference_start(),
+                      "reference_start"),
+       RequiredMicros(&request->reference_end(), request->has_reference_end(),
+                      "reference_end")},
+      {"current",
+       RequiredMicros(&request->current_start(), request->has_current_start(),
+                      "current_start"),
+       RequiredMicros(&request->current_end(), request->has_current_end(), "current_end")},
+  };
+  for (const Window& w : windows) {
+    if (!w.lo.ok()) return scope.Done(w.lo.status());
+    if (!w.hi.ok()) return scope.Done(w.hi.status());
+    if (*w.lo >= *w.hi) {
+      return scope.Done(absl::InvalidArgumentError(
+          absl::StrCat("the ", w.name, " window must start before it ends")));
+    }
+  }
+  uint32_t bins = request->bins() == 0 ? 10 : request->bins();
+  if (bins < 2 || bins > 100) {
+    return scope.Done(absl::InvalidArgumentError("bins must be between 2 and 100"));
+  }
+  uint32_t max_points =
+      request->max_points() == 0 ? kDefaultDriftPoints : request->max_points();
+  if (max_points > kMaxDriftPoints) {
+    return scope.Done(absl::InvalidArgumentError(
+        absl::StrCat("max_points is at most ", kMaxDriftPoints)));
+  }
+  auto conn = ctx_.reader->Acquire();
+  if (!conn.ok()) return scope.Done(conn.status());
+  // Bounded scans on the (sensor_id, timestamp DESC) index.
+  const std::string sql = absl::StrCat(
+      "SELECT value FROM sensor_readings WHERE sensor_id = $1 AND \"timestamp\" >= ",
+      MicrosToTimestampSql(2), " AND \"timestamp\" < ", MicrosToTimestampSql(3),
+      " ORDER BY \"timestamp\" DESC LIMIT $4::int");
+  std::vector<double> values[2];
+  bool truncated[2] = {false, false};
+  for (int w = 0; w < 2; ++w) {
+    auto r = (*conn)->Query(sql, {request->sensor_id(), std::to_string(*windows[w].lo),
+                                  std::to_string(*windows[w].hi),
+                                  std::to_string(max_points + 1)});
+    if (!r.ok()) return scope.Done(r.status());
+    int n = std::min(r->rows(), static_cast<int>(max_points));
+    truncated[w] = r->rows() > static_cast<int>(max_points);
+    values[w].reserve(static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i) values[w].push_back(r->GetDouble(i, 0));
+    std::sort(values[w].begin(), values[w].end());
+  }
+  telemetry::v1::WindowStats* out[2] = {response->mutable_reference(),
+                                        response->mutable_current()};
+  for (int w = 0; w < 2; ++w) {
+    WindowSummary s = Summarize(values[w]);
+    out[w]->set_count(s.count);
+    out[w]->set_mean(s.mean);
+    out[w]->set_stddev(s.stddev);
+    out[w]->set_min(s.min);
+    out[w]->set_max(s.max);
+    out[w]->set_p50(s.p50);
+    out[w]->set_p90(s.p90);
+    out[w]->set_p99(s.p99);
+    out[w]->set_truncated(truncated[w]);
+  }
+  double d = KsStatistic(values[0], values[1]);
+  response->set_ks_statistic(d);
+  response->set_ks_p_value(KsPValue(d, static_cast<int64_t>(values[0].size()),
+                                    static_cast<int64_t>(values[1].size())));
+  response->set_psi(PopulationStabilityIndex(values[0], values[1], static_cast<int>(bins)));
+  return scope.Done(absl::OkStatus());
+}
+
+grpc::Status QueryServiceImpl::GetSensor(grpc::ServerContext*,
+                                         const telemetry::v1::GetSensorRequest* request,
+                                         telemetry::v1::Sensor* response) {
+  RpcScope scope(ctx_, "GetSensor");
+  if (absl::Status s = RequireSensorId(request->sensor_id()); !s.ok()) return scope.Done(s);
+  auto conn = ctx_.reader->Acquire();
+  if (!conn.ok()) return scope.Done(conn.status());
+  auto r = (*conn)->Query(
+      absl::StrCat("SELECT ", SensorColumns(), " FROM sensors WHERE sensor_id = $1"),
+      {request->sensor_id()});
+  if (!r.ok()) return scope.Done(r.status());
+  if (r->rows() == 0) {
+    return scope.Done(absl::NotFoundError(
+        absl::StrCat("sensor '", request->sensor_id(), "' is not registered")));
+  }
+  SensorFromRow(*r, 0, response);
+  return scope.Done(absl::OkStatus());
+}
+
+grpc::Status QueryServiceImpl::ListSensors(grpc::ServerContext*,
+                                           const telemetry::v1::ListSensorsRequest* request,
+                                           telemetry::v1::ListSensorsResponse* response) {
+  RpcScope scope(ctx_, "ListSensors");
+  uint32_t size = request->page_size() == 0 ? 100 : std::min(request->page_size(), 1000u);
+  std::string after;
+  if (!request->page_token().empty()) {
+    auto parts = DecodeToken(request->page_token(), 1);
+    if (!parts.ok()) return scope.Done(parts.status());
+    after = (*parts)[0];
+  }
+  auto conn = ctx_.reader->Acquire();
+  if (!conn.ok()) return scope.Done(conn.status());
+  auto r = (*conn)->Query(
+      absl::StrCat("SELECT ", SensorColumns(),
+                   " FROM sensors WHERE sensor_id > $1 AND ($2 = '' OR status = $2) "
+                   "ORDER BY sensor_id LIMIT $3::int"),
+      {after, request->status(), std::to_string(size + 1)});
+  if (!r.ok()) return scope.Done(r.status());
+  int n = std::min(r->rows(), static_cast<int>(size));
+  for (int i = 0; i < n; ++i) SensorFromRow(*r, i, response->add_sensors());
+  if (r->rows() > static_cast<int>(size)) {
+    response->set_next_page_token(EncodeToken({response->sensors(n - 1).sensor_id()}));
+  }
+  return scope.Done(absl::OkStatus());
+}
+
+grpc::Status QueryServiceImpl::UpsertSensor(
+    grpc::ServerContext*, const telemetry::v1::UpsertSensorRequest* request,
+    telemetry::v1::Sensor* response) {
+  RpcScope scope(ctx_, "UpsertSensor");
+  const telemetry::v1::Sensor& s = request->sensor();
+  if (absl::Status st = RequireSensorId(s.sensor_id()); !st.ok()) return scope.Done(st);
+  if (s.type().size() > 50 || s.location().size() > 255 ||
+      HasControlCharacter(s.sensor_id()) || HasControlCharacter(s.type()) ||
+      HasControlCharacter(s.location())) {
+    return scope.Done(absl::InvalidArgumentError(
+        "type (50 bytes) or location (255 bytes) too long, or a control character"));
+  }
+  static const char* kStatuses[] = {"", "active", "inactive", "maintenance", "decommissioned"};
+  if (std::find(std::begin(kStatuses), std::end(kStatuses), s.status()) == std::end(kStatuses)) {
+    return scope.Done(absl::InvalidArgumentError(
+        "status must be active, inactive, maintenance or decommissioned"));
+  }
+  auto conn = ctx_.writer->Acquire();
+  if (!conn.ok()) return scope.Done(conn.status());
+  auto r = (*conn)->Query(
+      absl::StrCat(
+          "INSERT INTO sensors (sensor_id, type, location, status) VALUES ($1, "
+          "coalesce(nullif($2, ''), 'unknown'), nullif($3, ''), coalesce(nullif($4, ''), "
+          "'active')) ON CONFLICT (sensor_id) DO UPDATE SET "
+          "type = coalesce(nullif($2, ''), sensors.type), "
+          "location = coalesce(nullif($3, ''), sensors.location), "
+          "status = coalesce(nullif($4, ''), sensors.status), updated_at = now() "
+          "RETURNING ",
+          SensorColumns()),
+      {s.sensor_id(), s.type(), s.location(), s.status()});
+  if (!r.ok()) return scope.Done(r.status());
+  SensorFromRow(*r, 0, response);
+  return scope.Done(absl::OkStatus());
+}
+
+}  // namespace telemetry::query

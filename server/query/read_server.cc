@@ -1,0 +1,115 @@
+#include "server/query/read_server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <prometheus/exposer.h>
+#include <prometheus/registry.h>
+
+#include <exception>
+
+#include "absl/strings/str_cat.h"
+#include "server/common/log.h"
+#include "server/query/admin_service.h"
+#include "server/query/maintenance_services.h"
+#include "server/query/query_service.h"
+#include "storage/pg/migrator.h"
+
+namespace telemetry::query {
+namespace {
+
+std::string SessionSql(absl::Duration statement_timeout, bool read_only) {
+  return absl::StrCat("SET application_name = 'read-service'; SET statement_timeout = ",
+                      absl::ToInt64Milliseconds(statement_timeout),
+                      read_only ? "; SET default_transaction_read_only = on" : "");
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ReadServer>> ReadServer::Start(ReadServerOptions options) {
+  std::unique_ptr<ReadServer> s(new ReadServer());
+  s->options_ = std::move(options);
+  const ReadServerOptions& o = s->options_;
+  const std::string writer_url = o.writer_database_url.empty() ? o.database_url
+                                                               : o.writer_database_url;
+  s->reader_ = std::make_unique<pg::ConnectionPool>(
+      o.database_url, o.reader_connections, SessionSql(o.statement_timeout, true));
+  s->writer_ = std::make_unique<pg::ConnectionPool>(
+      writer_url, o.writer_connections, SessionSql(o.statement_timeout, false));
+
+  {  // The schema must be migrated; its mode decides the SQL.
+    auto conn = s->reader_->Acquire();
+    if (!conn.ok()) return conn.status();
+    auto migrations = pg::LoadEmbeddedMigrations();
+    if (!migrations.ok()) return migrations.status();
+    pg::Migrator migrator(&**conn, *migrations, {});
+    auto state = migrator.Status();
+    if (!state.ok()) return state.status();
+    if (!state->mode || !state->pending.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the database schema is not up to date (", state->pending.size(),
+          " migrations pending); run `telemetryctl migrate apply` first"));
+    }
+    s->ctx_.mode = *state->mode;
+  }
+
+  s->registry_ = std::make_shared<prometheus::Registry>();
+  s->rpc_metrics_ = std::make_unique<RpcMetrics>(*s->registry_);
+  s->ctx_.reader = s->reader_.get();
+  s->ctx_.writer = s->writer_.get();
+  s->ctx_.metrics = s->rpc_metrics_.get();
+  s->jobs_ = std::make_unique<LifecycleJobs>(&s->ctx_, o.lifecycle, *s->registry_);
+  if (!o.metrics_address.empty()) {
+    try {
+      s->exposer_ = std::make_unique<prometheus::Exposer>(o.metrics_address);
+    } catch (const std::exception& e) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot serve metrics on ", o.metrics_address, ": ", e.what()));
+    }
+    s->exposer_->RegisterCollectable(s->registry_);
+    std::vector<int> ports = s->exposer_->GetListeningPorts();
+    s->metrics_port_ = ports.empty() ? 0 : ports.front();
+  }
+
+  s->services_.push_back(std::make_unique<QueryServiceImpl>(&s->ctx_));
+  s->services_.push_back(std::make_unique<AlertServiceImpl>(&s->ctx_));
+  s->services_.push_back(std::make_unique<MaintenanceServiceImpl>(&s->ctx_));
+  s->services_.push_back(std::make_unique<AdminServiceImpl>(&s->ctx_, s->jobs_.get()));
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(o.listen_address, grpc::InsecureServerCredentials(), &s->port_);
+  for (auto& svc : s->services_) builder.RegisterService(svc.get());
+  s->server_ = builder.BuildAndStart();
+  if (!s->server_ || s->port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", o.listen_address));
+  }
+  s->server_->GetHealthCheckService()->SetServingStatus("", true);
+  for (const char* name : {"telemetry.v1.QueryService", "telemetry.v1.AlertService",
+                           "telemetry.v1.MaintenanceService", "telemetry.v1.AdminService"}) {
+    s->server_->GetHealthCheckService()->SetServingStatus(name, true);
+  }
+  s->jobs_->Start();
+  Log(LogLevel::kInfo, "read service serving",
+      {{"grpc_port", std::to_string(s->port_)},
+       {"metrics_port", std::to_string(s->metrics_port_)},
+       {"storage_mode", std::string(pg::StorageModeName(s->ctx_.mode))},
+       {"database", pg::RedactConninfo(o.database_url)},
+       {"writer_database", pg::RedactConninfo(writer_url)}});
+  return s;
+}
+
+void ReadServer::Shutdown(absl::Duration grace) {
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (jobs_) jobs_->Stop();
+  if (server_) {
+    server_->GetHealthCheckService()->SetServingStatus("", false);
+    server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+    Log(LogLevel::kInfo, "read service stopped");
+  }
+}
+
+ReadServer::~ReadServer() { Shutdown(absl::ZeroDuration()); }
+
+}  // namespace telemetry::query

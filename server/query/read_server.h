@@ -1,0 +1,77 @@
+// The assembled read service: QueryService, AlertService,
+// MaintenanceService and AdminService on one gRPC port (with health and
+// reflection), two connection pools (read-only role for queries, maintainer
+// role for writes), the lifecycle jobs, and the Prometheus endpoint.
+// main_query.cc and the end-to-end tests both run exactly this.
+#ifndef TELEMETRY_SERVER_QUERY_READ_SERVER_H_
+#define TELEMETRY_SERVER_QUERY_READ_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/query/lifecycle_jobs.h"
+#include "server/query/read_context.h"
+
+namespace grpc {
+class Server;
+class Service;
+}  // namespace grpc
+namespace prometheus {
+class Exposer;
+class Registry;
+}  // namespace prometheus
+
+namespace telemetry::query {
+
+struct ReadServerOptions {
+  std::string listen_address = "127.0.0.1:50052";
+  std::string metrics_address = "127.0.0.1:9465";  // empty: no endpoint
+  // Connection of the read-only role (telemetry_reader member).
+  std::string database_url;
+  // Connection of the maintainer role (telemetry_maintainer member), for
+  // alerts, maintenance, the sensor registry and lifecycle jobs. Empty: use
+  // database_url.
+  std::string writer_database_url;
+  int reader_connections = 8;
+  int writer_connections = 4;
+  absl::Duration statement_timeout = absl::Seconds(30);
+  LifecycleOptions lifecycle;
+};
+
+class ReadServer {
+ public:
+  static absl::StatusOr<std::unique_ptr<ReadServer>> Start(ReadServerOptions options);
+  ~ReadServer();
+
+  int port() const { return port_; }
+  int metrics_port() const { return metrics_port_; }
+  pg::StorageMode storage_mode() const { return ctx_.mode; }
+  LifecycleJobs& jobs() { return *jobs_; }
+
+  // Stops accepting calls, lets running ones finish for up to `grace`, stops
+  // the jobs. Idempotent.
+  void Shutdown(absl::Duration grace = absl::Seconds(10));
+
+ private:
+  ReadServer() = default;
+
+  ReadServerOptions options_;
+  std::unique_ptr<pg::ConnectionPool> reader_;
+  std::unique_ptr<pg::ConnectionPool> writer_;
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<RpcMetrics> rpc_metrics_;
+  ReadContext ctx_;
+  std::unique_ptr<LifecycleJobs> jobs_;
+  std::vector<std::unique_ptr<grpc::Service>> services_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  int metrics_port_ = 0;
+  bool shut_down_ = false;
+};
+
+}  // namespace telemetry::query
+
+#endif  // TELEMETRY_SERVER_QUERY_READ_SERVER_H_

@@ -1,0 +1,546 @@
+// The read service end to end: data written through the real gateway, read
+// through the real read service (connected as least-privilege login roles),
+// every result checked against a direct SQL computation on the same data.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "server/ingest/ingest_server.h"
+#include "server/query/drift_stats.h"
+#include "server/query/query_service.h"
+#include "server/query/read_server.h"
+#include "server/query/sql_values.h"
+#include "storage/pg/connection.h"
+#include "telemetry/v1/maintenance.grpc.pb.h"
+#include "telemetry/v1/query.grpc.pb.h"
+#include "tests/support/http_get.h"
+#include "tests/support/servers_environment.h"
+
+namespace telemetry {
+namespace {
+
+using telemetry::testing::MigratedDatabase;
+using telemetry::testing::QueryScalar;
+using telemetry::testing::Redis;
+namespace v1 = telemetry::v1;
+
+constexpr int64_t kHourUs = 3'600'000'000LL;
+
+// Login roles for the services, members of the migration's group roles.
+void EnsureLoginRoles(const std::string& conninfo) {
+  auto c = pg::Connection::Open(conninfo);
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE((*c)->Exec(
+                      "DO $$ BEGIN "
+                      "IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'read_svc') "
+                      "THEN CREATE ROLE read_svc LOGIN IN ROLE telemetry_reader; END IF; "
+                      "IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'maint_svc') "
+                      "THEN CREATE ROLE maint_svc LOGIN IN ROLE telemetry_maintainer; END IF; "
+                      "END $$")
+                  .ok());
+}
+
+std::string AsUser(const std::string& conninfo, const std::string& user) {
+  std::string out = conninfo;
+  size_t at = out.find("user=postgres");
+  return out.replace(at, 13, "user=" + user);
+}
+
+v1::Reading MakeReading(const std::string& sensor, int64_t us, double value) {
+  v1::Reading r;
+  r.set_sensor_id(sensor);
+  query::SetFromMicros(us, r.mutable_timestamp());
+  r.set_value(value);
+  r.set_unit("bar");
+  return r;
+}
+
+class ReadServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    conninfo_ = MigratedDatabase();
+    EnsureLoginRoles(conninfo_);
+    ingest::IngestServerOptions io;
+    io.listen_address = "127.0.0.1:0";
+    io.metrics_address = "";
+    io.database_url = conninfo_;
+    io.redis_url = Redis().Url();
+    auto gw = ingest::IngestServer::Start(io);
+    ASSERT_TRUE(gw.ok()) << gw.status();
+    gateway_ = *std::move(gw);
+    ingest_ = v1::IngestService::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", gateway_->port()), grpc::InsecureChannelCredentials()));
+
+    query::ReadServerOptions ro;
+    ro.listen_address = "127.0.0.1:0";
+    ro.metrics_address = "127.0.0.1:0";
+    ro.database_url = AsUser(conninfo_, "read_svc");
+    ro.writer_database_url = AsUser(conninfo_, "maint_svc");
+    ro.lifecycle.run_native_jobs = false;  // the tests refresh explicitly
+    ro.lifecycle.stats_interval = absl::Hours(1);
+    auto rs = query::ReadServer::Start(ro);
+    ASSERT_TRUE(rs.ok()) << rs.status();
+    reader_ = *std::move(rs);
+    auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", reader_->port()),
+                                       grpc::InsecureChannelCredentials());
+    query_ = v1::QueryService::NewStub(channel);
+    alerts_ = v1::AlertService::NewStub(channel);
+    maintenance_ = v1::MaintenanceService::NewStub(channel);
+    admin_ = v1::AdminService::NewStub(channel);
+
+    // Five hours of data for three sensors, one reading every 10 s, in whole
+    // hours starting five hours before the current hour.
+    base_us_ = (absl::ToUnixMicros(absl::Now()) / kHourUs - 5) * kHourUs;
+    for (int s = 0; s < 3; ++s) {
+      for (int h = 0; h < 5; ++h) {
+        v1::ReadingBatch b;
+        b.set_idempotency_key(absl::StrCat(Db(), "-", s, "-", h));
+        for (int i = 0; i < 360; ++i) {
+          int64_t us = base_us_ + h * kHourUs + i * 10'000'000LL;
+          *b.add_readings() = MakeReading(absl::StrCat("s", s), us,
+                                          s * 100 + h * 10 + std::sin(i) * 3);
+        }
+        Write(b);
+      }
+    }
+  }
+  void TearDown() override {
+    if (reader_) reader_->Shutdown(absl::Seconds(2));
+    if (gateway_) gateway_->Shutdown(absl::Seconds(2));
+  }
+  void Write(const v1::ReadingBatch& b) {
+    grpc::ClientContext ctx;
+    v1::BatchAck ack;
+    grpc::Status s = ingest_->WriteBatch(&ctx, b, &ack);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    ASSERT_EQ(ack.rejected(), 0u);
+  }
+  std::string Q(const std::string& sql) { return QueryScalar(conninfo_, sql); }
+  // The test's database name: unique, so Redis keys never collide across tests.
+  std::string Db() const { return conninfo_.substr(conninfo_.find("dbname=") + 7); }
+  std::string Ts(int64_t us) {
+    return absl::StrCat("('epoch'::timestamptz + ", us, " * interval '1 microsecond')");
+  }
+
+  std::string conninfo_;
+  int64_t base_us_ = 0;
+  std::unique_ptr<ingest::IngestServer> gateway_;
+  std::unique_ptr<query::ReadServer> reader_;
+  std::unique_ptr<v1::IngestService::Stub> ingest_;
+  std::unique_ptr<v1::QueryService::Stub> query_;
+  std::unique_ptr<v1::AlertService::Stub> alerts_;
+  std::unique_ptr<v1::MaintenanceService::Stub> maintenance_;
+  std::unique_ptr<v1::AdminService::Stub> admin_;
+};
+
+TEST_F(ReadServiceTest, LatestReadingsMatchSqlNewestFirst) {
+  grpc::ClientContext ctx;
+  v1::LatestReadingsRequest req;
+  req.set_sensor_id("s1");
+  req.set_limit(100);
+  v1::LatestReadingsResponse resp;
+  ASSERT_TRUE(query_->LatestReadings(&ctx, req, &resp).ok());
+  ASSERT_EQ(resp.readings_size(), 100);
+  EXPECT_EQ(resp.readings(0).sensor_id(), "s1");
+  // The same rows straight from SQL, in the same order.
+  auto conn = pg::Connection::Open(conninfo_);
+  ASSERT_TRUE(conn.ok());
+  auto rows = (*conn)->Query(
+      "SELECT (extract(epoch FROM \"timestamp\") * 1000000)::bigint, value, id "
+      "FROM sensor_readings WHERE sensor_id = 's1' ORDER BY \"timestamp\" DESC LIMIT 100");
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->rows(), 100);
+  for (int i = 0; i < 100; ++i) {
+    EXPECT_EQ(query::ToMicros(resp.readings(i).timestamp()), rows->GetInt(i, 0)) << i;
+    EXPECT_EQ(resp.readings(i).value(), rows->GetDouble(i, 1)) << i;
+    EXPECT_EQ(resp.readings(i).id(), rows->GetInt(i, 2)) << i;
+    EXPECT_EQ(resp.readings(i).unit(), "bar");
+  }
+  // Default limit.
+  grpc::ClientContext ctx2;
+  req.clear_limit();
+  v1::LatestReadingsResponse defaulted;
+  ASSERT_TRUE(query_->LatestReadings(&ctx2, req, &defaulted).ok());
+  EXPECT_EQ(defaulted.readings_size(), 100);
+
+  grpc::ClientContext bad;
+  req.set_limit(20000);
+  EXPECT_EQ(query_->LatestReadings(&bad, req, &resp).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(ReadServiceTest, LatestReadingsPlanUsesTheIndexWithoutASort) {
+  auto c = pg::Connection::Open(conninfo_);
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE((*c)->Exec("ANALYZE sensor_readings").ok());
+  // EXPLAIN EXECUTE plans with the argument values, as the service's
+  // one-shot parameterised execution does.
+  ASSERT_TRUE((*c)->Exec(absl::StrCat("PREPARE latest(text, int) AS ",
+                                      query::kLatestReadingsSql)).ok());
+  auto plan = (*c)->Query("EXPLAIN EXECUTE latest('s1', 100)");
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  std::string text;
+  for (int i = 0; i < plan->rows(); ++i) absl::StrAppend(&text, plan->Get(i, 0), "\n");
+  EXPECT_NE(text.find("sensor_id_timestamp_idx"), std::string::npos) << text;
+  // Merge Append keeps the index order ("Sort Key:"); a Sort node would not.
+  EXPECT_EQ(text.find("Sort  ("), std::string::npos) << "an explicit sort:\n" << text;
+}
+
+TEST_F(ReadServiceTest, RangeExportStreamsEveryRowInChunksAndResumes) {
+  v1::ReadingsRangeRequest req;
+  query::SetFromMicros(base_us_ + kHourUs, req.mutable_start());
+  query::SetFromMicros(base_us_ + 3 * kHourUs, req.mutable_end());
+  req.set_chunk_size(500);
+  std::vector<std::string> all;
+  std::string third_cursor;
+  {
+    grpc::ClientContext ctx;
+    auto stream = query_->ReadingsRange(&ctx, req);
+    v1::ReadingsRangeChunk chunk;
+    int chunks = 0;
+    while (stream->Read(&chunk)) {
+      EXPECT_LE(chunk.readings_size(), 500);
+      for (const auto& r : chunk.readings()) {
+        all.push_back(absl::StrCat(query::ToMicros(r.timestamp()), "/", r.sensor_id()));
+      }
+      if (++chunks == 3) third_cursor = chunk.cursor();
+    }
+    ASSERT_TRUE(stream->Finish().ok());
+  }
+  EXPECT_EQ(static_cast<int64_t>(all.size()),
+            std::stoll(Q(absl::StrCat("SELECT count(*) FROM sensor_readings WHERE "
+                                      "\"timestamp\" >= ", Ts(base_us_ + kHourUs),
+                                      " AND \"timestamp\" < ", Ts(base_us_ + 3 * kHourUs)))));
+  EXPECT_EQ(all.size(), 3u * 720u);
+  // Resume after the third chunk: exactly the remainder.
+  req.set_cursor(third_cursor);
+  std::vector<std::string> rest;
+  grpc::ClientContext ctx;
+  auto stream = query_->ReadingsRange(&ctx, req);
+  v1::ReadingsRangeChunk chunk;
+  while (stream->Read(&chunk)) {
+    for (const auto& r : chunk.readings()) {
+      rest.push_back(absl::StrCat(query::ToMicros(r.timestamp()), "/", r.sensor_id()));
+    }
+  }
+  ASSERT_TRUE(stream->Finish().ok());
+  EXPECT_EQ(rest, std::vector<std::string>(all.begin() + 1500, all.end()));
+}
+
+// HourlySummary as "sensor@hour:count,avg,min,max:source" lines, and the same
+// statistics from raw rows.
+std::string SummaryText(const v1::HourlySummaryResponse& r, bool with_source) {
+  std::string out;
+  for (const auto& b : r.buckets()) {
+    absl::StrAppend(&out, b.sensor_id(), "@", query::ToMicros(b.hour()), ":",
+                    b.reading_count(), ",", absl::StrFormat("%.9g", b.avg_value()), ",",
+                    b.min_value(), ",", b.max_value());
+    if (with_source) absl::StrAppend(&out, ":", b.source());
+    out += " ";
+  }
+  return out;
+}
+
+TEST_F(ReadServiceTest, HourlySummaryIsCompleteBeforeAndAfterMaterialisation) {
+  v1::HourlySummaryRequest req;
+  req.add_sensor_ids("s0");
+  req.add_sensor_ids("s2");
+  query::SetFromMicros(base_us_, req.mutable_start());
+  query::SetFromMicros(base_us_ + 5 * kHourUs, req.mutable_end());
+  auto fetch = [&]() {
+    grpc::ClientContext ctx;
+    v1::HourlySummaryResponse resp;
+    grpc::Status s = query_->HourlySummary(&ctx, req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return resp;
+  };
+  // Nothing materialised yet: everything raw, 2 sensors x 5 hours.
+  v1::HourlySummaryResponse before = fetch();
+  ASSERT_EQ(before.buckets_size(), 10);
+  for (const auto& b : before.buckets()) EXPECT_EQ(b.source(), v1::HourlyBucket::SOURCE_RAW);
+  EXPECT_EQ(before.buckets(0).reading_count(), 360);
+
+  // Materialise the first three hours.
+  grpc::ClientContext rctx;
+  v1::RefreshAggregateRequest refresh;
+  query::SetFromMicros(base_us_, refresh.mutable_start());
+  query::SetFromMicros(base_us_ + 3 * kHourUs, refresh.mutable_end());
+  v1::RefreshAggregateResponse refreshed;
+  ASSERT_TRUE(admin_->RefreshAggregate(&rctx, refresh, &refreshed).ok());
+  EXPECT_EQ(refreshed.hours_refreshed(), 3);
+  v1::HourlySummaryResponse after = fetch();
+  EXPECT_EQ(query::ToMicros(after.materialized_until()), base_us_ + 3 * kHourUs);
+  ASSERT_EQ(after.buckets_size(), 10);
+  for (const auto& b : after.buckets()) {
+    bool old_hour = query::ToMicros(b.hour()) < base_us_ + 3 * kHourUs;
+    EXPECT_EQ(b.source(), old_hour ? v1::HourlyBucket::SOURCE_MATERIALIZED
+                                   : v1::HourlyBucket::SOURCE_RAW)
+        << query::ToMicros(b.hour());
+  }
+  EXPECT_EQ(SummaryText(after, false), SummaryText(before, false))
+      << "materialised and raw statistics must agree";
+
+  // A late reading lands in a materialised hour: it is served raw (complete)
+  // until the next refresh, then materialised again.
+  v1::ReadingBatch late;
+  late.set_idempotency_key(absl::StrCat(Db(), "-late"));
+  *late.add_readings() = MakeReading("s0", base_us_ + 5'000'000, 999);
+  Write(late);
+  v1::HourlySummaryResponse with_late = fetch();
+  EXPECT_EQ(with_late.buckets(0).reading_count(), 361);
+  EXPECT_EQ(with_late.buckets(0).max_value(), 999);
+  EXPECT_EQ(with_late.buckets(0).source(), v1::HourlyBucket::SOURCE_RAW);
+  grpc::ClientContext rctx2;
+  ASSERT_TRUE(admin_->RefreshAggregate(&rctx2, refresh, &refreshed).ok());
+  v1::HourlySummaryResponse rematerialised = fetch();
+  EXPECT_EQ(rematerialised.buckets(0).reading_count(), 361);
+  EXPECT_EQ(rematerialised.buckets(0).source(), v1::HourlyBucket::SOURCE_MATERIALIZED);
+  EXPECT_EQ(Q("SELECT reading_count FROM sensor_readings_summary_hourly WHERE sensor_id = 's0' "
+              "ORDER BY hour LIMIT 1"),
+            "361");
+  // Every bucket equals the statistics computed from raw rows.
+  auto conn = pg::Connection::Open(conninfo_);
+  ASSERT_TRUE(conn.ok());
+  auto raw = (*conn)->Query(
+      "SELECT sensor_id, (extract(epoch FROM date_trunc('hour', \"timestamp\", 'UTC')) * "
+      "1000000)::bigint, count(*), avg(value), min(value), max(value) FROM sensor_readings "
+      "WHERE sensor_id IN ('s0', 's2') GROUP BY 1, 2 ORDER BY 1, 2");
+  ASSERT_TRUE(raw.ok());
+  ASSERT_EQ(raw->rows(), rematerialised.buckets_size());
+  for (int i = 0; i < raw->rows(); ++i) {
+    const auto& b = rematerialised.buckets(i);
+    EXPECT_EQ(b.sensor_id(), raw->Get(i, 0));
+    EXPECT_EQ(query::ToMicros(b.hour()), raw->GetInt(i, 1));
+    EXPECT_EQ(b.reading_count(), raw->GetInt(i, 2));
+    EXPECT_NEAR(b.avg_value(), raw->GetDouble(i, 3), 1e-9);
+    EXPECT_EQ(b.min_value(), raw->GetDouble(i, 4));
+    EXPECT_EQ(b.max_value(), raw->GetDouble(i, 5));
+  }
+}
+
+TEST_F(ReadServiceTest, DriftWindowsMatchHandComputedStatistics) {
+  // Reference values 1..10, current 1..8, one per second.
+  v1::ReadingBatch b;
+  b.set_idempotency_key(absl::StrCat(Db(), "-drift"));
+  for (int i = 1; i <= 10; ++i) *b.add_readings() = MakeReading("drift", base_us_ + i * 1'000'000LL, i);
+  for (int i = 1; i <= 8; ++i) {
+    *b.add_readings() = MakeReading("drift", base_us_ + kHourUs + i * 1'000'000LL, i);
+  }
+  Write(b);
+  v1::DriftWindowsRequest req;
+  req.set_sensor_id("drift");
+  query::SetFromMicros(base_us_, req.mutable_reference_start());
+  query::SetFromMicros(base_us_ + kHourUs, req.mutable_reference_end());
+  query::SetFromMicros(base_us_ + kHourUs, req.mutable_current_start());
+  query::SetFromMicros(base_us_ + 2 * kHourUs, req.mutable_current_end());
+  req.set_bins(2);
+  grpc::ClientContext ctx;
+  v1::DriftWindowsResponse resp;
+  ASSERT_TRUE(query_->DriftWindows(&ctx, req, &resp).ok());
+  EXPECT_EQ(resp.reference().count(), 10);
+  EXPECT_DOUBLE_EQ(resp.reference().mean(), 5.5);
+  EXPECT_NEAR(resp.reference().stddev(), 3.0276503540974917, 1e-12);
+  EXPECT_EQ(resp.current().count(), 8);
+  EXPECT_DOUBLE_EQ(resp.current().mean(), 4.5);
+  // KS: at x = 8, F_ref = 0.8 and F_cur = 1.0.
+  EXPECT_DOUBLE_EQ(resp.ks_statistic(), 0.2);
+  // PSI over two bins split at 5.5: reference 0.5/0.5, current 0.625/0.375.
+  EXPECT_NEAR(resp.psi(), 0.125 * std::log(1.25) - 0.125 * std::log(0.75), 1e-12);
+  EXPECT_FALSE(resp.reference().truncated());
+
+  req.set_max_points(5);
+  grpc::ClientContext ctx2;
+  ASSERT_TRUE(query_->DriftWindows(&ctx2, req, &resp).ok());
+  EXPECT_EQ(resp.reference().count(), 5);
+  EXPECT_TRUE(resp.reference().truncated());
+  EXPECT_EQ(resp.reference().min(), 6) << "the newest points are kept";
+}
+
+TEST_F(ReadServiceTest, SensorRegistryGetListUpsert) {
+  grpc::ClientContext c1;
+  v1::GetSensorRequest get;
+  get.set_sensor_id("s1");
+  v1::Sensor s;
+  ASSERT_TRUE(query_->GetSensor(&c1, get, &s).ok());
+  EXPECT_EQ(s.status(), "active");
+  v1::UpsertSensorRequest up;
+  up.mutable_sensor()->set_sensor_id("s1");
+  up.mutable_sensor()->set_location("hall 3");
+  grpc::ClientContext c2;
+  ASSERT_TRUE(query_->UpsertSensor(&c2, up, &s).ok());
+  EXPECT_EQ(s.location(), "hall 3");
+  EXPECT_EQ(s.status(), "active");
+  up.mutable_sensor()->set_status("broken");
+  grpc::ClientContext c3;
+  EXPECT_EQ(query_->UpsertSensor(&c3, up, &s).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  // Paging: 3 sensors, pages of 2.
+  v1::ListSensorsRequest list;
+  list.set_page_size(2);
+  v1::ListSensorsResponse page;
+  grpc::ClientContext c4;
+  ASSERT_TRUE(query_->ListSensors(&c4, list, &page).ok());
+  ASSERT_EQ(page.sensors_size(), 2);
+  ASSERT_FALSE(page.next_page_token().empty());
+  list.set_page_token(page.next_page_token());
+  grpc::ClientContext c5;
+  ASSERT_TRUE(query_->ListSensors(&c5, list, &page).ok());
+  EXPECT_EQ(page.sensors_size(), 1);
+  EXPECT_EQ(page.sensors(0).sensor_id(), "s2");
+  EXPECT_TRUE(page.next_page_token().empty());
+  get.set_sensor_id("nope");
+  grpc::ClientContext c6;
+  EXPECT_EQ(query_->GetSensor(&c6, get, &s).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(ReadServiceTest, AlertLifecycleAndErrors) {
+  v1::CreateAlertRequest create;
+  v1::Alert* a = create.mutable_alert();
+  a->set_sensor_id("ghost");
+  a->set_anomaly_type("vibration_spike");
+  a->set_severity(4);
+  a->set_confidence(0.93);
+  (*a->mutable_evidence()->mutable_fields())["zscore"].set_number_value(5.2);
+  a->add_recommended_actions("inspect bearing");
+  a->add_recommended_actions("check \"mounts\", bolts");
+  v1::Alert out;
+  grpc::ClientContext c1;
+  grpc::Status s = alerts_->CreateAlert(&c1, create, &out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(s.error_message(), "sensor 'ghost' is not registered");
+  a->set_sensor_id("s1");
+  a->set_severity(9);
+  grpc::ClientContext c2;
+  EXPECT_EQ(alerts_->CreateAlert(&c2, create, &out).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  a->set_severity(4);
+  grpc::ClientContext c3;
+  ASSERT_TRUE(alerts_->CreateAlert(&c3, create, &out).ok());
+  EXPECT_EQ(out.status(), "open");
+  EXPECT_EQ(out.recommended_actions(1), "check \"mounts\", bolts");
+  EXPECT_EQ(out.evidence().fields().at("zscore").number_value(), 5.2);
+
+  v1::AlertTransitionRequest t;
+  t.set_id(out.id());
+  grpc::ClientContext c4;
+  ASSERT_TRUE(alerts_->AcknowledgeAlert(&c4, t, &out).ok());
+  EXPECT_EQ(out.status(), "acknowledged");
+  grpc::ClientContext c5;
+  EXPECT_TRUE(alerts_->AcknowledgeAlert(&c5, t, &out).ok()) << "a retried ack is idempotent";
+  grpc::ClientContext c6;
+  ASSERT_TRUE(alerts_->ResolveAlert(&c6, t, &out).ok());
+  EXPECT_EQ(out.status(), "resolved");
+  grpc::ClientContext c6b;
+  s = alerts_->AcknowledgeAlert(&c6b, t, &out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(s.error_message(), "illegal alert status transition: resolved -> acknowledged");
+
+  v1::ListAlertsRequest list;
+  list.set_sensor_id("s1");
+  list.set_status("resolved");
+  v1::ListAlertsResponse listed;
+  grpc::ClientContext c7;
+  ASSERT_TRUE(alerts_->ListAlerts(&c7, list, &listed).ok());
+  ASSERT_EQ(listed.alerts_size(), 1);
+  EXPECT_EQ(listed.alerts(0).id(), out.id());
+
+  t.set_id("not-a-uuid");
+  grpc::ClientContext c8;
+  EXPECT_EQ(alerts_->ResolveAlert(&c8, t, &out).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  t.set_id("00000000-0000-0000-0000-000000000000");
+  grpc::ClientContext c9;
+  EXPECT_EQ(alerts_->ResolveAlert(&c9, t, &out).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(ReadServiceTest, MaintenanceTasksFollowTheirLifecycleAndLogWork) {
+  v1::CreateTaskRequest create;
+  create.mutable_task()->set_equipment_id("pump-7");
+  create.mutable_task()->set_sensor_id("s2");
+  create.mutable_task()->set_task_type("bearing_replacement");
+  create.mutable_task()->add_parts_needed("bearing 6204");
+  v1::MaintenanceTask task;
+  grpc::ClientContext c1;
+  ASSERT_TRUE(maintenance_->CreateTask(&c1, create, &task).ok());
+  EXPECT_EQ(task.status(), "pending");
+  EXPECT_EQ(task.priority(), 3);
+
+  v1::UpdateTaskStatusRequest move;
+  move.set_id(task.id());
+  move.set_status("completed");
+  grpc::ClientContext c2;
+  grpc::Status s = maintenance_->UpdateTaskStatus(&c2, move, &task);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(s.error_message(), "illegal task status transition: pending -> completed");
+  for (const char* next : {"scheduled", "in_progress", "completed"}) {
+    move.set_status(next);
+    grpc::ClientContext c;
+    ASSERT_TRUE(maintenance_->UpdateTaskStatus(&c, move, &task).ok()) << next;
+  }
+  EXPECT_EQ(task.status(), "completed");
+
+  v1::LogWorkRequest log;
+  log.mutable_log()->set_task_id(task.id());
+  log.mutable_log()->set_technician_id("tech-42");
+  query::SetFromMicros(base_us_, log.mutable_log()->mutable_completion_date());
+  log.mutable_log()->set_actual_duration_hours(1.5);
+  v1::MaintenanceLog logged;
+  grpc::ClientContext c3;
+  ASSERT_TRUE(maintenance_->LogWork(&c3, log, &logged).ok());
+  EXPECT_EQ(logged.equipment_id(), "pump-7");
+  EXPECT_EQ(logged.status(), "completed");
+  log.mutable_log()->set_task_id("00000000-0000-0000-0000-000000000000");
+  grpc::ClientContext c4;
+  EXPECT_EQ(maintenance_->LogWork(&c4, log, &logged).error_code(), grpc::StatusCode::NOT_FOUND);
+
+  v1::ListLogsRequest list;
+  list.set_task_id(task.id());
+  v1::ListLogsResponse logs;
+  grpc::ClientContext c5;
+  ASSERT_TRUE(maintenance_->ListLogs(&c5, list, &logs).ok());
+  ASSERT_EQ(logs.logs_size(), 1);
+  EXPECT_EQ(logs.logs(0).actual_duration_hours(), 1.5);
+
+  create.mutable_task()->set_sensor_id("ghost");
+  grpc::ClientContext c6;
+  EXPECT_EQ(maintenance_->CreateTask(&c6, create, &task).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(ReadServiceTest, AdminJobsChunksRetentionAndMetrics) {
+  grpc::ClientContext c1;
+  v1::ListJobsResponse jobs;
+  ASSERT_TRUE(admin_->ListJobs(&c1, {}, &jobs).ok());
+  EXPECT_EQ(jobs.storage_mode(), "native");
+  EXPECT_EQ(jobs.jobs_size(), 2);
+  grpc::ClientContext c2;
+  v1::ListChunksResponse chunks;
+  ASSERT_TRUE(admin_->ListChunks(&c2, {}, &chunks).ok());
+  EXPECT_GE(chunks.chunks_size(), 2);  // at least one day and the default
+  EXPECT_GT(chunks.total_bytes(), 0);
+  grpc::ClientContext c3;
+  v1::RunLifecycleResponse summary;
+  ASSERT_TRUE(admin_->RunRetention(&c3, {}, &summary).ok());
+  EXPECT_NE(summary.summary().find("dropped 0 partitions"), std::string::npos) << summary.summary();
+  grpc::ClientContext c4;
+  EXPECT_EQ(admin_->RunCompression(&c4, {}, &summary).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+
+  grpc::ClientContext c5;
+  v1::RefreshAggregateResponse refreshed;
+  ASSERT_TRUE(admin_->RefreshAggregate(&c5, {}, &refreshed).ok());
+  EXPECT_GE(refreshed.hours_refreshed(), 5);
+  reader_->jobs().CollectStats();
+  auto body = telemetry::testing::HttpGet(reader_->metrics_port(), "/metrics");
+  ASSERT_TRUE(body.ok());
+  using telemetry::testing::MetricValue;
+  EXPECT_GE(MetricValue(*body, "telemetry_storage_chunks"), 2);
+  EXPECT_GT(MetricValue(*body, "telemetry_storage_bytes"), 0);
+  EXPECT_GE(MetricValue(*body, "telemetry_aggregate_staleness_seconds"), 0);
+  EXPECT_GE(MetricValue(*body, "telemetry_read_rpc_duration_seconds_count{method=\"ListJobs\"}"), 1);
+  EXPECT_GE(MetricValue(*body, "telemetry_read_rpc_errors_total{code=\"9\",method=\"RunCompression\"}"), 1);
+}
+
+}  // namespace
+}  // namespace telemetry
