@@ -2,6 +2,7 @@
 //
 //   telemetryctl migrate apply|status|down [--to=N]   (DATABASE_URL)
 //   telemetryctl send [--file=readings.csv|-]        (INGEST_ADDRESS)
+//   telemetryctl latest|range|summary|drift|jobs|chunks|refresh   (READ_ADDRESS)
 #include <grpcpp/grpcpp.h>
 
 #include <cstdio>
@@ -15,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "client/csv_readings.h"
+#include "client/read_commands.h"
 #include "client/telemetry_client.h"
 #include "server/common/flags_env.h"
 #include "storage/pg/connection.h"
@@ -185,10 +187,16 @@ int Send() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(kUsage);
+  const std::string usage =
+      std::string(kUsage) + "\n" + telemetry::client::kReadCommandsUsage;
+  absl::SetProgramUsageMessage(usage);
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   if (args.size() >= 3 && std::string(args[1]) == "migrate") return Migrate(args[2]);
   if (args.size() >= 2 && std::string(args[1]) == "send") return Send();
-  std::cerr << kUsage << "\n";
+  if (args.size() >= 2) {
+    int rc = telemetry::client::RunReadCommand(args[1]);
+    if (rc >= 0) return rc;
+  }
+  std::cerr << usage << "\n";
   return 2;
 }
