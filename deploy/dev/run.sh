@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Runs the whole system locally on the embedded default: a private PostgreSQL
 # cluster and a Redis server under a local data directory, on loopback only,
-# migrations applied, the ingest gateway serving. Ctrl-C stops everything.
+# migrations applied, the ingest gateway and the read service serving, each
+# with its own least-privilege database login. Ctrl-C stops everything.
 #
 # Settings (environment): TELEMETRY_DEV_DIR (data, default .dev-data),
 # PG_PORT (55432), REDIS_PORT (56379), INGEST_LISTEN_ADDRESS
-# (127.0.0.1:50051), INGEST_METRICS_ADDRESS (127.0.0.1:9464).
+# (127.0.0.1:50051), INGEST_METRICS_ADDRESS (127.0.0.1:9464),
+# READ_LISTEN_ADDRESS (127.0.0.1:50052), READ_METRICS_ADDRESS (127.0.0.1:9465).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
@@ -15,6 +17,8 @@ PG_PORT="${PG_PORT:-55432}"
 REDIS_PORT="${REDIS_PORT:-56379}"
 export INGEST_LISTEN_ADDRESS="${INGEST_LISTEN_ADDRESS:-127.0.0.1:50051}"
 export INGEST_METRICS_ADDRESS="${INGEST_METRICS_ADDRESS:-127.0.0.1:9464}"
+export READ_LISTEN_ADDRESS="${READ_LISTEN_ADDRESS:-127.0.0.1:50052}"
+export READ_METRICS_ADDRESS="${READ_METRICS_ADDRESS:-127.0.0.1:9465}"
 
 install_packages
 build_project "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -71,13 +75,40 @@ done
 log "applying migrations"
 "$BUILD_DIR/client/telemetryctl" migrate apply
 
+# One login per service, each a member of a group role the migrations made
+# (trust authentication on loopback: this is a development cluster).
+"$PG_BIN/psql" -q -v ON_ERROR_STOP=1 "$DATABASE_URL" <<'SQL'
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ingest_gateway') THEN
+    CREATE ROLE ingest_gateway LOGIN IN ROLE telemetry_writer; END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'read_service') THEN
+    CREATE ROLE read_service LOGIN IN ROLE telemetry_reader; END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'maintenance_service') THEN
+    CREATE ROLE maintenance_service LOGIN IN ROLE telemetry_maintainer; END IF;
+END $$;
+SQL
+PG_HOSTPORT="127.0.0.1:$PG_PORT/postgres"
+
+wait_for_port() {  # host:port
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 log "starting ingest-gateway"
-setsid "$BUILD_DIR/server/ingest-gateway" 2>>"$DEV_DIR/logs/ingest-gateway.log" &
+DATABASE_URL="postgresql://ingest_gateway@$PG_HOSTPORT" \
+  setsid "$BUILD_DIR/server/ingest-gateway" 2>>"$DEV_DIR/logs/ingest-gateway.log" &
 PIDS+=("$!")
-for _ in $(seq 100); do
-  (exec 3<>"/dev/tcp/${INGEST_METRICS_ADDRESS%:*}/${INGEST_METRICS_ADDRESS##*:}") 2>/dev/null && break
-  sleep 0.1
-done
+wait_for_port "$INGEST_METRICS_ADDRESS"
+
+log "starting read-service"
+READ_DATABASE_URL="postgresql://read_service@$PG_HOSTPORT" \
+MAINTENANCE_DATABASE_URL="postgresql://maintenance_service@$PG_HOSTPORT" \
+  setsid "$BUILD_DIR/server/read-service" 2>>"$DEV_DIR/logs/read-service.log" &
+PIDS+=("$!")
+wait_for_port "$READ_METRICS_ADDRESS"
 
 cat <<INFO
 
@@ -85,6 +116,8 @@ cat <<INFO
 
   ingest gRPC      $INGEST_LISTEN_ADDRESS   (telemetry.v1.IngestService, health, reflection)
   ingest metrics   http://$INGEST_METRICS_ADDRESS/metrics
+  read gRPC        $READ_LISTEN_ADDRESS   (Query, Alert, Maintenance, Admin services)
+  read metrics     http://$READ_METRICS_ADDRESS/metrics
   PostgreSQL       $DATABASE_URL
   Redis            $REDIS_URL
   logs             $DEV_DIR/logs/
@@ -93,6 +126,8 @@ cat <<INFO
     printf 'sensor_id,timestamp,value,unit\\npump-1,%s,21.5,celsius\\n' "\$(date -u +%FT%TZ)" \\
       | INGEST_ADDRESS=$INGEST_LISTEN_ADDRESS $BUILD_DIR/client/telemetryctl send
     psql "$DATABASE_URL" -c 'SELECT * FROM sensor_readings ORDER BY "timestamp" DESC LIMIT 5'
+    READ_ADDRESS=$READ_LISTEN_ADDRESS $BUILD_DIR/client/telemetryctl latest --sensor=pump-1
+    READ_ADDRESS=$READ_LISTEN_ADDRESS $BUILD_DIR/client/telemetryctl jobs
 
 INFO
 wait -n "${PIDS[@]}" || true

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/common/log.h"
@@ -281,10 +282,12 @@ absl::StatusOr<telemetry::v1::ListChunksResponse> LifecycleJobs::Chunks() {
       c->set_name(name);
       c->set_total_bytes(r->GetInt(i, 1));
       c->set_estimated_rows(r->GetInt(i, 2));
-      absl::Time day;
-      std::string err;
-      if (absl::StartsWith(name, "sensor_readings_p") &&
-          absl::ParseTime("%Y%m%d", name.substr(17), absl::UTCTimeZone(), &day, &err)) {
+      // Day partitions are named sensor_readings_pYYYYMMDD.
+      int y, m, d;
+      if (absl::StartsWith(name, "sensor_readings_p") && name.size() == 25 &&
+          absl::SimpleAtoi(name.substr(17, 4), &y) && absl::SimpleAtoi(name.substr(21, 2), &m) &&
+          absl::SimpleAtoi(name.substr(23, 2), &d)) {
+        absl::Time day = absl::FromCivil(absl::CivilDay(y, m, d), absl::UTCTimeZone());
         SetFromMicros(absl::ToUnixMicros(day), c->mutable_range_start());
         SetFromMicros(absl::ToUnixMicros(day + absl::Hours(24)), c->mutable_range_end());
       }
