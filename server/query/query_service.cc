@@ -220,43 +220,77 @@ grpc::Status QueryServiceImpl::HourlySummary(
 
   // Hours with writes since they were materialised are computed raw too
   // (native mode keeps that log; TimescaleDB's is internal).
-  const std::string invalidated =
-      native ? "SELECT DISTINCT i.hour FROM telemetry_aggregate_invalidations i, p "
-               "WHERE i.hour >= p.lo AND i.hour < p.wm"
-             : "SELECT NULL::timestamptz AS hour WHERE false";
-  const std::string sql = absl::StrCat(
-      "WITH p AS (SELECT ", MicrosToTimestampSql(2), " AS lo, ", MicrosToTimestampSql(3),
-      " AS hi, ", MicrosToTimestampSql(4), " AS wm), "
-      "inv AS (", invalidated, "), "
-      "raw_hours AS (SELECT g AS h FROM p, generate_series(p.wm, p.hi - interval '1 hour', "
-      "interval '1 hour') g UNION SELECT hour FROM inv), "
-      "raw AS (SELECT r.sensor_id, b.h AS hour, avg(r.value) AS avg_value, "
-      "max(r.value) AS max_value, min(r.value) AS min_value, count(*) AS reading_count "
-      "FROM raw_hours b JOIN sensor_readings r ON r.\"timestamp\" >= b.h "
-      "AND r.\"timestamp\" < b.h + interval '1 hour' "
-      "WHERE r.sensor_id = ANY ($1::text[]) GROUP BY r.sensor_id, b.h), "
-      "mat AS (SELECT s.sensor_id, s.hour, s.avg_value, s.max_value, s.min_value, "
-      "s.reading_count FROM sensor_readings_summary_hourly s, p "
-      "WHERE s.sensor_id = ANY ($1::text[]) AND s.hour >= p.lo AND s.hour < p.wm "
-      "AND s.hour NOT IN (SELECT hour FROM inv)) "
-      "SELECT sensor_id, ", TimestampToMicrosSql("hour"),
-      " AS us, avg_value, max_value, min_value, reading_count, 1 FROM mat "
-      "UNION ALL SELECT sensor_id, ", TimestampToMicrosSql("hour"),
-      ", avg_value, max_value, min_value, reading_count, 2 FROM raw "
-      "ORDER BY 1, 2");
-  auto r = (*conn)->Query(sql, {ToTextArray(ids), std::to_string(lo), std::to_string(hi),
-                                std::to_string(watermark)});
-  if (!r.ok()) return scope.Done(r.status());
-  for (int i = 0; i < r->rows(); ++i) {
+  std::vector<int64_t> invalidated;
+  if (native && watermark > lo) {
+    auto inv = (*conn)->Query(
+        absl::StrCat("SELECT DISTINCT ", TimestampToMicrosSql("hour"),
+                     " FROM telemetry_aggregate_invalidations WHERE hour >= ",
+                     MicrosToTimestampSql(1), " AND hour < ", MicrosToTimestampSql(2)),
+        {std::to_string(lo), std::to_string(watermark)});
+    if (!inv.ok()) return scope.Done(inv.status());
+    for (int i = 0; i < inv->rows(); ++i) invalidated.push_back(inv->GetInt(i, 0));
+    std::sort(invalidated.begin(), invalidated.end());
+  }
+  struct Bucket {
+    std::string sensor_id;
+    int64_t hour_us;
+    double avg, max, min;
+    int64_t count;
+    bool materialized;
+  };
+  std::vector<Bucket> buckets;
+  auto collect = [&](const pg::Result& r, bool materialized) {
+    for (int i = 0; i < r.rows(); ++i) {
+      buckets.push_back({std::string(r.Get(i, 0)), r.GetInt(i, 1), r.GetDouble(i, 2),
+                         r.GetDouble(i, 3), r.GetDouble(i, 4), r.GetInt(i, 5), materialized});
+    }
+  };
+  const std::string ids_param = ToTextArray(ids);
+  if (watermark > lo) {  // materialised hours, minus the invalidated ones
+    std::string inv_array = "{";
+    for (size_t i = 0; i < invalidated.size(); ++i) {
+      absl::StrAppend(&inv_array, i ? "," : "", invalidated[i]);
+    }
+    inv_array += "}";
+    auto r = (*conn)->Query(
+        absl::StrCat("SELECT sensor_id, ", TimestampToMicrosSql("hour"),
+                     ", avg_value, max_value, min_value, reading_count "
+                     "FROM sensor_readings_summary_hourly WHERE sensor_id = ANY ($1::text[]) "
+                     "AND hour >= ", MicrosToTimestampSql(2), " AND hour < ",
+                     MicrosToTimestampSql(3), " AND ", TimestampToMicrosSql("hour"),
+                     " <> ALL ($4::bigint[])"),
+        {ids_param, std::to_string(lo), std::to_string(watermark), inv_array});
+    if (!r.ok()) return scope.Done(r.status());
+    collect(*r, true);
+  }
+  // Raw ranges: [watermark, hi) and each invalidated hour, each an index
+  // range scan (no join the planner could turn into a full scan).
+  std::vector<std::pair<int64_t, int64_t>> ranges;
+  for (int64_t h : invalidated) ranges.emplace_back(h, h + kHourUs);
+  if (watermark < hi) ranges.emplace_back(watermark, hi);
+  const std::string raw_sql = absl::StrCat(
+      "SELECT sensor_id, ", TimestampToMicrosSql("date_trunc('hour', \"timestamp\", 'UTC')"),
+      ", avg(value), max(value), min(value), count(*) FROM sensor_readings "
+      "WHERE sensor_id = ANY ($1::text[]) AND \"timestamp\" >= ", MicrosToTimestampSql(2),
+      " AND \"timestamp\" < ", MicrosToTimestampSql(3), " GROUP BY 1, 2");
+  for (const auto& [from, to] : ranges) {
+    auto r = (*conn)->Query(raw_sql, {ids_param, std::to_string(from), std::to_string(to)});
+    if (!r.ok()) return scope.Done(r.status());
+    collect(*r, false);
+  }
+  std::sort(buckets.begin(), buckets.end(), [](const Bucket& a, const Bucket& b) {
+    return a.sensor_id != b.sensor_id ? a.sensor_id < b.sensor_id : a.hour_us < b.hour_us;
+  });
+  for (const Bucket& x : buckets) {
     auto* b = response->add_buckets();
-    b->set_sensor_id(std::string(r->Get(i, 0)));
-    SetFromMicros(r->GetInt(i, 1), b->mutable_hour());
-    b->set_avg_value(r->GetDouble(i, 2));
-    b->set_max_value(r->GetDouble(i, 3));
-    b->set_min_value(r->GetDouble(i, 4));
-    b->set_reading_count(r->GetInt(i, 5));
-    b->set_source(r->GetInt(i, 6) == 1 ? telemetry::v1::HourlyBucket::SOURCE_MATERIALIZED
-                                       : telemetry::v1::HourlyBucket::SOURCE_RAW);
+    b->set_sensor_id(x.sensor_id);
+    SetFromMicros(x.hour_us, b->mutable_hour());
+    b->set_avg_value(x.avg);
+    b->set_max_value(x.max);
+    b->set_min_value(x.min);
+    b->set_reading_count(x.count);
+    b->set_source(x.materialized ? telemetry::v1::HourlyBucket::SOURCE_MATERIALIZED
+                                 : telemetry::v1::HourlyBucket::SOURCE_RAW);
   }
   return scope.Done(absl::OkStatus());
 }
