@@ -135,7 +135,9 @@ Explained Explain(telemetry::pg::Connection& c, const std::string& sql) {
   for (int i = 0; i < r->rows(); ++i) {
     std::string line(r->Get(i, 0));
     std::smatch m;
-    if (std::regex_search(line, m, scan)) {
+    // A bitmap index scan feeds its heap scan; count the heap scan only.
+    if (line.find("Bitmap Index Scan") == std::string::npos &&
+        std::regex_search(line, m, scan)) {
       e.rows_scanned += std::stoll(m[2].str()) * std::stoll(m[3].str());
     }
     if (std::regex_search(line, m, std::regex(R"(Execution Time: ([0-9.]+) ms)"))) {

@@ -570,6 +570,102 @@ TEST_F(ReadServiceTest, AdminJobsChunksRetentionAndMetrics) {
   EXPECT_GE(MetricValue(*body, "telemetry_read_rpc_errors_total{code=\"9\",method=\"RunCompression\"}"), 1);
 }
 
+// The timescale read path, where TimescaleDB is installed: the continuous
+// aggregate, on-demand refresh, job health from timescaledb_information and
+// chunks with compression.
+TEST(ReadServiceTimescaleTest, ContinuousAggregatePathEndToEnd) {
+  if (!telemetry::testing::PostgresServer::TimescaleInstalled()) {
+    GTEST_SKIP() << "TimescaleDB is not installed for this PostgreSQL; the "
+                    "timescale read path is not exercised here";
+  }
+  auto db = telemetry::testing::Pg().CreateDatabase();
+  ASSERT_TRUE(db.ok());
+  std::string conninfo = telemetry::testing::Pg().ConnInfo(*db);
+  ingest::IngestServerOptions io;
+  io.listen_address = "127.0.0.1:0";
+  io.metrics_address = "";
+  io.database_url = conninfo;
+  io.redis_url = Redis().Url();
+  io.migrate_on_start = true;
+  io.migrator.mode = pg::StorageMode::kTimescale;
+  auto gateway = ingest::IngestServer::Start(io);
+  ASSERT_TRUE(gateway.ok()) << gateway.status();
+  auto ingest = v1::IngestService::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", (*gateway)->port()), grpc::InsecureChannelCredentials()));
+  const int64_t base = (absl::ToUnixMicros(absl::Now()) / kHourUs - 4) * kHourUs;
+  for (int s = 0; s < 2; ++s) {
+    v1::ReadingBatch b;
+    b.set_idempotency_key(absl::StrCat(*db, "-ts-", s));
+    for (int i = 0; i < 3 * 360; ++i) {
+      *b.add_readings() = MakeReading(absl::StrCat("t", s), base + i * 10'000'000LL, s + i % 7);
+    }
+    grpc::ClientContext ctx;
+    v1::BatchAck ack;
+    ASSERT_TRUE(ingest->WriteBatch(&ctx, b, &ack).ok());
+    ASSERT_EQ(ack.accepted(), 1080u);
+  }
+
+  query::ReadServerOptions ro;
+  ro.listen_address = "127.0.0.1:0";
+  ro.metrics_address = "";
+  ro.database_url = conninfo;  // the owner: refresh_continuous_aggregate checks it
+  ro.lifecycle.stats_interval = absl::Hours(1);
+  auto reader = query::ReadServer::Start(ro);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  ASSERT_EQ((*reader)->storage_mode(), pg::StorageMode::kTimescale);
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*reader)->port()),
+                                     grpc::InsecureChannelCredentials());
+  auto query_stub = v1::QueryService::NewStub(channel);
+  auto admin = v1::AdminService::NewStub(channel);
+
+  v1::HourlySummaryRequest req;
+  req.add_sensor_ids("t0");
+  req.add_sensor_ids("t1");
+  query::SetFromMicros(base, req.mutable_start());
+  query::SetFromMicros(base + 3 * kHourUs, req.mutable_end());
+  v1::HourlySummaryResponse before, after;
+  grpc::ClientContext c1;
+  ASSERT_TRUE(query_stub->HourlySummary(&c1, req, &before).ok());
+  ASSERT_EQ(before.buckets_size(), 6);
+  for (const auto& b : before.buckets()) EXPECT_EQ(b.source(), v1::HourlyBucket::SOURCE_RAW);
+
+  v1::RefreshAggregateRequest refresh;
+  query::SetFromMicros(base, refresh.mutable_start());
+  query::SetFromMicros(base + 3 * kHourUs, refresh.mutable_end());
+  v1::RefreshAggregateResponse refreshed;
+  grpc::ClientContext c2;
+  grpc::Status rs = admin->RefreshAggregate(&c2, refresh, &refreshed);
+  ASSERT_TRUE(rs.ok()) << rs.error_message();
+  grpc::ClientContext c3;
+  ASSERT_TRUE(query_stub->HourlySummary(&c3, req, &after).ok());
+  ASSERT_EQ(after.buckets_size(), 6);
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_EQ(after.buckets(i).source(), v1::HourlyBucket::SOURCE_MATERIALIZED) << i;
+    EXPECT_EQ(after.buckets(i).reading_count(), before.buckets(i).reading_count());
+    EXPECT_NEAR(after.buckets(i).avg_value(), before.buckets(i).avg_value(), 1e-9);
+  }
+
+  grpc::ClientContext c4;
+  v1::ListJobsResponse jobs;
+  ASSERT_TRUE(admin->ListJobs(&c4, {}, &jobs).ok());
+  EXPECT_EQ(jobs.storage_mode(), "timescale");
+  std::string names;
+  for (const auto& j : jobs.jobs()) absl::StrAppend(&names, j.name(), " ");
+  EXPECT_NE(names.find("policy_refresh_continuous_aggregate"), std::string::npos) << names;
+  EXPECT_NE(names.find("policy_compression"), std::string::npos) << names;
+  EXPECT_NE(names.find("policy_retention"), std::string::npos) << names;
+  grpc::ClientContext c5;
+  v1::ListChunksResponse chunks;
+  ASSERT_TRUE(admin->ListChunks(&c5, {}, &chunks).ok());
+  EXPECT_GE(chunks.chunks_size(), 1);
+  grpc::ClientContext c6;
+  v1::RunLifecycleResponse ran;
+  grpc::Status cs = admin->RunCompression(&c6, {}, &ran);
+  EXPECT_TRUE(cs.ok()) << cs.error_message();
+  (*reader)->Shutdown(absl::Seconds(2));
+  (*gateway)->Shutdown(absl::Seconds(2));
+}
+
 std::string RunCli(const std::string& args, int* rc) {
   std::string out = absl::StrCat(::testing::TempDir(), "/cli.out");
   std::string cmd = absl::StrCat(TELEMETRYCTL_PATH, " ", args, " > ", out, " 2>&1");
