@@ -1,6 +1,4 @@
 // ingest-gateway: the only place for flags, wiring and exit codes.
-#include <signal.h>
-
 #include <cstdio>
 #include <thread>
 
@@ -11,6 +9,7 @@
 #include "absl/time/time.h"
 #include "server/common/flags_env.h"
 #include "server/common/log.h"
+#include "server/common/signals.h"
 #include "server/ingest/ingest_server.h"
 #include "storage/pg/migration.h"
 
@@ -59,12 +58,7 @@ int main(int argc, char** argv) {
   using telemetry::Log;
   using telemetry::LogLevel;
 
-  // Signals are taken by a dedicated thread; block them everywhere else.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  telemetry::TerminationSignals signals;  // before any thread starts
 
   telemetry::ingest::IngestServerOptions o;
   o.listen_address = telemetry::FlagOrEnv(FLAGS_listen, "INGEST_LISTEN_ADDRESS",
@@ -112,9 +106,7 @@ int main(int argc, char** argv) {
         {{"error", std::string(server.status().message())}});
     return 1;
   }
-  int sig = 0;
-  sigwait(&signals, &sig);
-  Log(LogLevel::kInfo, "shutting down", {{"signal", strsignal(sig)}});
+  Log(LogLevel::kInfo, "shutting down", {{"signal", signals.Wait()}});
   (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
   return 0;
 }

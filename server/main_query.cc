@@ -1,6 +1,4 @@
 // read-service: the only place for flags, wiring and exit codes.
-#include <signal.h>
-
 #include <cstring>
 
 #include "absl/flags/flag.h"
@@ -9,6 +7,7 @@
 #include "absl/time/time.h"
 #include "server/common/flags_env.h"
 #include "server/common/log.h"
+#include "server/common/signals.h"
 #include "server/query/read_server.h"
 
 ABSL_FLAG(std::string, listen, "",
@@ -41,11 +40,7 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   using telemetry::Log;
   using telemetry::LogLevel;
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  telemetry::TerminationSignals signals;  // before any thread starts
 
   telemetry::query::ReadServerOptions o;
   o.listen_address =
@@ -77,9 +72,7 @@ int main(int argc, char** argv) {
         {{"error", std::string(server.status().message())}});
     return 1;
   }
-  int sig = 0;
-  sigwait(&signals, &sig);
-  Log(LogLevel::kInfo, "shutting down", {{"signal", strsignal(sig)}});
+  Log(LogLevel::kInfo, "shutting down", {{"signal", signals.Wait()}});
   (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
   return 0;
 }
