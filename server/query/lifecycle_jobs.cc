@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -146,6 +147,9 @@ void LifecycleJobs::Loop() {
 
 absl::StatusOr<int64_t> LifecycleJobs::Refresh(std::optional<int64_t> start_us,
                                                std::optional<int64_t> end_us) {
+  absl::Cleanup invalidate = [this] {
+    if (ctx_.watermark) ctx_.watermark->Invalidate();
+  };
   auto conn = ctx_.writer->Acquire();
   if (!conn.ok()) return conn.status();
   if (ctx_.mode == pg::StorageMode::kTimescale) {

@@ -5,6 +5,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "server/query/drift_stats.h"
 #include "server/query/sql_values.h"
 
@@ -204,33 +205,12 @@ grpc::Status QueryServiceImpl::HourlySummary(
   if (!conn.ok()) return scope.Done(conn.status());
   // The watermark: hours before it are materialised.
   const bool native = ctx_.mode == pg::StorageMode::kNative;
-  auto wm = (*conn)->Query(
-      native ? absl::StrCat("SELECT ", TimestampToMicrosSql("watermark"),
-                            " FROM telemetry_aggregate_state WHERE name = "
-                            "'sensor_readings_summary_hourly' AND watermark > '-infinity'")
-             : absl::StrCat("SELECT ", TimestampToMicrosSql("max(hour) + interval '1 hour'"),
-                            " FROM sensor_readings_summary_hourly"));
+  auto wm = Watermark(**conn);
   if (!wm.ok()) return scope.Done(wm.status());
   // Clamped to the request: [lo, watermark) materialised, [watermark, hi) raw.
-  int64_t watermark = lo;  // nothing materialised: everything raw
-  if (wm->rows() > 0 && !wm->IsNull(0, 0)) {
-    watermark = std::clamp(wm->GetInt(0, 0), lo, hi);
-  }
+  const int64_t watermark = std::clamp(*wm, lo, hi);
   SetFromMicros(watermark, response->mutable_materialized_until());
 
-  // Hours with writes since they were materialised are computed raw too
-  // (native mode keeps that log; TimescaleDB's is internal).
-  std::vector<int64_t> invalidated;
-  if (native && watermark > lo) {
-    auto inv = (*conn)->Query(
-        absl::StrCat("SELECT DISTINCT ", TimestampToMicrosSql("hour"),
-                     " FROM telemetry_aggregate_invalidations WHERE hour >= ",
-                     MicrosToTimestampSql(1), " AND hour < ", MicrosToTimestampSql(2)),
-        {std::to_string(lo), std::to_string(watermark)});
-    if (!inv.ok()) return scope.Done(inv.status());
-    for (int i = 0; i < inv->rows(); ++i) invalidated.push_back(inv->GetInt(i, 0));
-    std::sort(invalidated.begin(), invalidated.end());
-  }
   struct Bucket {
     std::string sensor_id;
     int64_t hour_us;
@@ -239,30 +219,43 @@ grpc::Status QueryServiceImpl::HourlySummary(
     bool materialized;
   };
   std::vector<Bucket> buckets;
+  std::vector<int64_t> invalidated;
+  const std::string ids_param = ToTextArray(ids);
+  if (watermark > lo) {
+    // One round trip: the materialised buckets, minus hours written since
+    // they were materialised (native mode logs those; TimescaleDB's log is
+    // internal), and those hours themselves, to be computed raw below.
+    const std::string inv =
+        native ? "SELECT DISTINCT hour FROM telemetry_aggregate_invalidations "
+                 "WHERE hour >= " + MicrosToTimestampSql(2) + " AND hour < " +
+                     MicrosToTimestampSql(3)
+               : "SELECT NULL::timestamptz AS hour WHERE false";
+    auto r = (*conn)->Query(
+        absl::StrCat("WITH inv AS (", inv, ") SELECT sensor_id, ",
+                     TimestampToMicrosSql("hour"),
+                     ", avg_value, max_value, min_value, reading_count "
+                     "FROM sensor_readings_summary_hourly WHERE sensor_id = ANY ($1::text[]) "
+                     "AND hour >= ", MicrosToTimestampSql(2), " AND hour < ",
+                     MicrosToTimestampSql(3), " AND hour NOT IN (SELECT hour FROM inv) "
+                     "UNION ALL SELECT NULL, ", TimestampToMicrosSql("hour"),
+                     ", NULL, NULL, NULL, NULL FROM inv"),
+        {ids_param, std::to_string(lo), std::to_string(watermark)});
+    if (!r.ok()) return scope.Done(r.status());
+    for (int i = 0; i < r->rows(); ++i) {
+      if (r->IsNull(i, 0)) {
+        invalidated.push_back(r->GetInt(i, 1));
+        continue;
+      }
+      buckets.push_back({std::string(r->Get(i, 0)), r->GetInt(i, 1), r->GetDouble(i, 2),
+                         r->GetDouble(i, 3), r->GetDouble(i, 4), r->GetInt(i, 5), true});
+    }
+  }
   auto collect = [&](const pg::Result& r, bool materialized) {
     for (int i = 0; i < r.rows(); ++i) {
       buckets.push_back({std::string(r.Get(i, 0)), r.GetInt(i, 1), r.GetDouble(i, 2),
                          r.GetDouble(i, 3), r.GetDouble(i, 4), r.GetInt(i, 5), materialized});
     }
   };
-  const std::string ids_param = ToTextArray(ids);
-  if (watermark > lo) {  // materialised hours, minus the invalidated ones
-    std::string inv_array = "{";
-    for (size_t i = 0; i < invalidated.size(); ++i) {
-      absl::StrAppend(&inv_array, i ? "," : "", invalidated[i]);
-    }
-    inv_array += "}";
-    auto r = (*conn)->Query(
-        absl::StrCat("SELECT sensor_id, ", TimestampToMicrosSql("hour"),
-                     ", avg_value, max_value, min_value, reading_count "
-                     "FROM sensor_readings_summary_hourly WHERE sensor_id = ANY ($1::text[]) "
-                     "AND hour >= ", MicrosToTimestampSql(2), " AND hour < ",
-                     MicrosToTimestampSql(3), " AND ", TimestampToMicrosSql("hour"),
-                     " <> ALL ($4::bigint[])"),
-        {ids_param, std::to_string(lo), std::to_string(watermark), inv_array});
-    if (!r.ok()) return scope.Done(r.status());
-    collect(*r, true);
-  }
   // Raw ranges: [watermark, hi) and each invalidated hour, each an index
   // range scan (no join the planner could turn into a full scan).
   std::vector<std::pair<int64_t, int64_t>> ranges;
@@ -293,6 +286,22 @@ grpc::Status QueryServiceImpl::HourlySummary(
                                  : telemetry::v1::HourlyBucket::SOURCE_RAW);
   }
   return scope.Done(absl::OkStatus());
+}
+
+absl::StatusOr<int64_t> QueryServiceImpl::Watermark(pg::Connection& conn) {
+  if (std::optional<int64_t> cached = ctx_.watermark->Get()) return *cached;
+  auto r = conn.Query(
+      ctx_.mode == pg::StorageMode::kNative
+          ? absl::StrCat("SELECT ", TimestampToMicrosSql("watermark"),
+                         " FROM telemetry_aggregate_state WHERE name = "
+                         "'sensor_readings_summary_hourly' AND watermark > '-infinity'")
+          : absl::StrCat("SELECT ", TimestampToMicrosSql("max(hour) + interval '1 hour'"),
+                         " FROM sensor_readings_summary_hourly"));
+  if (!r.ok()) return r.status();
+  int64_t us = INT64_MIN;  // nothing materialised
+  if (r->rows() > 0 && !r->IsNull(0, 0)) us = r->GetInt(0, 0);
+  ctx_.watermark->Put(us);
+  return us;
 }
 
 grpc::Status QueryServiceImpl::DriftWindows(

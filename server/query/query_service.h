@@ -38,6 +38,9 @@ class QueryServiceImpl final : public telemetry::v1::QueryService::Service {
                             telemetry::v1::Sensor* response) override;
 
  private:
+  // Hours before this are materialised (INT64_MIN: none). Cached briefly.
+  absl::StatusOr<int64_t> Watermark(pg::Connection& conn);
+
   const ReadContext& ctx_;
 };
 

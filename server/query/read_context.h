@@ -9,9 +9,11 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "storage/pg/connection_pool.h"
 #include "storage/pg/migration.h"
@@ -30,6 +32,33 @@ class RpcMetrics {
   prometheus::Family<prometheus::Counter>& errors_;
 };
 
+// The aggregate's watermark, cached for a second: it only moves forward, so
+// a slightly old value is safe (the hours it misses are computed raw). This
+// process's own refreshes invalidate it at once.
+class WatermarkCache {
+ public:
+  // The cached value, or nullopt when it must be read again.
+  std::optional<int64_t> Get() {
+    absl::MutexLock lock(&mu_);
+    if (absl::Now() < expires_) return value_;
+    return std::nullopt;
+  }
+  void Put(int64_t value) {
+    absl::MutexLock lock(&mu_);
+    value_ = value;
+    expires_ = absl::Now() + absl::Seconds(1);
+  }
+  void Invalidate() {
+    absl::MutexLock lock(&mu_);
+    expires_ = absl::InfinitePast();
+  }
+
+ private:
+  absl::Mutex mu_;
+  int64_t value_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time expires_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+};
+
 struct ReadContext {
   // Read-only role (telemetry_reader): every query.
   pg::ConnectionPool* reader = nullptr;
@@ -38,6 +67,7 @@ struct ReadContext {
   pg::ConnectionPool* writer = nullptr;
   pg::StorageMode mode = pg::StorageMode::kNative;
   RpcMetrics* metrics = nullptr;  // nullable
+  WatermarkCache* watermark = nullptr;
 };
 
 // Times one RPC and records it when destroyed; `Done` converts the result.

@@ -58,6 +58,7 @@ absl::StatusOr<std::unique_ptr<ReadServer>> ReadServer::Start(ReadServerOptions 
   s->ctx_.reader = s->reader_.get();
   s->ctx_.writer = s->writer_.get();
   s->ctx_.metrics = s->rpc_metrics_.get();
+  s->ctx_.watermark = &s->watermark_;
   s->jobs_ = std::make_unique<LifecycleJobs>(&s->ctx_, o.lifecycle, *s->registry_);
   if (!o.metrics_address.empty()) {
     try {

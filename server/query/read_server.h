@@ -62,6 +62,7 @@ class ReadServer {
   std::unique_ptr<pg::ConnectionPool> writer_;
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<RpcMetrics> rpc_metrics_;
+  WatermarkCache watermark_;
   ReadContext ctx_;
   std::unique_ptr<LifecycleJobs> jobs_;
   std::vector<std::unique_ptr<grpc::Service>> services_;
