@@ -43,6 +43,8 @@ ABSL_FLAG(int, concurrency, 8, "concurrent clients (service) = pgbench clients")
 ABSL_FLAG(absl::Duration, duration, absl::Seconds(10), "per measured run");
 ABSL_FLAG(int, rounds, 3, "runs of each variant (medians)");
 ABSL_FLAG(int, summary_sensors, 10, "sensors per HourlySummary call in the QPS runs");
+ABSL_FLAG(std::string, sides, "service,pgbench",
+          "which sides to run (for profiling one side alone)");
 
 namespace {
 
@@ -269,10 +271,14 @@ int main(int argc, char** argv) {
   std::vector<double> svc_latest_p50, svc_latest_p99, svc_summary_p50, svc_summary_p99;
   std::vector<double> pgb_latest_avg, pgb_summary_avg;
   for (int round = 0; round < absl::GetFlag(FLAGS_rounds); ++round) {
-    Run a = Drive(concurrency, duration, latest_call);
-    Run b = Pgbench(bindir, (*pg)->port(), *db, latest_sql, concurrency, duration);
-    Run c = Drive(concurrency, duration, summary_call);
-    Run d = Pgbench(bindir, (*pg)->port(), *db, summary_sql, concurrency, duration);
+    const std::string sides = absl::GetFlag(FLAGS_sides);
+    const bool svc = sides.find("service") != std::string::npos;
+    const bool pgb = sides.find("pgbench") != std::string::npos;
+    Run none{1, {}};
+    Run a = svc ? Drive(concurrency, duration, latest_call) : none;
+    Run b = pgb ? Pgbench(bindir, (*pg)->port(), *db, latest_sql, concurrency, duration) : none;
+    Run c = svc ? Drive(concurrency, duration, summary_call) : none;
+    Run d = pgb ? Pgbench(bindir, (*pg)->port(), *db, summary_sql, concurrency, duration) : none;
     std::fprintf(stderr,
                  "round %d: latest svc %.0f qps (p50 %.2f ms) pgbench %.0f tps | summary svc "
                  "%.0f qps (p50 %.2f ms) pgbench %.0f tps\n",
