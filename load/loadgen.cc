@@ -30,6 +30,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "client/telemetry_client.h"
+#include "telemetry/v1/query.grpc.pb.h"
 #include "load/latency_recorder.h"
 #include "server/common/flags_env.h"
 #include "storage/pg/connection.h"
@@ -48,6 +49,10 @@ ABSL_FLAG(std::string, run_id, "", "prefix of sensor ids and keys (default: deri
 ABSL_FLAG(int, window, 8, "unacknowledged batches per stream");
 ABSL_FLAG(bool, json, false, "print the final summary as one JSON line too");
 ABSL_FLAG(bool, quiet, false, "no per-second progress lines");
+ABSL_FLAG(std::string, read_target, "",
+          "read service address (env READ_ADDRESS); with --read_concurrency > 0 the "
+          "run also drives LatestReadings, HourlySummary and DriftWindows");
+ABSL_FLAG(int, read_concurrency, 0, "concurrent read clients during the run (0: none)");
 ABSL_FLAG(std::string, verify_database_url, "",
           "after the run, check in PostgreSQL that exactly the distinct valid "
           "readings sent were stored");
@@ -190,6 +195,103 @@ class Device {
   std::unique_ptr<telemetry::client::BatchStream> retry_stream_;
 };
 
+// Read clients: while the fleet writes, each repeatedly calls one of the
+// three read archetypes on this run's sensors and records its latency.
+class ReadLoad {
+ public:
+  ReadLoad(std::shared_ptr<grpc::Channel> channel, std::string run_id, int devices,
+           int sensors, absl::Time data_start)
+      : stub_(telemetry::v1::QueryService::NewStub(std::move(channel))),
+        run_id_(std::move(run_id)),
+        devices_(devices),
+        sensors_(sensors),
+        data_start_(data_start) {}
+
+  void Run(int concurrency, absl::Time deadline) {
+    std::vector<std::thread> threads;
+    for (int t = 0; t < concurrency; ++t) {
+      threads.emplace_back([this, t, deadline] {
+        std::mt19937 rng(static_cast<unsigned>(1000 + t));
+        for (int i = 0; !stop_.load() && absl::Now() < deadline; ++i) Call(i % 3, rng);
+      });
+    }
+    for (auto& th : threads) th.join();
+  }
+
+  // Ends Run() early (the writers are done).
+  void Stop() { stop_ = true; }
+  uint64_t errors() const { return errors_[0] + errors_[1] + errors_[2]; }
+
+  void Report(double seconds, std::string* json) {
+    const char* names[3] = {"latest", "summary", "drift"};
+    for (int k = 0; k < 3; ++k) {
+      auto p = latency_[k].Total();
+      std::printf("  read %-8s %7.0f qps  p50 %6.2f ms  p99 %6.2f ms  (%zu calls, %llu errors)\n",
+                  names[k], p.count / seconds, p.p50_ms, p.p99_ms, p.count,
+                  static_cast<unsigned long long>(errors_[k].load()));
+      absl::StrAppend(json, ",\"read_", names[k], "_qps\":", absl::StrFormat("%.1f", p.count / seconds),
+                      ",\"read_", names[k], "_p50_ms\":", absl::StrFormat("%.3f", p.p50_ms),
+                      ",\"read_", names[k], "_p99_ms\":", absl::StrFormat("%.3f", p.p99_ms));
+    }
+  }
+
+ private:
+  std::string Sensor(std::mt19937& rng) {
+    return absl::StrCat(run_id_, "-d", rng() % static_cast<unsigned>(devices_), "-s",
+                        rng() % static_cast<unsigned>(sensors_));
+  }
+  void Call(int kind, std::mt19937& rng) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    absl::Time start = absl::Now();
+    grpc::Status s;
+    // Data time runs from data_start at 1 ms per sensor sweep: the first
+    // minute of it holds plenty of readings for every sensor.
+    auto set = [](absl::Time t, google::protobuf::Timestamp* ts) {
+      int64_t us = absl::ToUnixMicros(t);
+      ts->set_seconds(us / 1'000'000);
+      ts->set_nanos(static_cast<int32_t>(us % 1'000'000) * 1000);
+    };
+    if (kind == 0) {
+      telemetry::v1::LatestReadingsRequest req;
+      req.set_sensor_id(Sensor(rng));
+      req.set_limit(100);
+      telemetry::v1::LatestReadingsResponse resp;
+      s = stub_->LatestReadings(&ctx, req, &resp);
+    } else if (kind == 1) {
+      telemetry::v1::HourlySummaryRequest req;
+      int d = static_cast<int>(rng() % static_cast<unsigned>(devices_));
+      for (int i = 0; i < sensors_; ++i) req.add_sensor_ids(absl::StrCat(run_id_, "-d", d, "-s", i));
+      set(data_start_ - absl::Hours(1), req.mutable_start());
+      set(data_start_ + absl::Hours(2), req.mutable_end());
+      telemetry::v1::HourlySummaryResponse resp;
+      s = stub_->HourlySummary(&ctx, req, &resp);
+    } else {
+      telemetry::v1::DriftWindowsRequest req;
+      req.set_sensor_id(Sensor(rng));
+      set(data_start_, req.mutable_reference_start());
+      set(data_start_ + absl::Seconds(30), req.mutable_reference_end());
+      set(data_start_ + absl::Seconds(30), req.mutable_current_start());
+      set(data_start_ + absl::Seconds(60), req.mutable_current_end());
+      telemetry::v1::DriftWindowsResponse resp;
+      s = stub_->DriftWindows(&ctx, req, &resp);
+    }
+    if (s.ok()) {
+      latency_[kind].Record(absl::Now() - start);
+    } else {
+      ++errors_[kind];
+    }
+  }
+
+  std::unique_ptr<telemetry::v1::QueryService::Stub> stub_;
+  const std::string run_id_;
+  const int devices_, sensors_;
+  const absl::Time data_start_;
+  telemetry::load::LatencyRecorder latency_[3];
+  std::atomic<uint64_t> errors_[3] = {0, 0, 0};
+  std::atomic<bool> stop_{false};
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -219,6 +321,17 @@ int main(int argc, char** argv) {
     threads.emplace_back([&, dev = dev.get()] { dev->Run(deadline, data_start); });
   }
 
+  std::unique_ptr<ReadLoad> reads;
+  std::thread read_thread;
+  if (int rc = absl::GetFlag(FLAGS_read_concurrency); rc > 0) {
+    reads = std::make_unique<ReadLoad>(
+        grpc::CreateChannel(telemetry::FlagOrEnv(FLAGS_read_target, "READ_ADDRESS",
+                                                 "127.0.0.1:50052"),
+                            grpc::InsecureChannelCredentials()),
+        run_id, devices, absl::GetFlag(FLAGS_sensors), data_start);
+    read_thread = std::thread([&reads, rc, deadline] { reads->Run(rc, deadline); });
+  }
+
   std::atomic<bool> done{false};
   std::thread progress([&] {
     uint64_t last_accepted = 0, last_acks = 0;
@@ -245,6 +358,8 @@ int main(int argc, char** argv) {
   });
   for (auto& t : threads) t.join();
   absl::Time sending_done = absl::Now();
+  if (reads) reads->Stop();
+  if (read_thread.joinable()) read_thread.join();
   for (auto& dev : fleet) dev->Close(absl::Minutes(2));
   absl::Time end = absl::Now();
   done = true;
@@ -277,10 +392,13 @@ int main(int argc, char** argv) {
       totals.accepted.load() / seconds, totals.acks.load() / seconds, all.p50_ms,
       all.p90_ms, all.p99_ms, all.max_ms);
 
+  std::string read_json;
+  if (reads) reads->Report(absl::ToDoubleSeconds(sending_done - start), &read_json);
+
   bool ok = totals.failed_batches.load() == 0 && totals.client_errors.load() == 0 &&
             totals.accepted.load() == expected_accepted &&
             totals.duplicates.load() == expected_duplicates &&
-            totals.rejected.load() == expected_rejected;
+            totals.rejected.load() == expected_rejected && (!reads || reads->errors() == 0);
   int64_t stored = -1;
   if (std::string url = absl::GetFlag(FLAGS_verify_database_url); !url.empty()) {
     auto conn = telemetry::pg::Connection::Open(url);
@@ -319,7 +437,7 @@ int main(int argc, char** argv) {
         "\"accepted\":%llu,\"duplicates\":%llu,\"rejected\":%llu,\"failed_batches\":%llu,"
         "\"client_errors\":%llu,\"rows_per_second\":%.0f,\"acks_per_second\":%.0f,"
         "\"ack_p50_ms\":%.3f,\"ack_p90_ms\":%.3f,\"ack_p99_ms\":%.3f,\"ack_max_ms\":%.3f,"
-        "\"stored\":%lld,\"ok\":%s}\n",
+        "\"stored\":%lld%s,\"ok\":%s}\n",
         run_id.c_str(), seconds, devices,
         static_cast<unsigned long long>(totals.sent_readings.load()),
         static_cast<unsigned long long>(expected_accepted),
@@ -331,7 +449,7 @@ int main(int argc, char** argv) {
         static_cast<unsigned long long>(totals.failed_batches.load()),
         static_cast<unsigned long long>(totals.client_errors.load()),
         totals.accepted.load() / seconds, totals.acks.load() / seconds, all.p50_ms,
-        all.p90_ms, all.p99_ms, all.max_ms, static_cast<long long>(stored),
+        all.p90_ms, all.p99_ms, all.max_ms, static_cast<long long>(stored), read_json.c_str(),
         ok ? "true" : "false");
   }
   return ok ? 0 : 1;

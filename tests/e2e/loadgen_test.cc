@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/ingest/ingest_server.h"
+#include "server/query/read_server.h"
 #include "tests/support/servers_environment.h"
 
 namespace telemetry {
@@ -15,7 +16,7 @@ namespace {
 using telemetry::testing::MigratedDatabase;
 using telemetry::testing::Redis;
 
-TEST(LoadgenTest, FleetWithRetriesAndInvalidReadingsIsStoredExactly) {
+TEST(LoadgenTest, FleetWithRetriesInvalidReadingsAndReadersIsStoredExactly) {
   std::string conninfo = MigratedDatabase();
   ingest::IngestServerOptions o;
   o.listen_address = "127.0.0.1:0";
@@ -24,12 +25,20 @@ TEST(LoadgenTest, FleetWithRetriesAndInvalidReadingsIsStoredExactly) {
   o.redis_url = Redis().Url();
   auto server = ingest::IngestServer::Start(o);
   ASSERT_TRUE(server.ok()) << server.status();
+  query::ReadServerOptions ro;
+  ro.listen_address = "127.0.0.1:0";
+  ro.metrics_address = "";
+  ro.database_url = conninfo;
+  ro.lifecycle.run_native_jobs = false;
+  auto reader = query::ReadServer::Start(ro);
+  ASSERT_TRUE(reader.ok()) << reader.status();
 
   std::string out = absl::StrCat(::testing::TempDir(), "/loadgen.json");
   std::string cmd = absl::StrCat(
       LOADGEN_PATH, " --target=127.0.0.1:", (*server)->port(),
       " --devices=6 --sensors=7 --batch=250 --max_batches=40 --duration=60s",
       " --retry_fraction=0.1 --invalid_fraction=0.02 --seed=7 --quiet --json",
+      " --read_concurrency=2 --read_target=127.0.0.1:", (*reader)->port(),
       " --verify_database_url='", conninfo, "' > ", out);
   int rc = std::system(cmd.c_str());
   std::ifstream in(out);
@@ -39,6 +48,8 @@ TEST(LoadgenTest, FleetWithRetriesAndInvalidReadingsIsStoredExactly) {
   EXPECT_NE(text.find("\"sent_readings\":60000"), std::string::npos) << text;
   EXPECT_EQ(text.find("\"resent_batches\":0,"), std::string::npos)
       << "the run should include deliberate re-sends: " << text;
+  EXPECT_NE(text.find("\"read_latest_qps\":"), std::string::npos) << text;
+  (*reader)->Shutdown(absl::Seconds(2));
   (*server)->Shutdown(absl::Seconds(5));
 }
 
