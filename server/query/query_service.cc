@@ -21,23 +21,23 @@ constexpr int64_t kMaxSummaryRangeUs = 366LL * 86'400 * 1'000'000;
 constexpr uint32_t kDefaultDriftPoints = 100'000, kMaxDriftPoints = 1'000'000;
 constexpr int64_t kHourUs = 3'600LL * 1'000'000;
 
-// Columns of StoredReading, in ReadingFromRow's order.
+// Columns of StoredReading, in ReadingFromRow's order; fetched in binary
+// format (QueryBinary).
 const std::string& ReadingColumns() {
-  static const std::string* kColumns = new std::string(absl::StrCat(
-      "sensor_id, ", TimestampToMicrosSql("\"timestamp\""),
-      ", sensor_type, value, unit, quality, sensor_metadata::text, id"));
+  static const std::string* kColumns = new std::string(
+      "sensor_id, \"timestamp\", sensor_type, value, unit, quality, sensor_metadata, id");
   return *kColumns;
 }
 
 absl::Status ReadingFromRow(const pg::Result& r, int row, StoredReading* out) {
   out->set_sensor_id(std::string(r.Get(row, 0)));
-  SetFromMicros(r.GetInt(row, 1), out->mutable_timestamp());
+  SetFromMicros(r.GetTimestampMicros(row, 1), out->mutable_timestamp());
   if (!r.IsNull(row, 2)) out->set_sensor_type(std::string(r.Get(row, 2)));
   out->set_value(r.GetDouble(row, 3));
   if (!r.IsNull(row, 4)) out->set_unit(std::string(r.Get(row, 4)));
   if (!r.IsNull(row, 5)) out->set_quality(r.GetDouble(row, 5));
   if (!r.IsNull(row, 6)) {
-    absl::StatusOr<google::protobuf::Struct> md = JsonToStruct(r.Get(row, 6));
+    absl::StatusOr<google::protobuf::Struct> md = JsonToStruct(r.GetJsonText(row, 6));
     if (!md.ok()) return md.status();
     *out->mutable_metadata() = *std::move(md);
   }
@@ -104,7 +104,7 @@ grpc::Status QueryServiceImpl::LatestReadings(
   }
   auto conn = ctx_.reader->Acquire();
   if (!conn.ok()) return scope.Done(conn.status());
-  auto r = (*conn)->Query(
+  auto r = (*conn)->QueryBinary(
       absl::StrCat("SELECT ", ReadingColumns(),
                    " FROM sensor_readings WHERE sensor_id = $1 "
                    "ORDER BY \"timestamp\" DESC LIMIT $2::int"),
@@ -161,7 +161,7 @@ grpc::Status QueryServiceImpl::ReadingsRange(
   if (!conn.ok()) return scope.Done(conn.status());
   while (true) {
     if (context->IsCancelled()) return scope.Done(absl::CancelledError("client went away"));
-    auto r = (*conn)->Query(sql, {std::to_string(cursor_us), std::to_string(*hi),
+    auto r = (*conn)->QueryBinary(sql, {std::to_string(cursor_us), std::to_string(*hi),
                                   std::to_string(chunk),
                                   one_sensor ? request->sensor_id() : cursor_sensor});
     if (!r.ok()) return scope.Done(r.status());
@@ -230,30 +230,29 @@ grpc::Status QueryServiceImpl::HourlySummary(
                  "WHERE hour >= " + MicrosToTimestampSql(2) + " AND hour < " +
                      MicrosToTimestampSql(3)
                : "SELECT NULL::timestamptz AS hour WHERE false";
-    auto r = (*conn)->Query(
-        absl::StrCat("WITH inv AS (", inv, ") SELECT sensor_id, ",
-                     TimestampToMicrosSql("hour"),
+    auto r = (*conn)->QueryBinary(
+        absl::StrCat("WITH inv AS (", inv, ") SELECT sensor_id, hour"
                      ", avg_value, max_value, min_value, reading_count "
                      "FROM sensor_readings_summary_hourly WHERE sensor_id = ANY ($1::text[]) "
                      "AND hour >= ", MicrosToTimestampSql(2), " AND hour < ",
                      MicrosToTimestampSql(3), " AND hour NOT IN (SELECT hour FROM inv) "
-                     "UNION ALL SELECT NULL, ", TimestampToMicrosSql("hour"),
-                     ", NULL, NULL, NULL, NULL FROM inv"),
+                     "UNION ALL SELECT NULL, hour, NULL, NULL, NULL, NULL FROM inv"),
         {ids_param, std::to_string(lo), std::to_string(watermark)});
     if (!r.ok()) return scope.Done(r.status());
     for (int i = 0; i < r->rows(); ++i) {
       if (r->IsNull(i, 0)) {
-        invalidated.push_back(r->GetInt(i, 1));
+        invalidated.push_back(r->GetTimestampMicros(i, 1));
         continue;
       }
-      buckets.push_back({std::string(r->Get(i, 0)), r->GetInt(i, 1), r->GetDouble(i, 2),
+      buckets.push_back({std::string(r->Get(i, 0)), r->GetTimestampMicros(i, 1), r->GetDouble(i, 2),
                          r->GetDouble(i, 3), r->GetDouble(i, 4), r->GetInt(i, 5), true});
     }
   }
   auto collect = [&](const pg::Result& r, bool materialized) {
     for (int i = 0; i < r.rows(); ++i) {
-      buckets.push_back({std::string(r.Get(i, 0)), r.GetInt(i, 1), r.GetDouble(i, 2),
-                         r.GetDouble(i, 3), r.GetDouble(i, 4), r.GetInt(i, 5), materialized});
+      buckets.push_back({std::string(r.Get(i, 0)), r.GetTimestampMicros(i, 1),
+                         r.GetDouble(i, 2), r.GetDouble(i, 3), r.GetDouble(i, 4),
+                         r.GetInt(i, 5), materialized});
     }
   };
   // Raw ranges: [watermark, hi) and each invalidated hour, each an index
@@ -262,12 +261,12 @@ grpc::Status QueryServiceImpl::HourlySummary(
   for (int64_t h : invalidated) ranges.emplace_back(h, h + kHourUs);
   if (watermark < hi) ranges.emplace_back(watermark, hi);
   const std::string raw_sql = absl::StrCat(
-      "SELECT sensor_id, ", TimestampToMicrosSql("date_trunc('hour', \"timestamp\", 'UTC')"),
+      "SELECT sensor_id, date_trunc('hour', \"timestamp\", 'UTC')"
       ", avg(value), max(value), min(value), count(*) FROM sensor_readings "
       "WHERE sensor_id = ANY ($1::text[]) AND \"timestamp\" >= ", MicrosToTimestampSql(2),
       " AND \"timestamp\" < ", MicrosToTimestampSql(3), " GROUP BY 1, 2");
   for (const auto& [from, to] : ranges) {
-    auto r = (*conn)->Query(raw_sql, {ids_param, std::to_string(from), std::to_string(to)});
+    auto r = (*conn)->QueryBinary(raw_sql, {ids_param, std::to_string(from), std::to_string(to)});
     if (!r.ok()) return scope.Done(r.status());
     collect(*r, false);
   }
@@ -352,7 +351,7 @@ grpc::Status QueryServiceImpl::DriftWindows(
   std::vector<double> values[2];
   bool truncated[2] = {false, false};
   for (int w = 0; w < 2; ++w) {
-    auto r = (*conn)->Query(sql, {request->sensor_id(), std::to_string(*windows[w].lo),
+    auto r = (*conn)->QueryBinary(sql, {request->sensor_id(), std::to_string(*windows[w].lo),
                                   std::to_string(*windows[w].hi),
                                   std::to_string(max_points + 1)});
     if (!r.ok()) return scope.Done(r.status());

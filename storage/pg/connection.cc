@@ -1,5 +1,6 @@
 #include "storage/pg/connection.h"
 
+#include <bit>
 #include <cstdlib>
 #include <regex>
 
@@ -33,12 +34,47 @@ std::optional<std::string> Result::GetOptional(int row, int col) const {
   return std::string(Get(row, col));
 }
 
+namespace {
+
+uint64_t BigEndian(const char* p, int n) {
+  uint64_t v = 0;
+  for (int i = 0; i < n; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+
+}  // namespace
+
 int64_t Result::GetInt(int row, int col) const {
-  return std::strtoll(PQgetvalue(res_, row, col), nullptr, 10);
+  const char* v = PQgetvalue(res_, row, col);
+  if (PQfformat(res_, col) == 0) return std::strtoll(v, nullptr, 10);
+  int n = PQgetlength(res_, row, col);
+  uint64_t u = BigEndian(v, n);
+  if (n == 2) return static_cast<int16_t>(u);
+  if (n == 4) return static_cast<int32_t>(u);
+  return static_cast<int64_t>(u);
 }
 
 double Result::GetDouble(int row, int col) const {
-  return std::strtod(PQgetvalue(res_, row, col), nullptr);
+  const char* v = PQgetvalue(res_, row, col);
+  if (PQfformat(res_, col) == 0) return std::strtod(v, nullptr);
+  if (PQgetlength(res_, row, col) == 4) {
+    return std::bit_cast<float>(static_cast<uint32_t>(BigEndian(v, 4)));
+  }
+  return std::bit_cast<double>(BigEndian(v, 8));
+}
+
+int64_t Result::GetTimestampMicros(int row, int col) const {
+  // timestamptz: int64 microseconds since 2000-01-01 00:00:00 UTC.
+  constexpr int64_t kPostgresEpochUs = 946684800LL * 1000000LL;
+  return static_cast<int64_t>(BigEndian(PQgetvalue(res_, row, col), 8)) + kPostgresEpochUs;
+}
+
+absl::string_view Result::GetJsonText(int row, int col) const {
+  absl::string_view v = Get(row, col);
+  if (PQfformat(res_, col) == 1 && PQftype(res_, col) == 3802 /* jsonb */ && !v.empty()) {
+    v.remove_prefix(1);  // version byte
+  }
+  return v;
 }
 
 int64_t Result::AffectedRows() const {
@@ -113,11 +149,22 @@ absl::Status Connection::Exec(absl::string_view sql) {
 
 absl::StatusOr<Result> Connection::Query(const std::string& sql,
                                          const std::vector<Param>& params) {
+  return Run(sql, params, 0);
+}
+
+absl::StatusOr<Result> Connection::QueryBinary(const std::string& sql,
+                                               const std::vector<Param>& params) {
+  return Run(sql, params, 1);
+}
+
+absl::StatusOr<Result> Connection::Run(const std::string& sql,
+                                       const std::vector<Param>& params,
+                                       int result_format) {
   std::vector<const char*> values;
   values.reserve(params.size());
   for (const Param& p : params) values.push_back(p ? p->c_str() : nullptr);
   Result res(PQexecParams(conn_, sql.c_str(), static_cast<int>(params.size()),
-                          nullptr, values.data(), nullptr, nullptr, 0));
+                          nullptr, values.data(), nullptr, nullptr, result_format));
   absl::Status status = StatusFromResult(res.raw(), "query failed");
   if (!status.ok()) return status;
   return res;

@@ -36,8 +36,16 @@ class Result {
   bool IsNull(int row, int col) const { return PQgetisnull(res_, row, col); }
   absl::string_view Get(int row, int col) const;
   std::optional<std::string> GetOptional(int row, int col) const;
+  // Integer and float columns in either result format (binary columns are
+  // decoded from network order by their size).
   int64_t GetInt(int row, int col) const;
   double GetDouble(int row, int col) const;
+  // A timestamptz column of a binary-format result, as microseconds since
+  // the Unix epoch. REQUIRES: the result was fetched with QueryBinary.
+  int64_t GetTimestampMicros(int row, int col) const;
+  // The JSON text of a json/jsonb column in either format (binary jsonb
+  // carries a leading version byte).
+  absl::string_view GetJsonText(int row, int col) const;
   bool GetBool(int row, int col) const { return Get(row, col) == "t"; }
   // Number of rows affected by INSERT/UPDATE/DELETE/COPY.
   int64_t AffectedRows() const;
@@ -68,6 +76,12 @@ class Connection {
   absl::StatusOr<Result> Query(const std::string& sql,
                                const std::vector<Param>& params = {});
 
+  // Like Query, but results come in PostgreSQL's binary format: no text
+  // formatting on the server, no parsing here (and exact timestamps without
+  // numeric arithmetic). Use the typed Result accessors.
+  absl::StatusOr<Result> QueryBinary(const std::string& sql,
+                                     const std::vector<Param>& params = {});
+
   // Runs `copy_sql` (a COPY ... FROM STDIN statement) and streams `data` to
   // it. Returns the number of rows copied. The caller owns the transaction.
   absl::StatusOr<int64_t> CopyIn(const std::string& copy_sql,
@@ -84,6 +98,8 @@ class Connection {
 
  private:
   explicit Connection(PGconn* conn) : conn_(conn) {}
+  absl::StatusOr<Result> Run(const std::string& sql, const std::vector<Param>& params,
+                             int result_format);
   absl::Status StatusFromResult(const PGresult* res, absl::string_view what);
   PGconn* conn_;
 };
