@@ -239,16 +239,6 @@ absl::StatusCode CodeForSqlState(absl::string_view s) {
   return absl::StatusCode::kInternal;
 }
 
-std::string QuoteIdentifier(absl::string_view ident) {
-  std::string out = "\"";
-  for (char c : ident) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  out += '"';
-  return out;
-}
-
 std::string RedactConninfo(absl::string_view conninfo) {
   std::string s(conninfo);
   static const std::regex kScheme(R"(^[a-z]+://)");

@@ -124,9 +124,6 @@ std::string SqlStateOf(const absl::Status& status);
 // ResourceExhausted.
 absl::StatusCode CodeForSqlState(absl::string_view sqlstate);
 
-// Quotes `ident` as an SQL identifier (for DDL on names we generate).
-std::string QuoteIdentifier(absl::string_view ident);
-
 // Removes the password from a conninfo string or URI, for logs and errors.
 std::string RedactConninfo(absl::string_view conninfo);
 

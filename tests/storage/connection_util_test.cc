@@ -29,9 +29,5 @@ TEST(SqlStateMappingTest, RetryableClassesMapToRetryableCodes) {
   EXPECT_EQ(CodeForSqlState("42P01"), absl::StatusCode::kInternal);
 }
 
-TEST(QuoteIdentifierTest, DoublesEmbeddedQuotes) {
-  EXPECT_EQ(QuoteIdentifier("a\"b"), "\"a\"\"b\"");
-}
-
 }  // namespace
 }  // namespace telemetry::pg
