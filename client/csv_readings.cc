@@ -86,14 +86,24 @@ absl::StatusOr<telemetry::v1::Reading> CsvReadingParser::Parse(
   r.set_sensor_id(cell(sensor_id_));
 
   const std::string ts(absl::StripAsciiWhitespace(cell(timestamp_)));
+  // google.protobuf.Timestamp's range: 0001-01-01 to 9999-12-31.
+  constexpr double kMinSeconds = -62135596800.0, kMaxSeconds = 253402300799.0;
   absl::Time t;
   double seconds;
   std::string err;
-  if (absl::SimpleAtod(ts, &seconds) && std::isfinite(seconds)) {
+  if (absl::SimpleAtod(ts, &seconds)) {
+    if (!(seconds >= kMinSeconds && seconds <= kMaxSeconds)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("timestamp '", ts, "' is outside years 1-9999"));
+    }
     t = absl::FromUnixMicros(static_cast<int64_t>(std::llround(seconds * 1e6)));
   } else if (!absl::ParseTime(absl::RFC3339_full, ts, &t, &err)) {
     return absl::InvalidArgumentError(
         absl::StrCat("timestamp '", ts, "' is neither RFC 3339 nor Unix seconds"));
+  } else if (t < absl::FromUnixSeconds(static_cast<int64_t>(kMinSeconds)) ||
+             t > absl::FromUnixSeconds(static_cast<int64_t>(kMaxSeconds))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("timestamp '", ts, "' is outside years 1-9999"));
   }
   int64_t us = absl::ToUnixMicros(t);
   r.mutable_timestamp()->set_seconds(us >= 0 ? us / 1000000 : (us - 999999) / 1000000);

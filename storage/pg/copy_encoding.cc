@@ -52,7 +52,10 @@ void CopyEncoder::PutText(absl::string_view s) {
 
 void CopyEncoder::PutFields(const ReadingRow& row) {
   PutInt32(8);  // timestamptz: int64 microseconds since 2000-01-01 UTC
-  PutInt64(row.timestamp_us - kPostgresEpochOffsetUs);
+  // Wrapping arithmetic: defined for any input (validated rows are far
+  // inside the range; PostgreSQL rejects what is not).
+  PutInt64(static_cast<int64_t>(static_cast<uint64_t>(row.timestamp_us) -
+                                static_cast<uint64_t>(kPostgresEpochOffsetUs)));
   PutText(row.sensor_id);
   if (row.sensor_type) {
     PutText(*row.sensor_type);
