@@ -123,19 +123,36 @@ void LogFromRow(const pg::Result& r, int i, telemetry::v1::MaintenanceLog* l) {
   SetFromMicros(r.GetInt(i, 8), l->mutable_created_at());
 }
 
-// Keyset page token of (time, uuid) for newest-first listings.
-absl::Status DecodeTimeIdToken(const std::string& token, Param* micros, Param* id) {
-  if (token.empty()) return absl::OkStatus();
-  auto parts = DecodeToken(token, 2);
-  if (!parts.ok()) return parts.status();
-  int64_t us;
-  if (!absl::SimpleAtoi((*parts)[0], &us) || !IsUuid((*parts)[1])) {
-    return Invalid("malformed page token");
+// A newest-first page keyed by (time, uuid): the position after the
+// previous page (NULL on the first) and the page size. One row more than the
+// page is fetched to learn whether another page follows.
+struct KeysetPage {
+  Param after_us, after_id;
+  int limit = 100;
+
+  static absl::StatusOr<KeysetPage> From(const std::string& token, uint32_t page_size) {
+    KeysetPage page;
+    page.limit = Limit(page_size);
+    if (token.empty()) return page;
+    auto parts = DecodeToken(token, 2);
+    if (!parts.ok()) return parts.status();
+    int64_t us;
+    if (!absl::SimpleAtoi((*parts)[0], &us) || !IsUuid((*parts)[1])) {
+      return Invalid("malformed page token");
+    }
+    page.after_us = (*parts)[0];
+    page.after_id = (*parts)[1];
+    return page;
   }
-  *micros = (*parts)[0];
-  *id = (*parts)[1];
-  return absl::OkStatus();
-}
+  std::string FetchParam() const { return std::to_string(limit + 1); }
+  int Kept(const pg::Result& r) const { return std::min(r.rows(), limit); }
+  // The next page's token, or "" when this page is the last.
+  std::string NextToken(const pg::Result& r, const google::protobuf::Timestamp& last_time,
+                        const std::string& last_id) const {
+    if (r.rows() <= limit) return "";
+    return EncodeToken({std::to_string(ToMicros(last_time)), last_id});
+  }
+};
 
 Param NonEmpty(const std::string& s) { return s.empty() ? Param() : Param(s); }
 
@@ -205,12 +222,8 @@ grpc::Status AlertServiceImpl::ListAlerts(grpc::ServerContext*,
                                           const telemetry::v1::ListAlertsRequest* request,
                                           telemetry::v1::ListAlertsResponse* response) {
   RpcScope scope(ctx_, "ListAlerts");
-  Param after_us, after_id;
-  if (absl::Status s = DecodeTimeIdToken(request->page_token(), &after_us, &after_id);
-      !s.ok()) {
-    return scope.Done(s);
-  }
-  int limit = Limit(request->page_size());
+  auto page = KeysetPage::From(request->page_token(), request->page_size());
+  if (!page.ok()) return scope.Done(page.status());
   auto conn = ctx_.reader->Acquire();
   if (!conn.ok()) return scope.Done(conn.status());
   auto r = (*conn)->Query(
@@ -224,18 +237,16 @@ grpc::Status AlertServiceImpl::ListAlerts(grpc::ServerContext*,
       {NonEmpty(request->sensor_id()), NonEmpty(request->status()),
        NonEmpty(OptionalMicros(request->created_after(), request->has_created_after())),
        NonEmpty(OptionalMicros(request->created_before(), request->has_created_before())),
-       after_us, after_id, std::to_string(limit + 1)});
+       page->after_us, page->after_id, page->FetchParam()});
   if (!r.ok()) return scope.Done(r.status());
-  int n = std::min(r->rows(), limit);
-  for (int i = 0; i < n; ++i) {
+  for (int i = 0; i < page->Kept(*r); ++i) {
     if (absl::Status s = AlertFromRow(*r, i, response->add_alerts()); !s.ok()) {
       return scope.Done(s);
     }
   }
-  if (r->rows() > limit) {
-    const auto& last = response->alerts(n - 1);
-    response->set_next_page_token(
-        EncodeToken({std::to_string(ToMicros(last.created_at())), last.id()}));
+  if (response->alerts_size() > 0) {
+    const auto& last = response->alerts(response->alerts_size() - 1);
+    response->set_next_page_token(page->NextToken(*r, last.created_at(), last.id()));
   }
   return scope.Done(absl::OkStatus());
 }
@@ -339,12 +350,8 @@ grpc::Status MaintenanceServiceImpl::ListTasks(grpc::ServerContext*,
                                                const telemetry::v1::ListTasksRequest* request,
                                                telemetry::v1::ListTasksResponse* response) {
   RpcScope scope(ctx_, "ListTasks");
-  Param after_us, after_id;
-  if (absl::Status s = DecodeTimeIdToken(request->page_token(), &after_us, &after_id);
-      !s.ok()) {
-    return scope.Done(s);
-  }
-  int limit = Limit(request->page_size());
+  auto page = KeysetPage::From(request->page_token(), request->page_size());
+  if (!page.ok()) return scope.Done(page.status());
   auto conn = ctx_.reader->Acquire();
   if (!conn.ok()) return scope.Done(conn.status());
   auto r = (*conn)->Query(
@@ -355,14 +362,12 @@ grpc::Status MaintenanceServiceImpl::ListTasks(grpc::ServerContext*,
                    "AND ($4::bigint IS NULL OR (created_at, id) < (", MicrosToTimestampSql(4),
                    ", $5::uuid)) ORDER BY created_at DESC, id DESC LIMIT $6::int"),
       {NonEmpty(request->equipment_id()), NonEmpty(request->sensor_id()),
-       NonEmpty(request->status()), after_us, after_id, std::to_string(limit + 1)});
+       NonEmpty(request->status()), page->after_us, page->after_id, page->FetchParam()});
   if (!r.ok()) return scope.Done(r.status());
-  int n = std::min(r->rows(), limit);
-  for (int i = 0; i < n; ++i) TaskFromRow(*r, i, response->add_tasks());
-  if (r->rows() > limit) {
-    const auto& last = response->tasks(n - 1);
-    response->set_next_page_token(
-        EncodeToken({std::to_string(ToMicros(last.created_at())), last.id()}));
+  for (int i = 0; i < page->Kept(*r); ++i) TaskFromRow(*r, i, response->add_tasks());
+  if (response->tasks_size() > 0) {
+    const auto& last = response->tasks(response->tasks_size() - 1);
+    response->set_next_page_token(page->NextToken(*r, last.created_at(), last.id()));
   }
   return scope.Done(absl::OkStatus());
 }
@@ -442,12 +447,8 @@ grpc::Status MaintenanceServiceImpl::ListLogs(grpc::ServerContext*,
   if (!request->task_id().empty() && !IsUuid(request->task_id())) {
     return scope.Done(Invalid("task_id must be a UUID"));
   }
-  Param after_us, after_id;
-  if (absl::Status s = DecodeTimeIdToken(request->page_token(), &after_us, &after_id);
-      !s.ok()) {
-    return scope.Done(s);
-  }
-  int limit = Limit(request->page_size());
+  auto page = KeysetPage::From(request->page_token(), request->page_size());
+  if (!page.ok()) return scope.Done(page.status());
   auto conn = ctx_.reader->Acquire();
   if (!conn.ok()) return scope.Done(conn.status());
   auto r = (*conn)->Query(
@@ -457,15 +458,13 @@ grpc::Status MaintenanceServiceImpl::ListLogs(grpc::ServerContext*,
                    "AND ($3::bigint IS NULL OR (completion_date, id) < (",
                    MicrosToTimestampSql(3),
                    ", $4::uuid)) ORDER BY completion_date DESC, id DESC LIMIT $5::int"),
-      {NonEmpty(request->task_id()), NonEmpty(request->equipment_id()), after_us, after_id,
-       std::to_string(limit + 1)});
+      {NonEmpty(request->task_id()), NonEmpty(request->equipment_id()), page->after_us,
+       page->after_id, page->FetchParam()});
   if (!r.ok()) return scope.Done(r.status());
-  int n = std::min(r->rows(), limit);
-  for (int i = 0; i < n; ++i) LogFromRow(*r, i, response->add_logs());
-  if (r->rows() > limit) {
-    const auto& last = response->logs(n - 1);
-    response->set_next_page_token(
-        EncodeToken({std::to_string(ToMicros(last.completion_date())), last.id()}));
+  for (int i = 0; i < page->Kept(*r); ++i) LogFromRow(*r, i, response->add_logs());
+  if (response->logs_size() > 0) {
+    const auto& last = response->logs(response->logs_size() - 1);
+    response->set_next_page_token(page->NextToken(*r, last.completion_date(), last.id()));
   }
   return scope.Done(absl::OkStatus());
 }

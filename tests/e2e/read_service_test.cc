@@ -473,6 +473,59 @@ TEST_F(ReadServiceTest, AlertLifecycleAndErrors) {
   EXPECT_EQ(alerts_->ResolveAlert(&c9, t, &out).error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
+TEST_F(ReadServiceTest, AlertAndTaskListingsPageNewestFirst) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    v1::CreateAlertRequest create;
+    create.mutable_alert()->set_sensor_id("s0");
+    create.mutable_alert()->set_anomaly_type(absl::StrCat("type", i));
+    create.mutable_alert()->set_severity(2);
+    create.mutable_alert()->set_confidence(0.5);
+    v1::Alert a;
+    grpc::ClientContext c;
+    ASSERT_TRUE(alerts_->CreateAlert(&c, create, &a).ok());
+    ids.push_back(a.id());
+    v1::CreateTaskRequest task;
+    task.mutable_task()->set_equipment_id("pump-9");
+    task.mutable_task()->set_task_type(absl::StrCat("t", i));
+    v1::MaintenanceTask t;
+    grpc::ClientContext c2;
+    ASSERT_TRUE(maintenance_->CreateTask(&c2, task, &t).ok());
+  }
+  v1::ListAlertsRequest list;
+  list.set_sensor_id("s0");
+  list.set_page_size(2);
+  v1::ListAlertsResponse page1, page2;
+  grpc::ClientContext c1;
+  ASSERT_TRUE(alerts_->ListAlerts(&c1, list, &page1).ok());
+  ASSERT_EQ(page1.alerts_size(), 2);
+  EXPECT_EQ(page1.alerts(0).id(), ids[2]);  // newest first
+  ASSERT_FALSE(page1.next_page_token().empty());
+  list.set_page_token(page1.next_page_token());
+  grpc::ClientContext c2;
+  ASSERT_TRUE(alerts_->ListAlerts(&c2, list, &page2).ok());
+  ASSERT_EQ(page2.alerts_size(), 1);
+  EXPECT_EQ(page2.alerts(0).id(), ids[0]);
+  EXPECT_TRUE(page2.next_page_token().empty());
+
+  v1::ListTasksRequest tasks;
+  tasks.set_equipment_id("pump-9");
+  tasks.set_page_size(2);
+  v1::ListTasksResponse t1, t2;
+  grpc::ClientContext c3;
+  ASSERT_TRUE(maintenance_->ListTasks(&c3, tasks, &t1).ok());
+  ASSERT_EQ(t1.tasks_size(), 2);
+  tasks.set_page_token(t1.next_page_token());
+  grpc::ClientContext c4;
+  ASSERT_TRUE(maintenance_->ListTasks(&c4, tasks, &t2).ok());
+  EXPECT_EQ(t2.tasks_size(), 1);
+  EXPECT_TRUE(t2.next_page_token().empty());
+  tasks.set_page_token("not a token");
+  grpc::ClientContext c5;
+  EXPECT_EQ(maintenance_->ListTasks(&c5, tasks, &t2).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
 TEST_F(ReadServiceTest, MaintenanceTasksFollowTheirLifecycleAndLogWork) {
   v1::CreateTaskRequest create;
   create.mutable_task()->set_equipment_id("pump-7");
