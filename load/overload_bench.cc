@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "absl/flags/flag.h"
+#include "load/bench_util.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -39,6 +40,8 @@ ABSL_FLAG(absl::Duration, stall_period, absl::Seconds(3), "one stall per period"
 ABSL_FLAG(absl::Duration, sample, absl::Milliseconds(250), "RSS sampling interval");
 
 namespace {
+
+using telemetry::load::DieUnlessOk;
 
 using telemetry::testing::HttpGet;
 using telemetry::testing::MetricValue;
@@ -61,30 +64,24 @@ double ProcStatusMiB(pid_t pid, const std::string& key) {
   return -1;
 }
 
-void Die(const absl::Status& s, const char* what) {
-  if (s.ok()) return;
-  std::fprintf(stderr, "%s: %s\n", what, std::string(s.message()).c_str());
-  std::exit(1);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   auto pg = telemetry::testing::PostgresServer::Start();
-  Die(pg.status(), "postgres");
+  DieUnlessOk(pg.status(), "postgres");
   auto redis = telemetry::testing::RedisServer::Start();
-  Die(redis.status(), "redis");
+  DieUnlessOk(redis.status(), "redis");
   auto db = (*pg)->CreateDatabase();
-  Die(db.status(), "createdb");
+  DieUnlessOk(db.status(), "createdb");
   std::string conninfo = (*pg)->ConnInfo(*db);
   {
     auto conn = telemetry::pg::Connection::Open(conninfo);
-    Die(conn.status(), "connect");
+    DieUnlessOk(conn.status(), "connect");
     telemetry::pg::MigratorOptions mo;
     mo.mode = telemetry::pg::StorageMode::kNative;
     telemetry::pg::Migrator m(conn->get(), *telemetry::pg::LoadEmbeddedMigrations(), mo);
-    Die(m.Up().status(), "migrate");
+    DieUnlessOk(m.Up().status(), "migrate");
   }
 
   int port = telemetry::testing::FreeLoopbackPort();

@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "absl/flags/flag.h"
+#include "load/bench_util.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -48,15 +49,11 @@ ABSL_FLAG(std::string, sides, "service,pgbench",
 
 namespace {
 
+using telemetry::load::DieUnlessOk;
+
 namespace v1 = telemetry::v1;
 using telemetry::load::LatencyRecorder;
 using telemetry::load::Percentiles;
-
-void Die(const absl::Status& s, const char* what) {
-  if (s.ok()) return;
-  std::fprintf(stderr, "%s: %s\n", what, std::string(s.message()).c_str());
-  std::exit(1);
-}
 
 struct Run {
   double qps;
@@ -93,7 +90,7 @@ Run Drive(int concurrency, absl::Duration duration,
 Run Pgbench(const std::string& bindir, int port, const std::string& db,
             const std::string& script, int concurrency, absl::Duration duration) {
   char dir[] = "/tmp/tg-pgbench-XXXXXX";
-  if (mkdtemp(dir) == nullptr) Die(absl::InternalError("mkdtemp"), "tmp");
+  if (mkdtemp(dir) == nullptr) DieUnlessOk(absl::InternalError("mkdtemp"), "tmp");
   std::string file = absl::StrCat(dir, "/script.sql");
   std::ofstream(file) << script;
   std::string log = absl::StrCat(dir, "/out.txt");
@@ -103,7 +100,7 @@ Run Pgbench(const std::string& bindir, int port, const std::string& db,
        std::to_string(std::min(concurrency, 2)), "-T",
        std::to_string(absl::ToInt64Seconds(duration)), "-f", file, "-r", db},
       "", log);
-  Die(rc.status(), "pgbench");
+  DieUnlessOk(rc.status(), "pgbench");
   std::ifstream in(log);
   std::string text((std::istreambuf_iterator<char>(in)), {});
   std::smatch m;
@@ -131,7 +128,7 @@ struct Explained {
 };
 Explained Explain(telemetry::pg::Connection& c, const std::string& sql) {
   auto r = c.Query("EXPLAIN (ANALYZE, FORMAT TEXT) " + sql);
-  Die(r.status(), "explain");
+  DieUnlessOk(r.status(), "explain");
   Explained e;
   std::regex scan(R"((Seq Scan|Index Scan|Index Only Scan|Bitmap Heap Scan).*actual time=[0-9.]+\.\.[0-9.]+ rows=([0-9]+) loops=([0-9]+))");
   for (int i = 0; i < r->rows(); ++i) {
@@ -159,17 +156,17 @@ int main(int argc, char** argv) {
 
   std::fprintf(stderr, "starting a private PostgreSQL on loopback...\n");
   auto pg = telemetry::testing::PostgresServer::Start();
-  Die(pg.status(), "postgres");
+  DieUnlessOk(pg.status(), "postgres");
   auto db = (*pg)->CreateDatabase();
-  Die(db.status(), "createdb");
+  DieUnlessOk(db.status(), "createdb");
   std::string conninfo = (*pg)->ConnInfo(*db);
   auto conn = telemetry::pg::Connection::Open(conninfo);
-  Die(conn.status(), "connect");
+  DieUnlessOk(conn.status(), "connect");
   {
     telemetry::pg::MigratorOptions mo;
     mo.mode = telemetry::pg::StorageMode::kNative;
     telemetry::pg::Migrator m(conn->get(), *telemetry::pg::LoadEmbeddedMigrations(), mo);
-    Die(m.Up().status(), "migrate");
+    DieUnlessOk(m.Up().status(), "migrate");
   }
 
   // 24 whole hours ending at the last full hour, plus the current partial one.
@@ -177,7 +174,7 @@ int main(int argc, char** argv) {
   const int64_t end_us = absl::ToUnixMicros(absl::Now()) / hour_us * hour_us;
   const int64_t start_us = end_us - 24 * hour_us;
   const int64_t step_us = absl::ToInt64Microseconds(absl::GetFlag(FLAGS_interval));
-  Die((*conn)->Query("SELECT telemetry_ensure_partitions(to_timestamp($1::bigint / 1000000), "
+  DieUnlessOk((*conn)->Query("SELECT telemetry_ensure_partitions(to_timestamp($1::bigint / 1000000), "
                      "to_timestamp($2::bigint / 1000000))",
                      {std::to_string(start_us), std::to_string(end_us)})
           .status(),
@@ -197,22 +194,22 @@ int main(int argc, char** argv) {
       enc.AddReading(r);
       ++rows;
     }
-    Die((*conn)->Exec(absl::StrCat("INSERT INTO sensors (sensor_id) VALUES ('sensor-", s, "')")),
+    DieUnlessOk((*conn)->Exec(absl::StrCat("INSERT INTO sensors (sensor_id) VALUES ('sensor-", s, "')")),
         "sensor");
-    Die((*conn)
+    DieUnlessOk((*conn)
             ->CopyIn(absl::StrCat("COPY sensor_readings (", telemetry::pg::kReadingCopyColumns,
                                   ") FROM STDIN (FORMAT binary)"),
                      enc.Finish())
             .status(),
         "copy");
   }
-  Die((*conn)->Exec("VACUUM ANALYZE sensor_readings"), "analyze");
+  DieUnlessOk((*conn)->Exec("VACUUM ANALYZE sensor_readings"), "analyze");
   auto refreshed = (*conn)->Query(
       "SELECT telemetry_refresh_hourly('epoch'::timestamptz + $1::bigint * interval '1 "
       "microsecond', 'epoch'::timestamptz + $2::bigint * interval '1 microsecond')",
       {std::to_string(start_us), std::to_string(end_us)});
-  Die(refreshed.status(), "refresh");
-  Die((*conn)->Exec("VACUUM ANALYZE sensor_readings_summary_hourly"), "analyze");
+  DieUnlessOk(refreshed.status(), "refresh");
+  DieUnlessOk((*conn)->Exec("VACUUM ANALYZE sensor_readings_summary_hourly"), "analyze");
   std::fprintf(stderr, "%lld readings loaded, %s hours materialised\n",
                static_cast<long long>(rows), std::string(refreshed->Get(0, 0)).c_str());
 
@@ -223,7 +220,7 @@ int main(int argc, char** argv) {
   ro.reader_connections = concurrency;
   ro.lifecycle.run_native_jobs = false;
   auto server = telemetry::query::ReadServer::Start(ro);
-  Die(server.status(), "read service");
+  DieUnlessOk(server.status(), "read service");
   auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*server)->port()),
                                      grpc::InsecureChannelCredentials());
   auto stub = v1::QueryService::NewStub(channel);
