@@ -13,11 +13,6 @@ BUILD_DIR="${BUILD_DIR:-$REPO_ROOT/build}"
 install_packages
 build_project "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTELEMETRY_WERROR=ON
 
-log "running tests"
-(cd "$BUILD_DIR" &&
-  # Soak and long fault runs carry the 'soak' label and run only when asked.
-  ctest --output-on-failure --timeout 900 -j "$(nproc)" -LE soak ${CTEST_ARGS:-})
-
 # A short, bounded libFuzzer pass over the request validator, the COPY
 # encoder and the CSV parser (clang build of just those; corpus in
 # tests/fuzz/corpus). FUZZ_SECONDS=0 skips it.
@@ -29,3 +24,9 @@ if [ "$FUZZ_SECONDS" -gt 0 ]; then
     -DTELEMETRY_FUZZ_ONLY=ON -DTELEMETRY_FUZZ_SECONDS="$FUZZ_SECONDS"
   (cd "$FUZZ_DIR" && ctest --output-on-failure -j "$(nproc)" -L fuzz)
 fi
+
+# The main suite last, so its summary closes the output.
+log "running tests"
+(cd "$BUILD_DIR" &&
+  # Soak and long fault runs carry the 'soak' label and run only when asked.
+  ctest --output-on-failure --timeout 900 -j "$(nproc)" -LE soak ${CTEST_ARGS:-})
