@@ -2,6 +2,7 @@
 // real Redis: exactly-once under concurrency, retries, Redis loss and a
 // PostgreSQL restart; every validation rule with its exact reason; metrics.
 #include <grpcpp/generic/generic_stub.h>
+#include <hiredis/hiredis.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
@@ -208,6 +209,57 @@ TEST_F(IngestE2ETest, RedisStoppedMidStreamIngestionContinuesExactlyOnce) {
     return Write(MakeBatch(Key("after-redis"), "s", 5000, 10), &ack).ok() &&
            Metric("telemetry_redis_up") == 1;
   }));
+}
+
+TEST_F(IngestE2ETest, RedisFlushedAndFlappingMidStreamStillExactlyOnce) {
+  client::BatchStream stream(channel_, {});
+  auto send = [&](int b) {
+    ASSERT_TRUE(stream.Send(MakeBatch(Key(absl::StrCat("f", b)), "f", b * 100, 100)).ok());
+  };
+  // Every batch sent so far is acknowledged (so re-sending a key is legal).
+  auto settled = [&](double accepted, double duplicates) {
+    return PollUntil([&] {
+      return Metric("telemetry_ingest_readings_total{outcome=\"accepted\"}") == accepted &&
+             Metric("telemetry_ingest_readings_total{outcome=\"duplicate\"}") == duplicates;
+    });
+  };
+  for (int b = 0; b < 10; ++b) send(b);
+  ASSERT_TRUE(settled(1000, 0));
+  // Redis forgets every key: re-sends look new to it, the primary key
+  // catches them (COPY hits 23505, the group is rewritten via staging).
+  {
+    timeval tv{2, 0};
+    redisContext* rc = redisConnectWithTimeout("127.0.0.1", Redis().port(), tv);
+    ASSERT_TRUE(rc != nullptr && rc->err == 0);
+    auto* reply = static_cast<redisReply*>(redisCommand(rc, "FLUSHALL"));
+    ASSERT_NE(reply, nullptr);
+    freeReplyObject(reply);
+    redisFree(rc);
+  }
+  for (int b = 0; b < 5; ++b) send(b);
+  for (int b = 10; b < 12; ++b) send(b);
+  ASSERT_TRUE(settled(1200, 500));
+  EXPECT_GE(Metric("telemetry_ingest_duplicate_fallbacks_total"), 1);
+  // Flapping: down, up, down, up, with new batches and re-sends each time.
+  for (int round = 0; round < 2; ++round) {
+    ASSERT_TRUE(Redis().Stop().ok());
+    int base = 12 + round * 4;
+    send(base);
+    send(base + 1);
+    send(round);  // a re-send while Redis is down
+    ASSERT_TRUE(settled(1200 + (round * 4 + 2) * 100, 500 + (round * 2 + 1) * 100));
+    ASSERT_TRUE(Redis().Restart().ok());
+    send(base + 2);
+    send(base + 3);
+    send(round + 5);  // a re-send once it is back (its key was flushed)
+    ASSERT_TRUE(settled(1200 + (round * 4 + 4) * 100, 500 + (round * 2 + 2) * 100));
+  }
+  auto stats = stream.Close(absl::Seconds(60));
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_TRUE(stats->failed.empty());
+  EXPECT_EQ(stats->accepted, 2000u);
+  EXPECT_EQ(stats->duplicates, 900u);
+  EXPECT_EQ(RowCount(), 2000);
 }
 
 TEST_F(IngestE2ETest, PostgresRestartMidStreamLosesAndDuplicatesNothing) {
