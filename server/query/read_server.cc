@@ -6,6 +6,7 @@
 #include <prometheus/exposer.h>
 #include <prometheus/registry.h>
 
+#include <algorithm>
 #include <exception>
 
 #include "absl/strings/str_cat.h"
@@ -81,6 +82,14 @@ absl::StatusOr<std::unique_ptr<ReadServer>> ReadServer::Start(ReadServerOptions 
   grpc::ServerBuilder builder;
   builder.AddListeningPort(o.listen_address, grpc::InsecureServerCredentials(), &s->port_);
   for (auto& svc : s->services_) builder.RegisterService(svc.get());
+  // The sync server grows a thread per concurrent call and, by default, lets
+  // a thread exit as soon as more than two sit idle: under steady concurrency
+  // that is a clone()+exit() pair per burst (profiled: thread creation and
+  // TLB shootdowns were the top kernel paths of the handler threads). Let
+  // as many pollers idle as the pools can serve calls concurrently.
+  // Measured (read_bench, concurrency 8): 4,143 -> 4,521 qps.
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS,
+                              std::max(2, o.reader_connections + o.writer_connections));
   s->server_ = builder.BuildAndStart();
   if (!s->server_ || s->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", o.listen_address));

@@ -152,6 +152,15 @@ absl::StatusOr<Result> Connection::Query(const std::string& sql,
   return Run(sql, params, 0);
 }
 
+namespace {
+std::vector<const char*> ParamPointers(const std::vector<Param>& params) {
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const Param& p : params) values.push_back(p ? p->c_str() : nullptr);
+  return values;
+}
+}  // namespace
+
 absl::StatusOr<Result> Connection::QueryBinary(const std::string& sql,
                                                const std::vector<Param>& params) {
   return Run(sql, params, 1);
@@ -160,11 +169,29 @@ absl::StatusOr<Result> Connection::QueryBinary(const std::string& sql,
 absl::StatusOr<Result> Connection::Run(const std::string& sql,
                                        const std::vector<Param>& params,
                                        int result_format) {
-  std::vector<const char*> values;
-  values.reserve(params.size());
-  for (const Param& p : params) values.push_back(p ? p->c_str() : nullptr);
+  std::vector<const char*> values = ParamPointers(params);
   Result res(PQexecParams(conn_, sql.c_str(), static_cast<int>(params.size()),
                           nullptr, values.data(), nullptr, nullptr, result_format));
+  absl::Status status = StatusFromResult(res.raw(), "query failed");
+  if (!status.ok()) return status;
+  return res;
+}
+
+absl::StatusOr<Result> Connection::QueryPrepared(const std::string& sql,
+                                                 const std::vector<Param>& params) {
+  auto it = prepared_.find(sql);
+  if (it == prepared_.end()) {
+    if (prepared_.size() >= kMaxPrepared) return Run(sql, params, 1);
+    std::string name = absl::StrCat("tg_", prepared_.size());
+    Result prep(PQprepare(conn_, name.c_str(), sql.c_str(), static_cast<int>(params.size()),
+                          nullptr));
+    absl::Status status = StatusFromResult(prep.raw(), "prepare failed");
+    if (!status.ok()) return status;
+    it = prepared_.emplace(sql, std::move(name)).first;
+  }
+  std::vector<const char*> values = ParamPointers(params);
+  Result res(PQexecPrepared(conn_, it->second.c_str(), static_cast<int>(params.size()),
+                            values.data(), nullptr, nullptr, /*resultFormat=*/1));
   absl::Status status = StatusFromResult(res.raw(), "query failed");
   if (!status.ok()) return status;
   return res;

@@ -12,11 +12,12 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace telemetry::pg {
 
@@ -82,6 +83,17 @@ class Connection {
   absl::StatusOr<Result> QueryBinary(const std::string& sql,
                                      const std::vector<Param>& params = {});
 
+  // Like QueryBinary, for a hot statement with a fixed text: it is parsed
+  // and planned once per connection (PQprepare, named after its position in
+  // this connection's cache) and then only bound and executed; PostgreSQL
+  // still re-plans it when the schema changes, and chooses between generic
+  // and custom plans as it does for any prepared statement. At most
+  // kMaxPrepared texts per connection; further ones run unprepared.
+  // Not for use behind a transaction-pooling proxy.
+  absl::StatusOr<Result> QueryPrepared(const std::string& sql,
+                                       const std::vector<Param>& params = {});
+  static constexpr size_t kMaxPrepared = 64;
+
   // Runs `copy_sql` (a COPY ... FROM STDIN statement) and streams `data` to
   // it. Returns the number of rows copied. The caller owns the transaction.
   absl::StatusOr<int64_t> CopyIn(const std::string& copy_sql,
@@ -102,6 +114,8 @@ class Connection {
                              int result_format);
   absl::Status StatusFromResult(const PGresult* res, absl::string_view what);
   PGconn* conn_;
+  absl::flat_hash_map<std::string, std::string> prepared_;  // SQL -> statement name
+
 };
 
 // Payload key under which a failed statement's SQLSTATE is attached.

@@ -33,6 +33,31 @@ TEST(ConnectionPoolTest, ReusesConnectionsAndRunsSessionSql) {
   EXPECT_EQ(pool.open_connections(), 1);
 }
 
+TEST(ConnectionTest, PreparedStatementsArePreparedOnceAndStaySeparatePerText) {
+  auto conn = Connection::Open(Pg().ConnInfo());
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  const std::string add = "SELECT $1::int8 + 1";
+  const std::string mul = "SELECT $1::int8 * 10";
+  for (int i = 0; i < 3; ++i) {
+    auto a = (*conn)->QueryPrepared(add, {std::to_string(i)});
+    ASSERT_TRUE(a.ok()) << a.status();
+    EXPECT_EQ(a->GetInt(0, 0), i + 1);  // binary result format
+    auto m = (*conn)->QueryPrepared(mul, {std::to_string(i)});
+    ASSERT_TRUE(m.ok()) << m.status();
+    EXPECT_EQ(m->GetInt(0, 0), i * 10);
+  }
+  auto count = (*conn)->Query("SELECT count(*) FROM pg_prepared_statements");
+  ASSERT_TRUE(count.ok());
+  EXPECT_EQ(count->Get(0, 0), "2");
+  // A statement that does not parse is an error, and not cached as prepared.
+  auto bad = (*conn)->QueryPrepared("SELEC 1");
+  EXPECT_FALSE(bad.ok());
+  EXPECT_EQ(SqlStateOf(bad.status()), "42601");
+  auto again = (*conn)->QueryPrepared(add, {"41"});
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->GetInt(0, 0), 42);
+}
+
 TEST(ConnectionPoolTest, WaitsForAFreeSlotThenTimesOut) {
   ConnectionPool pool(Pg().ConnInfo(), 1);
   auto held = pool.Acquire();
