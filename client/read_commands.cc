@@ -5,6 +5,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 
@@ -14,13 +15,15 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "client/channel_flags.h"
 #include "server/common/flags_env.h"
 #include "telemetry/v1/query.grpc.pb.h"
 
 ABSL_FLAG(std::string, read_target, "",
           "read service address (env READ_ADDRESS; default 127.0.0.1:50052)");
 ABSL_FLAG(std::string, sensor, "", "sensor id (latest, range, drift)");
-ABSL_FLAG(std::string, sensors, "", "comma-separated sensor ids (summary)");
+ABSL_FLAG(std::string, sensors, "",
+          "comma-separated sensor ids (summary); sensor patterns (device add)");
 ABSL_FLAG(std::string, start, "-24h",
           "range start: RFC 3339, Unix seconds, 'now' or a negative offset like -2h");
 ABSL_FLAG(std::string, end, "now", "range end, same forms as --start");
@@ -106,8 +109,13 @@ void WriteCsvRow(std::ostream& out, const v1::StoredReading& r) {
 }
 
 std::shared_ptr<grpc::Channel> Channel() {
-  return grpc::CreateChannel(FlagOrEnv(FLAGS_read_target, "READ_ADDRESS", "127.0.0.1:50052"),
-                             grpc::InsecureChannelCredentials());
+  auto channel = telemetry::client::OpenChannelFromFlags(
+      FlagOrEnv(FLAGS_read_target, "READ_ADDRESS", "127.0.0.1:50052"));
+  if (!channel.ok()) {
+    std::cerr << "telemetryctl: " << channel.status() << "\n";
+    std::exit(2);
+  }
+  return *channel;
 }
 
 int Latest() {

@@ -72,6 +72,7 @@ absl::Status BatchStream::Send(ReadingBatch batch) {
            static_cast<int>(outstanding_.size()) < options_.max_in_flight;
   };
   mu_.Await(absl::Condition(&room));
+  if (!fatal_.ok()) return fatal_;
   if (closing_ || abandon_) {
     return absl::FailedPreconditionError("the stream is closed");
   }
@@ -237,14 +238,30 @@ void BatchStream::IoLoop() {
       context_ = nullptr;
       return;
     }
-    context.TryCancel();
+    {
+      // Cancel only a stream the server has not ended: cancelling first
+      // would replace the server's final status (say UNAUTHENTICATED) with
+      // CANCELLED.
+      absl::MutexLock lock(&mu_);
+      if (!stream_broken_) context.TryCancel();
+    }
     reader.join();
-    (void)stream->Finish();
+    grpc::Status finish = stream->Finish();
     absl::Duration pause;
     {
       absl::MutexLock lock(&mu_);
       context_ = nullptr;
       if (abandon_) return;
+      // A refusal no retry can fix (bad or revoked credentials, an
+      // unimplemented service): stop, and let Close report it.
+      if (finish.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
+          finish.error_code() == grpc::StatusCode::PERMISSION_DENIED ||
+          finish.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+        fatal_ = absl::Status(static_cast<absl::StatusCode>(finish.error_code()),
+                              finish.error_message());
+        abandon_ = true;
+        return;
+      }
       // Everything sent on the broken stream without a final ack goes again.
       for (auto& [key, o] : outstanding_) {
         if (!o.queued) Requeue(key, o, /*count_attempt=*/true);
@@ -264,7 +281,7 @@ absl::StatusOr<StreamStats> BatchStream::Close(absl::Duration timeout) {
     absl::MutexLock lock(&mu_);
     closing_ = true;
     auto drained = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-      return outstanding_.empty();
+      return outstanding_.empty() || !fatal_.ok();
     };
     if (!mu_.AwaitWithTimeout(absl::Condition(&drained), timeout)) {
       timed_out = true;
@@ -274,6 +291,7 @@ absl::StatusOr<StreamStats> BatchStream::Close(absl::Duration timeout) {
   }
   if (io_thread_.joinable()) io_thread_.join();
   absl::MutexLock lock(&mu_);
+  if (!fatal_.ok()) return fatal_;
   if (timed_out) {
     return absl::DeadlineExceededError(absl::StrCat(
         outstanding_.size(), " batches were not acknowledged before the "

@@ -83,7 +83,9 @@ class BatchStream {
 
   // Waits until every batch has a final ack, then half-closes the stream.
   // DeadlineExceeded (with the stats so far unavailable) when `timeout`
-  // passes first; the remaining batches are abandoned.
+  // passes first; the remaining batches are abandoned. When the gateway
+  // refused the stream for good (Unauthenticated, PermissionDenied,
+  // Unimplemented), returns that at once, as do later Sends.
   absl::StatusOr<StreamStats> Close(absl::Duration timeout);
 
  private:
@@ -116,6 +118,7 @@ class BatchStream {
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   bool abandon_ ABSL_GUARDED_BY(mu_) = false;
   bool stream_broken_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status fatal_ ABSL_GUARDED_BY(mu_);  // a non-retryable stream refusal
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::thread io_thread_;

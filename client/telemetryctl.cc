@@ -15,6 +15,8 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "client/channel_flags.h"
+#include "client/credential_commands.h"
 #include "client/csv_readings.h"
 #include "client/read_commands.h"
 #include "client/telemetry_client.h"
@@ -131,9 +133,11 @@ int Send() {
   auto parser = telemetry::client::CsvReadingParser::Create(cells);
   if (!parser.ok()) return Fail(parser.status());
 
+  auto channel = telemetry::client::OpenChannelFromFlags(target);
+  if (!channel.ok()) return Fail(channel.status());
   int shown = 0;
   telemetry::client::BatchStream stream(
-      grpc::CreateChannel(target, grpc::InsecureChannelCredentials()), {},
+      *channel, {},
       [&shown](const telemetry::v1::BatchAck& ack) {
         for (const auto& r : ack.rejections()) {
           if (shown++ < 20) {
@@ -188,11 +192,17 @@ int Send() {
 
 int main(int argc, char** argv) {
   const std::string usage =
-      std::string(kUsage) + "\n" + telemetry::client::kReadCommandsUsage;
+      std::string(kUsage) + "\n" + telemetry::client::kReadCommandsUsage + "\n" +
+      telemetry::client::kCredentialCommandsUsage;
   absl::SetProgramUsageMessage(usage);
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   if (args.size() >= 3 && std::string(args[1]) == "migrate") return Migrate(args[2]);
   if (args.size() >= 2 && std::string(args[1]) == "send") return Send();
+  if (args.size() >= 3) {
+    int rc = telemetry::client::RunCredentialCommand(
+        std::vector<std::string>(args.begin() + 1, args.end()));
+    if (rc >= 0) return rc;
+  }
   if (args.size() >= 2) {
     int rc = telemetry::client::RunReadCommand(args[1]);
     if (rc >= 0) return rc;

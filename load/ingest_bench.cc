@@ -172,6 +172,8 @@ void WriteCsv(const Data& d, const std::string& path) {
 double Gateway(const std::string& conninfo, const std::string& redis_url,
                bool dedupe, const Data& data, int streams, int round) {
   telemetry::ingest::IngestServerOptions o;
+  o.transport.plaintext = true;  // loopback
+  o.require_device_auth = false;
   o.listen_address = "127.0.0.1:0";
   o.metrics_address = "";
   o.database_url = conninfo;

@@ -29,6 +29,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "client/channel_flags.h"
 #include "client/telemetry_client.h"
 #include "telemetry/v1/query.grpc.pb.h"
 #include "load/latency_recorder.h"
@@ -302,7 +303,12 @@ int main(int argc, char** argv) {
     run_id = absl::StrCat("lg", absl::GetFlag(FLAGS_seed), "t", absl::ToUnixSeconds(absl::Now()));
   }
   const int devices = absl::GetFlag(FLAGS_devices);
-  auto channel = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+  auto opened = telemetry::client::OpenChannelFromFlags(target);
+  if (!opened.ok()) {
+    std::fprintf(stderr, "loadgen: %s\n", opened.status().ToString().c_str());
+    return 2;
+  }
+  std::shared_ptr<grpc::Channel> channel = *opened;
 
   Totals totals;
   telemetry::load::LatencyRecorder latency;
@@ -324,10 +330,13 @@ int main(int argc, char** argv) {
   std::unique_ptr<ReadLoad> reads;
   std::thread read_thread;
   if (int rc = absl::GetFlag(FLAGS_read_concurrency); rc > 0) {
-    reads = std::make_unique<ReadLoad>(
-        grpc::CreateChannel(telemetry::FlagOrEnv(FLAGS_read_target, "READ_ADDRESS",
-                                                 "127.0.0.1:50052"),
-                            grpc::InsecureChannelCredentials()),
+    auto read_channel = telemetry::client::OpenChannelFromFlags(
+        telemetry::FlagOrEnv(FLAGS_read_target, "READ_ADDRESS", "127.0.0.1:50052"));
+    if (!read_channel.ok()) {
+      std::fprintf(stderr, "loadgen: %s\n", read_channel.status().ToString().c_str());
+      return 2;
+    }
+    reads = std::make_unique<ReadLoad>(*read_channel,
         run_id, devices, absl::GetFlag(FLAGS_sensors), data_start);
     read_thread = std::thread([&reads, rc, deadline] { reads->Run(rc, deadline); });
   }

@@ -88,7 +88,7 @@ int main(int argc, char** argv) {
   int metrics_port = telemetry::testing::FreeLoopbackPort();
   std::string dir = ::getenv("TMPDIR") ? ::getenv("TMPDIR") : "/tmp";
   pid_t gateway = telemetry::testing::SpawnProcess(
-      {INGEST_GATEWAY_PATH, absl::StrCat("--database_url=", conninfo),
+      {INGEST_GATEWAY_PATH, "--plaintext", absl::StrCat("--database_url=", conninfo),
        absl::StrCat("--redis_url=", (*redis)->Url()),
        absl::StrCat("--listen=127.0.0.1:", port),
        absl::StrCat("--metrics_listen=127.0.0.1:", metrics_port),
@@ -105,7 +105,7 @@ int main(int argc, char** argv) {
   const absl::Duration duration = absl::GetFlag(FLAGS_duration);
   std::string loadgen_out = dir + "/overload_loadgen.txt";
   pid_t loadgen = telemetry::testing::SpawnProcess(
-      {LOADGEN_PATH, absl::StrCat("--target=127.0.0.1:", port),
+      {LOADGEN_PATH, "--plaintext", absl::StrCat("--target=127.0.0.1:", port),
        absl::StrCat("--devices=", absl::GetFlag(FLAGS_devices)), "--sensors=20",
        "--batch=1000", absl::StrCat("--duration=", absl::FormatDuration(duration)),
        "--retry_fraction=0.02", "--quiet", "--json",

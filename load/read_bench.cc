@@ -217,6 +217,9 @@ int main(int argc, char** argv) {
                static_cast<long long>(rows), std::string(refreshed->Get(0, 0)).c_str());
 
   telemetry::query::ReadServerOptions ro;
+
+  ro.transport.plaintext = true;  // loopback
+  ro.require_api_auth = false;
   ro.listen_address = "127.0.0.1:0";
   ro.metrics_address = "";
   ro.database_url = conninfo;

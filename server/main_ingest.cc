@@ -1,4 +1,5 @@
 // ingest-gateway: the only place for flags, wiring and exit codes.
+#include <cstdlib>
 #include <cstdio>
 #include <thread>
 
@@ -10,6 +11,7 @@
 #include "server/common/flags_env.h"
 #include "server/common/log.h"
 #include "server/common/signals.h"
+#include "server/common/transport_flags.h"
 #include "server/ingest/ingest_server.h"
 #include "storage/pg/migration.h"
 
@@ -27,6 +29,11 @@ ABSL_FLAG(std::string, redis_url, "",
 ABSL_FLAG(bool, dedupe, true,
           "Deduplicate batch keys in Redis (the primary key always "
           "deduplicates readings)");
+ABSL_FLAG(bool, device_auth, true,
+          "Require every call to come from a registered device (bearer token or client "
+          "certificate); false only for loopback development (env DEVICE_AUTH=off)");
+ABSL_FLAG(absl::Duration, credential_refresh, absl::Seconds(30),
+          "How often device credentials are re-read (the delay of a revocation)");
 ABSL_FLAG(bool, migrate, false, "Apply pending migrations at start-up");
 ABSL_FLAG(std::string, storage_mode, "auto",
           "With --migrate on a fresh database: native, timescale or auto");
@@ -66,6 +73,11 @@ int main(int argc, char** argv) {
   o.metrics_address = telemetry::FlagOrEnv(
       FLAGS_metrics_listen, "INGEST_METRICS_ADDRESS", "127.0.0.1:9464");
   if (o.metrics_address == "off") o.metrics_address.clear();
+  o.transport = telemetry::TransportSecurityFromFlags();
+  const char* device_auth_env = std::getenv("DEVICE_AUTH");
+  o.require_device_auth = absl::GetFlag(FLAGS_device_auth) &&
+                          !(device_auth_env != nullptr && std::string(device_auth_env) == "off");
+  o.credential_refresh = absl::GetFlag(FLAGS_credential_refresh);
   o.database_url = telemetry::FlagOrEnv(FLAGS_database_url, "DATABASE_URL");
   o.redis_url = telemetry::FlagOrEnv(FLAGS_redis_url, "REDIS_URL");
   if (o.database_url.empty()) {

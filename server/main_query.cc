@@ -1,4 +1,5 @@
 // read-service: the only place for flags, wiring and exit codes.
+#include <cstdlib>
 #include <cstring>
 
 #include "absl/flags/flag.h"
@@ -8,6 +9,7 @@
 #include "server/common/flags_env.h"
 #include "server/common/log.h"
 #include "server/common/signals.h"
+#include "server/common/transport_flags.h"
 #include "server/query/read_server.h"
 
 ABSL_FLAG(std::string, listen, "",
@@ -21,6 +23,11 @@ ABSL_FLAG(std::string, database_url, "",
 ABSL_FLAG(std::string, writer_database_url, "",
           "PostgreSQL connection of the maintainer role, for alerts, maintenance "
           "and jobs (env MAINTENANCE_DATABASE_URL; default: --database_url)");
+ABSL_FLAG(bool, api_auth, true,
+          "Require an API token on every call (scope read; admin for writes and "
+          "AdminService); false only for loopback development (env API_AUTH=off)");
+ABSL_FLAG(absl::Duration, credential_refresh, absl::Seconds(30),
+          "How often API tokens are re-read (the delay of a revocation)");
 ABSL_FLAG(int, reader_connections, 8, "Read-only connections in the pool");
 ABSL_FLAG(int, writer_connections, 4, "Maintainer connections in the pool");
 ABSL_FLAG(absl::Duration, refresh_schedule, absl::Minutes(30),
@@ -48,6 +55,11 @@ int main(int argc, char** argv) {
   o.metrics_address =
       telemetry::FlagOrEnv(FLAGS_metrics_listen, "READ_METRICS_ADDRESS", "127.0.0.1:9465");
   if (o.metrics_address == "off") o.metrics_address.clear();
+  o.transport = telemetry::TransportSecurityFromFlags();
+  const char* api_auth_env = std::getenv("API_AUTH");
+  o.require_api_auth = absl::GetFlag(FLAGS_api_auth) &&
+                       !(api_auth_env != nullptr && std::string(api_auth_env) == "off");
+  o.credential_refresh = absl::GetFlag(FLAGS_credential_refresh);
   o.database_url = telemetry::FlagOrEnv(FLAGS_database_url, "READ_DATABASE_URL");
   if (o.database_url.empty()) {
     o.database_url = telemetry::FlagOrEnv(FLAGS_database_url, "DATABASE_URL");

@@ -19,6 +19,9 @@ export INGEST_LISTEN_ADDRESS="${INGEST_LISTEN_ADDRESS:-127.0.0.1:50051}"
 export INGEST_METRICS_ADDRESS="${INGEST_METRICS_ADDRESS:-127.0.0.1:9464}"
 export READ_LISTEN_ADDRESS="${READ_LISTEN_ADDRESS:-127.0.0.1:50052}"
 export READ_METRICS_ADDRESS="${READ_METRICS_ADDRESS:-127.0.0.1:9465}"
+# Loopback development: plaintext, asked for explicitly (both services refuse
+# to start without TLS certificates otherwise; see README "Security model").
+export PLAINTEXT=1
 
 install_packages
 build_project "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -89,6 +92,26 @@ END $$;
 SQL
 PG_HOSTPORT="127.0.0.1:$PG_PORT/postgres"
 
+# Development credentials (both services require them, as in production): a
+# device allowed to write every sensor, and an admin API token. Issued once,
+# re-issued when the token files are missing; the database keeps only hashes.
+DEV_DEVICE_TOKEN="$DEV_DIR/dev-device.token"
+DEV_API_TOKEN="$DEV_DIR/dev-admin.token"
+if [ ! -s "$DEV_DEVICE_TOKEN" ]; then
+  log "issuing the development device credential (dev-device)"
+  if ! "$BUILD_DIR/client/telemetryctl" device add dev-device --sensors='*' \
+      >"$DEV_DEVICE_TOKEN" 2>/dev/null; then
+    "$BUILD_DIR/client/telemetryctl" device rotate dev-device >"$DEV_DEVICE_TOKEN" 2>/dev/null
+  fi
+  chmod 600 "$DEV_DEVICE_TOKEN"
+fi
+if [ ! -s "$DEV_API_TOKEN" ]; then
+  log "issuing the development API token (dev-admin)"
+  "$PG_BIN/psql" -q "$DATABASE_URL" -c "DELETE FROM api_tokens WHERE name = 'dev-admin'" >/dev/null
+  "$BUILD_DIR/client/telemetryctl" token add dev-admin --scope=admin >"$DEV_API_TOKEN" 2>/dev/null
+  chmod 600 "$DEV_API_TOKEN"
+fi
+
 wait_for_port() {  # host:port
   for _ in $(seq 100); do
     (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null && return 0
@@ -122,12 +145,15 @@ cat <<INFO
   Redis            $REDIS_URL
   logs             $DEV_DIR/logs/
 
-  Try it:
+  Try it (plaintext, loopback only; production uses TLS, see README):
+    export TELEMETRY_PLAINTEXT=1
     printf 'sensor_id,timestamp,value,unit\\npump-1,%s,21.5,celsius\\n' "\$(date -u +%FT%TZ)" \\
-      | INGEST_ADDRESS=$INGEST_LISTEN_ADDRESS $BUILD_DIR/client/telemetryctl send
+      | TELEMETRY_TOKEN_FILE=$DEV_DEVICE_TOKEN INGEST_ADDRESS=$INGEST_LISTEN_ADDRESS \\
+        $BUILD_DIR/client/telemetryctl send
     psql "$DATABASE_URL" -c 'SELECT * FROM sensor_readings ORDER BY "timestamp" DESC LIMIT 5'
-    READ_ADDRESS=$READ_LISTEN_ADDRESS $BUILD_DIR/client/telemetryctl latest --sensor=pump-1
-    READ_ADDRESS=$READ_LISTEN_ADDRESS $BUILD_DIR/client/telemetryctl jobs
+    export TELEMETRY_TOKEN_FILE=$DEV_API_TOKEN READ_ADDRESS=$READ_LISTEN_ADDRESS
+    $BUILD_DIR/client/telemetryctl latest --sensor=pump-1
+    $BUILD_DIR/client/telemetryctl jobs
 
 INFO
 wait -n "${PIDS[@]}" || true

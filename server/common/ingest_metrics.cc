@@ -88,7 +88,11 @@ IngestMetrics::IngestMetrics(prometheus::Registry& r)
                      "1 when the last dedupe store operation reached Redis")),
       postgres_errors(Counters(r, "telemetry_postgres_errors_total",
                                "Failed PostgreSQL connects and statements")
-                          .Add({})) {}
+                          .Add({})),
+      auth_failures(Counters(r, "telemetry_auth_failures_total",
+                             "Calls refused as unauthenticated, and batches refused for "
+                             "sensors the device does not own")
+                        .Add({})) {}
 
 void IngestMetrics::OnCommitted(Path path, int64_t rows,
                                 absl::Duration elapsed) {

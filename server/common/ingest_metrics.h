@@ -45,6 +45,8 @@ class IngestMetrics : public pg::WriteObserver {
   prometheus::Gauge& redis_up;
   // PostgreSQL errors seen by writers.
   prometheus::Counter& postgres_errors;
+  // Calls refused as unauthenticated and batches refused as not permitted.
+  prometheus::Counter& auth_failures;
 
   // pg::WriteObserver
   void OnCommitted(Path path, int64_t rows, absl::Duration elapsed) override;

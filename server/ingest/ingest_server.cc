@@ -104,14 +104,22 @@ absl::StatusOr<std::unique_ptr<IngestServer>> IngestServer::Start(
                                                 metrics);
       },
       metrics);
-  s->service_ = std::make_unique<IngestServiceImpl>(
-      o.service, s->pipeline_.get(), metrics);
+  if (o.require_device_auth) {
+    s->credentials_ = std::make_unique<CredentialStore>(
+        DatabaseCredentialSource(o.database_url), o.credential_refresh);
+  }
+  s->service_ = std::make_unique<IngestServiceImpl>(o.service, s->pipeline_.get(), metrics,
+                                                    s->credentials_.get());
 
+  auto credentials = MakeServerCredentials(o.transport);
+  if (!credentials.ok()) {
+    s->pipeline_->Shutdown();
+    return credentials.status();
+  }
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(o.listen_address, grpc::InsecureServerCredentials(),
-                           &s->port_);
+  builder.AddListeningPort(o.listen_address, *credentials, &s->port_);
   builder.RegisterService(s->service_.get());
   builder.SetMaxReceiveMessageSize(o.max_message_bytes);
   s->server_ = builder.BuildAndStart();
@@ -129,6 +137,8 @@ absl::StatusOr<std::unique_ptr<IngestServer>> IngestServer::Start(
       {{"grpc_port", std::to_string(s->port_)},
        {"metrics_port", std::to_string(s->metrics_port_)},
        {"storage_mode", std::string(pg::StorageModeName(s->mode_))},
+       {"transport", std::string(TransportName(o.transport))},
+       {"device_auth", o.require_device_auth ? "required" : "off"},
        {"database", pg::RedactConninfo(o.database_url)},
        {"dedupe", s->dedupe_ ? "redis" : "database"}});
   return s;

@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "server/common/transport_security.h"
 #include "server/ingest/ingest_pipeline.h"
 #include "server/ingest/ingest_service.h"
 #include "storage/pg/migrator.h"
@@ -37,6 +38,13 @@ struct IngestServerOptions {
   std::string listen_address = "127.0.0.1:50051";
   // host:port of the /metrics endpoint; empty disables it.
   std::string metrics_address = "127.0.0.1:9464";
+  // TLS / mutual TLS, or plaintext when asked for (see transport_security.h).
+  ServerTransportSecurity transport;
+  // Every call must come from a registered device (bearer token or client
+  // certificate, see credentials.h). Off only for loopback development.
+  bool require_device_auth = true;
+  // How often the device credential table is re-read (revocation delay).
+  absl::Duration credential_refresh = absl::Seconds(30);
   std::string database_url;  // libpq conninfo or URI
   std::string redis_url;     // redis://host:port; empty: no Redis
   // Batch-key deduplication in Redis (the database's primary key always
@@ -84,6 +92,7 @@ class IngestServer {
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::unique_ptr<RedisDedupeStore> dedupe_;
   std::unique_ptr<pg::WriterCaches> caches_;
+  std::unique_ptr<CredentialStore> credentials_;
   std::unique_ptr<IngestPipeline> pipeline_;
   std::unique_ptr<IngestServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;

@@ -7,6 +7,8 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "absl/strings/str_cat.h"
+#include "server/common/log.h"
 #include "server/common/status_util.h"
 
 namespace telemetry::ingest {
@@ -31,8 +33,19 @@ void ApplyOutcome(const BatchOutcome& outcome, BatchAck* ack) {
 class StreamReactor final
     : public grpc::ServerBidiReactor<ReadingBatch, BatchAck> {
  public:
-  explicit StreamReactor(IngestServiceImpl* service) : service_(service) {
+  StreamReactor(IngestServiceImpl* service, grpc::CallbackServerContext* context)
+      : service_(service) {
     if (service_->metrics()) service_->metrics()->active_streams.Increment();
+    auto device = service_->Authenticate(*context);
+    if (!device.ok()) {
+      {
+        absl::MutexLock lock(&mu_);
+        finished_ = true;
+      }
+      Finish(ToGrpcStatus(device.status()));
+      return;
+    }
+    device_ = *std::move(device);
     MaybeStartRead();
   }
 
@@ -92,14 +105,14 @@ class StreamReactor final
       ++window_;
     }
     BatchAck ack;
-    ValidatedBatch v = service_->Validate(batch, &ack);
+    ValidatedBatch v = service_->Validate(batch, device_.get(), &ack);
     if (!v.status.ok()) {
       EnqueueAck(std::move(ack));
       MaybeStartRead();
       return;
     }
-    auto parked = std::make_unique<Parked>(
-        Parked{batch.idempotency_key(), std::move(v.rows), std::move(ack)});
+    auto parked = std::make_unique<Parked>(Parked{
+        IngestServiceImpl::DedupeKey(batch, device_.get()), std::move(v.rows), std::move(ack)});
     {
       absl::MutexLock lock(&mu_);
       ++pending_;
@@ -193,6 +206,7 @@ class StreamReactor final
   }
 
   IngestServiceImpl* const service_;
+  std::shared_ptr<const DeviceIdentity> device_;  // null: authentication off
   ReadingBatch request_;  // owned by the in-progress read
   absl::Mutex mu_;
   BatchAck current_ack_;  // owned by the in-progress write
@@ -211,12 +225,62 @@ class StreamReactor final
 
 IngestServiceImpl::IngestServiceImpl(IngestServiceOptions options,
                                      IngestPipeline* pipeline,
-                                     IngestMetrics* metrics)
-    : options_(std::move(options)), pipeline_(pipeline), metrics_(metrics) {}
+                                     IngestMetrics* metrics, CredentialStore* credentials)
+    : options_(std::move(options)),
+      pipeline_(pipeline),
+      metrics_(metrics),
+      credentials_(credentials) {}
+
+absl::StatusOr<std::shared_ptr<const DeviceIdentity>> IngestServiceImpl::Authenticate(
+    const grpc::CallbackServerContext& context) {
+  if (credentials_ == nullptr) return nullptr;
+  auto device = credentials_->AuthenticateDevice(context);
+  if (!device.ok()) {
+    if (metrics_) metrics_->auth_failures.Increment();
+    Log(LogLevel::kWarning, "call refused",
+        {{"peer", context.peer()}, {"reason", std::string(device.status().message())}});
+  }
+  return device;
+}
+
+std::string IngestServiceImpl::DedupeKey(const ReadingBatch& batch,
+                                         const DeviceIdentity* device) {
+  if (device == nullptr) return batch.idempotency_key();
+  return absl::StrCat(device->device_id, "/", batch.idempotency_key());
+}
+
+namespace {
+
+// PermissionDenied naming the first sensor `device` may not write, or OK.
+absl::Status CheckSensorsAllowed(const DeviceIdentity& device,
+                                 const std::vector<ReadingRow>& rows) {
+  size_t denied = 0;
+  const ReadingRow* first = nullptr;
+  for (const ReadingRow& row : rows) {
+    if (device.MayWrite(row.sensor_id)) continue;
+    if (first == nullptr) first = &row;
+    ++denied;
+  }
+  if (denied == 0) return absl::OkStatus();
+  return absl::PermissionDeniedError(absl::StrCat(
+      "device '", device.device_id, "' may not write sensor '", first->sensor_id, "' (",
+      denied, " of ", rows.size(), " readings are for sensors it does not own); nothing in "
+      "this batch was stored"));
+}
+
+}  // namespace
 
 ValidatedBatch IngestServiceImpl::Validate(const ReadingBatch& batch,
-                                           BatchAck* ack) {
+                                           const DeviceIdentity* device, BatchAck* ack) {
   ValidatedBatch v = ValidateBatch(batch, options_.validation, absl::Now());
+  if (v.status.ok() && device != nullptr) {
+    if (absl::Status s = CheckSensorsAllowed(*device, v.rows); !s.ok()) {
+      v.status = s;
+      v.rows.clear();
+      v.rejections.clear();
+      if (metrics_) metrics_->auth_failures.Increment();
+    }
+  }
   ack->set_idempotency_key(batch.idempotency_key());
   if (!v.status.ok()) {
     ack->set_status_code(static_cast<int32_t>(v.status.code()));
@@ -233,21 +297,26 @@ ValidatedBatch IngestServiceImpl::Validate(const ReadingBatch& batch,
 }
 
 grpc::ServerBidiReactor<ReadingBatch, BatchAck>*
-IngestServiceImpl::StreamReadings(grpc::CallbackServerContext* /*context*/) {
-  return new StreamReactor(this);
+IngestServiceImpl::StreamReadings(grpc::CallbackServerContext* context) {
+  return new StreamReactor(this, context);
 }
 
 grpc::ServerUnaryReactor* IngestServiceImpl::WriteBatch(
     grpc::CallbackServerContext* context, const ReadingBatch* request,
     BatchAck* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  ValidatedBatch v = Validate(*request, response);
+  auto device = Authenticate(*context);
+  if (!device.ok()) {
+    reactor->Finish(ToGrpcStatus(device.status()));
+    return reactor;
+  }
+  ValidatedBatch v = Validate(*request, device->get(), response);
   if (!v.status.ok()) {
     reactor->Finish(ToGrpcStatus(v.status));
     return reactor;
   }
   absl::Status s = pipeline_->Submit(
-      request->idempotency_key(), std::move(v.rows),
+      DedupeKey(*request, device->get()), std::move(v.rows),
       [reactor, response](const BatchOutcome& outcome) {
         if (!outcome.status.ok()) {
           reactor->Finish(ToGrpcStatus(outcome.status));

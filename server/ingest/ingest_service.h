@@ -10,6 +10,7 @@
 #ifndef TELEMETRY_SERVER_INGEST_INGEST_SERVICE_H_
 #define TELEMETRY_SERVER_INGEST_INGEST_SERVICE_H_
 
+#include "server/common/credentials.h"
 #include "server/common/ingest_metrics.h"
 #include "server/ingest/ingest_pipeline.h"
 #include "server/ingest/validator.h"
@@ -26,9 +27,10 @@ struct IngestServiceOptions {
 class IngestServiceImpl final
     : public telemetry::v1::IngestService::CallbackService {
  public:
-  // `pipeline` and `metrics` (nullable) must outlive the service.
+  // `pipeline`, `metrics` (nullable) and `credentials` (nullable: device
+  // authentication off) must outlive the service.
   IngestServiceImpl(IngestServiceOptions options, IngestPipeline* pipeline,
-                    IngestMetrics* metrics);
+                    IngestMetrics* metrics, CredentialStore* credentials = nullptr);
 
   grpc::ServerBidiReactor<telemetry::v1::ReadingBatch,
                           telemetry::v1::BatchAck>*
@@ -39,10 +41,22 @@ class IngestServiceImpl final
       const telemetry::v1::ReadingBatch* request,
       telemetry::v1::BatchAck* response) override;
 
+  // The calling device, or nullptr when authentication is off;
+  // Unauthenticated/Unavailable as CredentialStore says.
+  absl::StatusOr<std::shared_ptr<const DeviceIdentity>> Authenticate(
+      const grpc::CallbackServerContext& context);
+
   // Validates `batch` and fills the parts of its ack known before writing
-  // (key, rejected readings, batch-level status). Counts rejections.
-  ValidatedBatch Validate(const telemetry::v1::ReadingBatch& batch,
+  // (key, rejected readings, batch-level status). Counts rejections. With a
+  // `device`, a batch holding any reading of a sensor the device may not
+  // write fails whole with PermissionDenied (nothing of it is stored).
+  ValidatedBatch Validate(const telemetry::v1::ReadingBatch& batch, const DeviceIdentity* device,
                           telemetry::v1::BatchAck* ack);
+
+  // The deduplication key of `batch` from `device`: idempotency keys are
+  // the devices' own, so two devices' equal keys must not collide.
+  static std::string DedupeKey(const telemetry::v1::ReadingBatch& batch,
+                               const DeviceIdentity* device);
 
   IngestPipeline* pipeline() { return pipeline_; }
   IngestMetrics* metrics() { return metrics_; }
@@ -52,6 +66,7 @@ class IngestServiceImpl final
   const IngestServiceOptions options_;
   IngestPipeline* const pipeline_;
   IngestMetrics* const metrics_;
+  CredentialStore* const credentials_;
 };
 
 }  // namespace telemetry::ingest

@@ -6,9 +6,12 @@
 namespace telemetry::query {
 
 grpc::Status AdminServiceImpl::RefreshAggregate(
-    grpc::ServerContext*, const telemetry::v1::RefreshAggregateRequest* request,
+    grpc::ServerContext* context, const telemetry::v1::RefreshAggregateRequest* request,
     telemetry::v1::RefreshAggregateResponse* response) {
   RpcScope scope(ctx_, "RefreshAggregate");
+  if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kAdmin); !auth.ok()) {
+    return scope.Done(auth);
+  }
   std::optional<int64_t> start, end;
   if (request->has_start()) start = ToMicros(request->start());
   if (request->has_end()) end = ToMicros(request->end());
@@ -23,30 +26,39 @@ grpc::Status AdminServiceImpl::RefreshAggregate(
   return scope.Done(absl::OkStatus());
 }
 
-grpc::Status AdminServiceImpl::RunRetention(grpc::ServerContext*,
+grpc::Status AdminServiceImpl::RunRetention(grpc::ServerContext* context,
                                             const telemetry::v1::RunLifecycleRequest*,
                                             telemetry::v1::RunLifecycleResponse* response) {
   RpcScope scope(ctx_, "RunRetention");
+  if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kAdmin); !auth.ok()) {
+    return scope.Done(auth);
+  }
   auto summary = jobs_->RunRetention();
   if (!summary.ok()) return scope.Done(summary.status());
   response->set_summary(*summary);
   return scope.Done(absl::OkStatus());
 }
 
-grpc::Status AdminServiceImpl::RunCompression(grpc::ServerContext*,
+grpc::Status AdminServiceImpl::RunCompression(grpc::ServerContext* context,
                                               const telemetry::v1::RunLifecycleRequest*,
                                               telemetry::v1::RunLifecycleResponse* response) {
   RpcScope scope(ctx_, "RunCompression");
+  if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kAdmin); !auth.ok()) {
+    return scope.Done(auth);
+  }
   auto summary = jobs_->RunCompression();
   if (!summary.ok()) return scope.Done(summary.status());
   response->set_summary(*summary);
   return scope.Done(absl::OkStatus());
 }
 
-grpc::Status AdminServiceImpl::ListJobs(grpc::ServerContext*,
+grpc::Status AdminServiceImpl::ListJobs(grpc::ServerContext* context,
                                         const telemetry::v1::ListJobsRequest*,
                                         telemetry::v1::ListJobsResponse* response) {
   RpcScope scope(ctx_, "ListJobs");
+  if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kAdmin); !auth.ok()) {
+    return scope.Done(auth);
+  }
   response->set_storage_mode(std::string(pg::StorageModeName(ctx_.mode)));
   auto jobs = jobs_->Jobs();
   if (!jobs.ok()) return scope.Done(jobs.status());
@@ -54,10 +66,13 @@ grpc::Status AdminServiceImpl::ListJobs(grpc::ServerContext*,
   return scope.Done(absl::OkStatus());
 }
 
-grpc::Status AdminServiceImpl::ListChunks(grpc::ServerContext*,
+grpc::Status AdminServiceImpl::ListChunks(grpc::ServerContext* context,
                                           const telemetry::v1::ListChunksRequest*,
                                           telemetry::v1::ListChunksResponse* response) {
   RpcScope scope(ctx_, "ListChunks");
+  if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kAdmin); !auth.ok()) {
+    return scope.Done(auth);
+  }
   auto chunks = jobs_->Chunks();
   if (!chunks.ok()) return scope.Done(chunks.status());
   *response = *std::move(chunks);

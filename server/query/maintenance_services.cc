@@ -160,10 +160,13 @@ Param NonEmpty(const std::string& s) { return s.empty() ? Param() : Param(s); }
 
 // ------------------------------------------------------------------ alerts
 
-grpc::Status AlertServiceImpl::CreateAlert(grpc::ServerContext*,
+grpc::Status AlertServiceImpl::CreateAlert(grpc::ServerContext* context,
                                            const telemetry::v1::CreateAlertRequest* request,
                                            telemetry::v1::Alert* response) {
   RpcScope scope(ctx_, "CreateAlert");
+  if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kAdmin); !auth.ok()) {
+    return scope.Done(auth);
+  }
   const telemetry::v1::Alert& a = request->alert();
   absl::Status s = CheckText(a.sensor_id(), "sensor_id", 255, true);
   if (s.ok()) s = CheckText(a.anomaly_type(), "anomaly_type", 100, true);
@@ -201,10 +204,13 @@ grpc::Status AlertServiceImpl::CreateAlert(grpc::ServerContext*,
   return scope.Done(AlertFromRow(*r, 0, response));
 }
 
-grpc::Status AlertServiceImpl::GetAlert(grpc::ServerContext*,
+grpc::Status AlertServiceImpl::GetAlert(grpc::ServerContext* context,
                                         const telemetry::v1::GetAlertRequest* request,
                                         telemetry::v1::Alert* response) {
   RpcScope scope(ctx_, "GetAlert");
+  if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kRead); !auth.ok()) {
+    return scope.Done(auth);
+  }
   if (!IsUuid(request->id())) return scope.Done(Invalid("id must be a UUID"));
   auto conn = ctx_.reader->Acquire();
   if (!conn.ok()) return scope.Done(conn.status());
@@ -218,10 +224,13 @@ grpc::Status AlertServiceImpl::GetAlert(grpc::ServerContext*,
   return scope.Done(AlertFromRow(*r, 0, response));
 }
 
-grpc::Status AlertServiceImpl::ListAlerts(grpc::ServerContext*,
+grpc::Status AlertServiceImpl::ListAlerts(grpc::ServerContext* context,
                                           const telemetry::v1::ListAlertsRequest* request,
                                           telemetry::v1::ListAlertsResponse* response) {
   RpcScope scope(ctx_, "ListAlerts");
+  if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kRead); !auth.ok()) {
+    return scope.Done(auth);
+  }
   auto page = KeysetPage::From(request->page_token(), request->page_size());
   if (!page.ok()) return scope.Done(page.status());
   auto conn = ctx_.reader->Acquire();
@@ -266,25 +275,34 @@ absl::Status AlertServiceImpl::Transition(const std::string& id, const std::stri
 }
 
 grpc::Status AlertServiceImpl::AcknowledgeAlert(
-    grpc::ServerContext*, const telemetry::v1::AlertTransitionRequest* request,
+    grpc::ServerContext* context, const telemetry::v1::AlertTransitionRequest* request,
     telemetry::v1::Alert* response) {
   RpcScope scope(ctx_, "AcknowledgeAlert");
+  if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kAdmin); !auth.ok()) {
+    return scope.Done(auth);
+  }
   return scope.Done(Transition(request->id(), "acknowledged", response));
 }
 
 grpc::Status AlertServiceImpl::ResolveAlert(
-    grpc::ServerContext*, const telemetry::v1::AlertTransitionRequest* request,
+    grpc::ServerContext* context, const telemetry::v1::AlertTransitionRequest* request,
     telemetry::v1::Alert* response) {
   RpcScope scope(ctx_, "ResolveAlert");
+  if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kAdmin); !auth.ok()) {
+    return scope.Done(auth);
+  }
   return scope.Done(Transition(request->id(), "resolved", response));
 }
 
 // ------------------------------------------------------------- maintenance
 
 grpc::Status MaintenanceServiceImpl::CreateTask(
-    grpc::ServerContext*, const telemetry::v1::CreateTaskRequest* request,
+    grpc::ServerContext* context, const telemetry::v1::CreateTaskRequest* request,
     telemetry::v1::MaintenanceTask* response) {
   RpcScope scope(ctx_, "CreateTask");
+  if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kAdmin); !auth.ok()) {
+    return scope.Done(auth);
+  }
   const telemetry::v1::MaintenanceTask& t = request->task();
   absl::Status s = CheckText(t.equipment_id(), "equipment_id", 255, true);
   if (s.ok()) s = CheckText(t.task_type(), "task_type", 100, true);
@@ -328,10 +346,13 @@ grpc::Status MaintenanceServiceImpl::CreateTask(
   return scope.Done(absl::OkStatus());
 }
 
-grpc::Status MaintenanceServiceImpl::GetTask(grpc::ServerContext*,
+grpc::Status MaintenanceServiceImpl::GetTask(grpc::ServerContext* context,
                                              const telemetry::v1::GetTaskRequest* request,
                                              telemetry::v1::MaintenanceTask* response) {
   RpcScope scope(ctx_, "GetTask");
+  if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kRead); !auth.ok()) {
+    return scope.Done(auth);
+  }
   if (!IsUuid(request->id())) return scope.Done(Invalid("id must be a UUID"));
   auto conn = ctx_.reader->Acquire();
   if (!conn.ok()) return scope.Done(conn.status());
@@ -346,10 +367,13 @@ grpc::Status MaintenanceServiceImpl::GetTask(grpc::ServerContext*,
   return scope.Done(absl::OkStatus());
 }
 
-grpc::Status MaintenanceServiceImpl::ListTasks(grpc::ServerContext*,
+grpc::Status MaintenanceServiceImpl::ListTasks(grpc::ServerContext* context,
                                                const telemetry::v1::ListTasksRequest* request,
                                                telemetry::v1::ListTasksResponse* response) {
   RpcScope scope(ctx_, "ListTasks");
+  if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kRead); !auth.ok()) {
+    return scope.Done(auth);
+  }
   auto page = KeysetPage::From(request->page_token(), request->page_size());
   if (!page.ok()) return scope.Done(page.status());
   auto conn = ctx_.reader->Acquire();
@@ -373,9 +397,12 @@ grpc::Status MaintenanceServiceImpl::ListTasks(grpc::ServerContext*,
 }
 
 grpc::Status MaintenanceServiceImpl::UpdateTaskStatus(
-    grpc::ServerContext*, const telemetry::v1::UpdateTaskStatusRequest* request,
+    grpc::ServerContext* context, const telemetry::v1::UpdateTaskStatusRequest* request,
     telemetry::v1::MaintenanceTask* response) {
   RpcScope scope(ctx_, "UpdateTaskStatus");
+  if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kAdmin); !auth.ok()) {
+    return scope.Done(auth);
+  }
   if (!IsUuid(request->id())) return scope.Done(Invalid("id must be a UUID"));
   static const char* kStatuses[] = {"pending", "scheduled", "in_progress", "completed",
                                     "cancelled"};
@@ -398,10 +425,13 @@ grpc::Status MaintenanceServiceImpl::UpdateTaskStatus(
   return scope.Done(absl::OkStatus());
 }
 
-grpc::Status MaintenanceServiceImpl::LogWork(grpc::ServerContext*,
+grpc::Status MaintenanceServiceImpl::LogWork(grpc::ServerContext* context,
                                              const telemetry::v1::LogWorkRequest* request,
                                              telemetry::v1::MaintenanceLog* response) {
   RpcScope scope(ctx_, "LogWork");
+  if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kAdmin); !auth.ok()) {
+    return scope.Done(auth);
+  }
   const telemetry::v1::MaintenanceLog& l = request->log();
   absl::Status s;
   if (!IsUuid(l.task_id())) s = Invalid("task_id must be a UUID");
@@ -440,10 +470,13 @@ grpc::Status MaintenanceServiceImpl::LogWork(grpc::ServerContext*,
   return scope.Done(absl::OkStatus());
 }
 
-grpc::Status MaintenanceServiceImpl::ListLogs(grpc::ServerContext*,
+grpc::Status MaintenanceServiceImpl::ListLogs(grpc::ServerContext* context,
                                               const telemetry::v1::ListLogsRequest* request,
                                               telemetry::v1::ListLogsResponse* response) {
   RpcScope scope(ctx_, "ListLogs");
+  if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kRead); !auth.ok()) {
+    return scope.Done(auth);
+  }
   if (!request->task_id().empty() && !IsUuid(request->task_id())) {
     return scope.Done(Invalid("task_id must be a UUID"));
   }

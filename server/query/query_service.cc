@@ -91,9 +91,12 @@ const char kLatestReadingsSql[] =
     "ORDER BY \"timestamp\" DESC LIMIT $2";
 
 grpc::Status QueryServiceImpl::LatestReadings(
-    grpc::ServerContext*, const telemetry::v1::LatestReadingsRequest* request,
+    grpc::ServerContext* context, const telemetry::v1::LatestReadingsRequest* request,
     telemetry::v1::LatestReadingsResponse* response) {
   RpcScope scope(ctx_, "LatestReadings");
+  if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kRead); !auth.ok()) {
+    return scope.Done(auth);
+  }
   if (absl::Status s = RequireSensorId(request->sensor_id()); !s.ok()) {
     return scope.Done(s);
   }
@@ -127,6 +130,9 @@ grpc::Status QueryServiceImpl::ReadingsRange(
     grpc::ServerContext* context, const telemetry::v1::ReadingsRangeRequest* request,
     grpc::ServerWriter<telemetry::v1::ReadingsRangeChunk>* writer) {
   RpcScope scope(ctx_, "ReadingsRange");
+  if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kRead); !auth.ok()) {
+    return scope.Done(auth);
+  }
   auto lo = RequiredMicros(&request->start(), request->has_start(), "start");
   if (!lo.ok()) return scope.Done(lo.status());
   auto hi = RequiredMicros(&request->end(), request->has_end(), "end");
@@ -188,9 +194,12 @@ grpc::Status QueryServiceImpl::ReadingsRange(
 }
 
 grpc::Status QueryServiceImpl::HourlySummary(
-    grpc::ServerContext*, const telemetry::v1::HourlySummaryRequest* request,
+    grpc::ServerContext* context, const telemetry::v1::HourlySummaryRequest* request,
     telemetry::v1::HourlySummaryResponse* response) {
   RpcScope scope(ctx_, "HourlySummary");
+  if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kRead); !auth.ok()) {
+    return scope.Done(auth);
+  }
   if (request->sensor_ids_size() == 0 || request->sensor_ids_size() > kMaxSummarySensors) {
     return scope.Done(absl::InvalidArgumentError(
         absl::StrCat("sensor_ids must name 1 to ", kMaxSummarySensors, " sensors")));
@@ -309,9 +318,12 @@ absl::StatusOr<int64_t> QueryServiceImpl::Watermark(pg::Connection& conn) {
 }
 
 grpc::Status QueryServiceImpl::DriftWindows(
-    grpc::ServerContext*, const telemetry::v1::DriftWindowsRequest* request,
+    grpc::ServerContext* context, const telemetry::v1::DriftWindowsRequest* request,
     telemetry::v1::DriftWindowsResponse* response) {
   RpcScope scope(ctx_, "DriftWindows");
+  if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kRead); !auth.ok()) {
+    return scope.Done(auth);
+  }
   if (absl::Status s = RequireSensorId(request->sensor_id()); !s.ok()) return scope.Done(s);
   struct Window {
     const char* name;
@@ -388,10 +400,13 @@ grpc::Status QueryServiceImpl::DriftWindows(
   return scope.Done(absl::OkStatus());
 }
 
-grpc::Status QueryServiceImpl::GetSensor(grpc::ServerContext*,
+grpc::Status QueryServiceImpl::GetSensor(grpc::ServerContext* context,
                                          const telemetry::v1::GetSensorRequest* request,
                                          telemetry::v1::Sensor* response) {
   RpcScope scope(ctx_, "GetSensor");
+  if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kRead); !auth.ok()) {
+    return scope.Done(auth);
+  }
   if (absl::Status s = RequireSensorId(request->sensor_id()); !s.ok()) return scope.Done(s);
   auto conn = ctx_.reader->Acquire();
   if (!conn.ok()) return scope.Done(conn.status());
@@ -407,10 +422,13 @@ grpc::Status QueryServiceImpl::GetSensor(grpc::ServerContext*,
   return scope.Done(absl::OkStatus());
 }
 
-grpc::Status QueryServiceImpl::ListSensors(grpc::ServerContext*,
+grpc::Status QueryServiceImpl::ListSensors(grpc::ServerContext* context,
                                            const telemetry::v1::ListSensorsRequest* request,
                                            telemetry::v1::ListSensorsResponse* response) {
   RpcScope scope(ctx_, "ListSensors");
+  if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kRead); !auth.ok()) {
+    return scope.Done(auth);
+  }
   uint32_t size = request->page_size() == 0 ? 100 : std::min(request->page_size(), 1000u);
   std::string after;
   if (!request->page_token().empty()) {
@@ -435,9 +453,12 @@ grpc::Status QueryServiceImpl::ListSensors(grpc::ServerContext*,
 }
 
 grpc::Status QueryServiceImpl::UpsertSensor(
-    grpc::ServerContext*, const telemetry::v1::UpsertSensorRequest* request,
+    grpc::ServerContext* context, const telemetry::v1::UpsertSensorRequest* request,
     telemetry::v1::Sensor* response) {
   RpcScope scope(ctx_, "UpsertSensor");
+  if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kAdmin); !auth.ok()) {
+    return scope.Done(auth);
+  }
   const telemetry::v1::Sensor& s = request->sensor();
   if (absl::Status st = RequireSensorId(s.sensor_id()); !st.ok()) return scope.Done(st);
   if (s.type().size() > 50 || s.location().size() > 255 ||

@@ -47,4 +47,15 @@ grpc::Status RpcScope::Done(const absl::Status& status) {
   return g;
 }
 
+absl::Status Authorize(const ReadContext& ctx, const grpc::ServerContextBase& context,
+                       ApiScope needed) {
+  if (ctx.credentials == nullptr) return absl::OkStatus();
+  auto who = ctx.credentials->AuthorizeApi(context, needed);
+  if (!who.ok()) {
+    Log(LogLevel::kWarning, "call refused",
+        {{"peer", context.peer()}, {"reason", std::string(who.status().message())}});
+  }
+  return who.status();
+}
+
 }  // namespace telemetry::query

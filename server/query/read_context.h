@@ -3,6 +3,7 @@
 #ifndef TELEMETRY_SERVER_QUERY_READ_CONTEXT_H_
 #define TELEMETRY_SERVER_QUERY_READ_CONTEXT_H_
 
+#include <grpcpp/server_context.h>
 #include <grpcpp/support/status.h>
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
@@ -15,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "server/common/credentials.h"
 #include "storage/pg/connection_pool.h"
 #include "storage/pg/migration.h"
 
@@ -68,7 +70,14 @@ struct ReadContext {
   pg::StorageMode mode = pg::StorageMode::kNative;
   RpcMetrics* metrics = nullptr;  // nullable
   WatermarkCache* watermark = nullptr;
+  // API tokens; nullptr: authentication off (loopback development).
+  CredentialStore* credentials = nullptr;
 };
+
+// OK when the call carries an API token of at least `needed` scope (or
+// authentication is off); else Unauthenticated / PermissionDenied.
+absl::Status Authorize(const ReadContext& ctx, const grpc::ServerContextBase& context,
+                       ApiScope needed);
 
 // Times one RPC and records it when destroyed; `Done` converts the result.
 class RpcScope {

@@ -60,6 +60,11 @@ absl::StatusOr<std::unique_ptr<ReadServer>> ReadServer::Start(ReadServerOptions 
   s->ctx_.writer = s->writer_.get();
   s->ctx_.metrics = s->rpc_metrics_.get();
   s->ctx_.watermark = &s->watermark_;
+  if (o.require_api_auth) {
+    s->credentials_ = std::make_unique<CredentialStore>(
+        DatabaseCredentialSource(o.database_url), o.credential_refresh);
+    s->ctx_.credentials = s->credentials_.get();
+  }
   s->jobs_ = std::make_unique<LifecycleJobs>(&s->ctx_, o.lifecycle, *s->registry_);
   if (!o.metrics_address.empty()) {
     try {
@@ -77,10 +82,12 @@ absl::StatusOr<std::unique_ptr<ReadServer>> ReadServer::Start(ReadServerOptions 
   s->services_.push_back(std::make_unique<AlertServiceImpl>(&s->ctx_));
   s->services_.push_back(std::make_unique<MaintenanceServiceImpl>(&s->ctx_));
   s->services_.push_back(std::make_unique<AdminServiceImpl>(&s->ctx_, s->jobs_.get()));
+  auto credentials = MakeServerCredentials(o.transport);
+  if (!credentials.ok()) return credentials.status();
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(o.listen_address, grpc::InsecureServerCredentials(), &s->port_);
+  builder.AddListeningPort(o.listen_address, *credentials, &s->port_);
   for (auto& svc : s->services_) builder.RegisterService(svc.get());
   // The sync server grows a thread per concurrent call and, by default, lets
   // a thread exit as soon as more than two sit idle: under steady concurrency
@@ -104,6 +111,8 @@ absl::StatusOr<std::unique_ptr<ReadServer>> ReadServer::Start(ReadServerOptions 
       {{"grpc_port", std::to_string(s->port_)},
        {"metrics_port", std::to_string(s->metrics_port_)},
        {"storage_mode", std::string(pg::StorageModeName(s->ctx_.mode))},
+       {"transport", std::string(TransportName(o.transport))},
+       {"api_auth", o.require_api_auth ? "required" : "off"},
        {"database", pg::RedactConninfo(o.database_url)},
        {"writer_database", pg::RedactConninfo(writer_url)}});
   return s;

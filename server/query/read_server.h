@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "server/common/transport_security.h"
 #include "server/query/lifecycle_jobs.h"
 #include "server/query/read_context.h"
 
@@ -28,6 +29,12 @@ namespace telemetry::query {
 struct ReadServerOptions {
   std::string listen_address = "127.0.0.1:50052";
   std::string metrics_address = "127.0.0.1:9465";  // empty: no endpoint
+  // TLS / mutual TLS, or plaintext when asked for (see transport_security.h).
+  ServerTransportSecurity transport;
+  // Every call must carry an API token (scope read, or admin for writes and
+  // AdminService). Off only for loopback development.
+  bool require_api_auth = true;
+  absl::Duration credential_refresh = absl::Seconds(30);
   // Connection of the read-only role (telemetry_reader member).
   std::string database_url;
   // Connection of the maintainer role (telemetry_maintainer member), for
@@ -62,6 +69,7 @@ class ReadServer {
   std::unique_ptr<pg::ConnectionPool> writer_;
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<RpcMetrics> rpc_metrics_;
+  std::unique_ptr<CredentialStore> credentials_;
   WatermarkCache watermark_;
   ReadContext ctx_;
   std::unique_ptr<LifecycleJobs> jobs_;

@@ -71,6 +71,8 @@ class IngestE2ETest : public ::testing::Test {
   }
 
   void StartServer(ingest::IngestServerOptions o = {}) {
+    if (o.transport.cert_file.empty()) o.transport.plaintext = true;  // loopback
+    o.require_device_auth = false;  // security_test covers authentication
     o.listen_address = "127.0.0.1:0";
     o.metrics_address = "127.0.0.1:0";
     o.database_url = conninfo_;
@@ -413,7 +415,7 @@ TEST_F(IngestE2ETest, TelemetryctlSendsACsvFile) {
   }
   std::string cmd = absl::StrCat(
       "INGEST_ADDRESS=127.0.0.1:", server_->port(), " ", TELEMETRYCTL_PATH,
-      " send --file=", path, " --batch_size=1000 > ", path, ".out 2>&1");
+      " send --plaintext --file=", path, " --batch_size=1000 > ", path, ".out 2>&1");
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   std::ifstream out(path + ".out");
   std::string summary((std::istreambuf_iterator<char>(out)), {});
@@ -469,6 +471,8 @@ TEST_F(IngestE2ETest, HealthCheckSaysServing) {
 TEST_F(IngestE2ETest, SlowDatabasePushesBackAndLosesNothing) {
   server_->Shutdown(absl::Seconds(5));
   ingest::IngestServerOptions o;
+  o.transport.plaintext = true;  // loopback
+  o.require_device_auth = false;
   o.pipeline.max_queued_readings = 3000;
   StartServer(o);
   // Hold the table so every write waits, as behind a long lock or a stall.
@@ -543,6 +547,8 @@ TEST_F(IngestE2ETest, TimescaleModeIngestsExactlyOnce) {
   conninfo_ = Pg().ConnInfo(*db);
   key_prefix_ = *db + "/";
   ingest::IngestServerOptions o;
+  o.transport.plaintext = true;  // loopback
+  o.require_device_auth = false;
   o.migrate_on_start = true;
   o.migrator.mode = pg::StorageMode::kTimescale;
   StartServer(o);
@@ -618,8 +624,8 @@ TEST(IngestGatewayBinaryTest, ServesFromEnvironmentAndExitsCleanlyOnSigterm) {
       {"/usr/bin/env", absl::StrCat("DATABASE_URL=", conninfo),
        absl::StrCat("REDIS_URL=", Redis().Url()),
        absl::StrCat("INGEST_LISTEN_ADDRESS=127.0.0.1:", port),
-       absl::StrCat("INGEST_METRICS_ADDRESS=127.0.0.1:", metrics_port),
-       INGEST_GATEWAY_PATH},
+       absl::StrCat("INGEST_METRICS_ADDRESS=127.0.0.1:", metrics_port), "PLAINTEXT=1",
+       INGEST_GATEWAY_PATH, "--device_auth=false"},
       log);
   ASSERT_GT(pid, 0);
   // A fresh channel per probe: a channel that saw "connection refused" backs

@@ -19,6 +19,8 @@ using telemetry::testing::Redis;
 TEST(LoadgenTest, FleetWithRetriesInvalidReadingsAndReadersIsStoredExactly) {
   std::string conninfo = MigratedDatabase();
   ingest::IngestServerOptions o;
+  o.transport.plaintext = true;  // loopback
+  o.require_device_auth = false;
   o.listen_address = "127.0.0.1:0";
   o.metrics_address = "";
   o.database_url = conninfo;
@@ -26,6 +28,8 @@ TEST(LoadgenTest, FleetWithRetriesInvalidReadingsAndReadersIsStoredExactly) {
   auto server = ingest::IngestServer::Start(o);
   ASSERT_TRUE(server.ok()) << server.status();
   query::ReadServerOptions ro;
+  ro.transport.plaintext = true;  // loopback
+  ro.require_api_auth = false;
   ro.listen_address = "127.0.0.1:0";
   ro.metrics_address = "";
   ro.database_url = conninfo;
@@ -35,7 +39,7 @@ TEST(LoadgenTest, FleetWithRetriesInvalidReadingsAndReadersIsStoredExactly) {
 
   std::string out = absl::StrCat(::testing::TempDir(), "/loadgen.json");
   std::string cmd = absl::StrCat(
-      LOADGEN_PATH, " --target=127.0.0.1:", (*server)->port(),
+      LOADGEN_PATH, " --plaintext --target=127.0.0.1:", (*server)->port(),
       " --devices=6 --sensors=7 --batch=250 --max_batches=40 --duration=60s",
       " --retry_fraction=0.1 --invalid_fraction=0.02 --seed=7 --quiet --json",
       " --read_concurrency=2 --read_target=127.0.0.1:", (*reader)->port(),

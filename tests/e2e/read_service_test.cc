@@ -68,6 +68,8 @@ class ReadServiceTest : public ::testing::Test {
     conninfo_ = MigratedDatabase();
     EnsureLoginRoles(conninfo_);
     ingest::IngestServerOptions io;
+    io.transport.plaintext = true;  // loopback
+    io.require_device_auth = false;
     io.listen_address = "127.0.0.1:0";
     io.metrics_address = "";
     io.database_url = AsUser(conninfo_, "gw_svc");  // least privilege
@@ -79,6 +81,10 @@ class ReadServiceTest : public ::testing::Test {
         absl::StrCat("127.0.0.1:", gateway_->port()), grpc::InsecureChannelCredentials()));
 
     query::ReadServerOptions ro;
+
+    ro.transport.plaintext = true;  // loopback
+
+    ro.require_api_auth = false;
     ro.listen_address = "127.0.0.1:0";
     ro.metrics_address = "127.0.0.1:0";
     ro.database_url = AsUser(conninfo_, "read_svc");
@@ -635,6 +641,8 @@ TEST(ReadServiceTimescaleTest, ContinuousAggregatePathEndToEnd) {
   ASSERT_TRUE(db.ok());
   std::string conninfo = telemetry::testing::Pg().ConnInfo(*db);
   ingest::IngestServerOptions io;
+  io.transport.plaintext = true;  // loopback
+  io.require_device_auth = false;
   io.listen_address = "127.0.0.1:0";
   io.metrics_address = "";
   io.database_url = conninfo;
@@ -659,6 +667,10 @@ TEST(ReadServiceTimescaleTest, ContinuousAggregatePathEndToEnd) {
   }
 
   query::ReadServerOptions ro;
+
+  ro.transport.plaintext = true;  // loopback
+
+  ro.require_api_auth = false;
   ro.listen_address = "127.0.0.1:0";
   ro.metrics_address = "";
   ro.database_url = conninfo;  // the owner: refresh_continuous_aggregate checks it
@@ -721,7 +733,7 @@ TEST(ReadServiceTimescaleTest, ContinuousAggregatePathEndToEnd) {
 
 std::string RunCli(const std::string& args, int* rc) {
   std::string out = absl::StrCat(::testing::TempDir(), "/cli.out");
-  std::string cmd = absl::StrCat(TELEMETRYCTL_PATH, " ", args, " > ", out, " 2>&1");
+  std::string cmd = absl::StrCat("TELEMETRY_PLAINTEXT=1 ", TELEMETRYCTL_PATH, " ", args, " > ", out, " 2>&1");
   *rc = std::system(cmd.c_str());
   std::ifstream in(out);
   return std::string((std::istreambuf_iterator<char>(in)), {});

@@ -1,0 +1,39 @@
+// Opening a channel to either service the way an operator or a device
+// should: TLS by default (server verified against a CA, optionally with a
+// client certificate for mutual TLS), plaintext only when asked for, and a
+// bearer token attached to every call when one is configured.
+#ifndef TELEMETRY_CLIENT_CHANNEL_H_
+#define TELEMETRY_CLIENT_CHANNEL_H_
+
+#include <grpcpp/channel.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace telemetry::client {
+
+struct ChannelOptions {
+  // PEM file of the CA that signed the server's certificate; empty: the
+  // system's roots.
+  std::string ca_file;
+  // PEM files of this client's certificate and key (mutual TLS); both or
+  // neither.
+  std::string cert_file;
+  std::string key_file;
+  // Overrides the name checked against the server's certificate (e.g. when
+  // dialling an IP address whose certificate names a host).
+  std::string server_name;
+  // Plaintext HTTP/2, for loopback development; excludes the TLS fields.
+  bool plaintext = false;
+  // Sent as "authorization: Bearer <token>" on every call when non-empty.
+  std::string bearer_token;
+};
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenChannel(const std::string& target,
+                                                          const ChannelOptions& options);
+
+}  // namespace telemetry::client
+
+#endif  // TELEMETRY_CLIENT_CHANNEL_H_

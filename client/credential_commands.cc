@@ -1,0 +1,160 @@
+#include "client/credential_commands.h"
+
+#include <iostream>
+
+#include "absl/flags/declare.h"
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "server/common/credentials.h"
+#include "server/common/flags_env.h"
+#include "storage/pg/connection.h"
+
+ABSL_FLAG(bool, mtls, false, "device add: no token; the device authenticates by certificate");
+ABSL_FLAG(std::string, scope, "read", "token add: read or admin");
+
+ABSL_DECLARE_FLAG(std::string, database_url);
+ABSL_DECLARE_FLAG(std::string, sensors);  // read_commands.cc
+
+namespace telemetry::client {
+namespace {
+
+int Fail(const absl::Status& s) {
+  std::cerr << "telemetryctl: " << s.message() << "\n";
+  return 1;
+}
+
+// Text-array literal for a parameter: {"a","b"} with quotes escaped.
+std::string TextArray(const std::vector<std::string>& items) {
+  std::string out = "{";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += ",";
+    out += "\"";
+    for (char c : items[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += "\"";
+  }
+  return out + "}";
+}
+
+void PrintToken(const std::string& token, const std::string& whom) {
+  std::cout << token << "\n";
+  std::cerr << "The line above is " << whom
+            << "'s bearer token. It is shown only now (only its SHA-256 is stored):\n"
+               "hand it over through a secret store; clients read it from "
+               "TELEMETRY_TOKEN_FILE or TELEMETRY_TOKEN.\n";
+}
+
+int Device(pg::Connection& db, const std::string& verb, const std::string& id) {
+  if (verb == "list") {
+    auto r = db.Query(
+        "SELECT device_id, array_to_string(sensor_patterns, ','), "
+        "CASE WHEN token_sha256 IS NULL THEN 'mtls' ELSE 'token' END, created_at::text, "
+        "coalesce(revoked_at::text, '') FROM device_credentials ORDER BY device_id");
+    if (!r.ok()) return Fail(r.status());
+    std::cout << "device_id,sensors,credential,created_at,revoked_at\n";
+    for (int i = 0; i < r->rows(); ++i) {
+      std::cout << r->Get(i, 0) << ",\"" << r->Get(i, 1) << "\"," << r->Get(i, 2) << ","
+                << r->Get(i, 3) << "," << r->Get(i, 4) << "\n";
+    }
+    return 0;
+  }
+  if (id.empty()) return Fail(absl::InvalidArgumentError("name the device"));
+  if (verb == "add") {
+    std::vector<std::string> patterns =
+        absl::StrSplit(absl::GetFlag(FLAGS_sensors), ',', absl::SkipWhitespace());
+    if (patterns.empty()) {
+      return Fail(absl::InvalidArgumentError(
+          "--sensors is required: the sensors this device may write ('*' for all)"));
+    }
+    std::optional<std::string> token;
+    pg::Param digest;
+    if (!absl::GetFlag(FLAGS_mtls)) {
+      auto t = NewBearerToken();
+      if (!t.ok()) return Fail(t.status());
+      token = *t;
+      digest = Sha256Hex(*t);
+    }
+    auto r = db.Query(
+        "INSERT INTO device_credentials (device_id, token_sha256, sensor_patterns) "
+        "VALUES ($1, decode($2, 'hex'), $3::text[])",
+        {id, digest, TextArray(patterns)});
+    if (!r.ok()) return Fail(r.status());
+    if (token) PrintToken(*token, "device " + id);
+    else std::cerr << "device " << id << " registered for mutual TLS (certificate CN = " << id << ")\n";
+    return 0;
+  }
+  if (verb == "rotate") {
+    auto t = NewBearerToken();
+    if (!t.ok()) return Fail(t.status());
+    auto r = db.Query(
+        "UPDATE device_credentials SET token_sha256 = decode($2, 'hex'), revoked_at = NULL "
+        "WHERE device_id = $1 RETURNING 1",
+        {id, Sha256Hex(*t)});
+    if (!r.ok()) return Fail(r.status());
+    if (r->rows() == 0) return Fail(absl::NotFoundError("no such device"));
+    PrintToken(*t, "device " + id);
+    return 0;
+  }
+  if (verb == "revoke") {
+    auto r = db.Query(
+        "UPDATE device_credentials SET revoked_at = now() WHERE device_id = $1 RETURNING 1",
+        {id});
+    if (!r.ok()) return Fail(r.status());
+    if (r->rows() == 0) return Fail(absl::NotFoundError("no such device"));
+    std::cerr << "device " << id << " revoked (gateways notice within their refresh interval)\n";
+    return 0;
+  }
+  return -1;
+}
+
+int Token(pg::Connection& db, const std::string& verb, const std::string& name) {
+  if (verb == "list") {
+    auto r = db.Query(
+        "SELECT name, scope, created_at::text, coalesce(revoked_at::text, '') "
+        "FROM api_tokens ORDER BY name");
+    if (!r.ok()) return Fail(r.status());
+    std::cout << "name,scope,created_at,revoked_at\n";
+    for (int i = 0; i < r->rows(); ++i) {
+      std::cout << r->Get(i, 0) << "," << r->Get(i, 1) << "," << r->Get(i, 2) << ","
+                << r->Get(i, 3) << "\n";
+    }
+    return 0;
+  }
+  if (name.empty()) return Fail(absl::InvalidArgumentError("name the token"));
+  if (verb == "add") {
+    auto t = NewBearerToken();
+    if (!t.ok()) return Fail(t.status());
+    auto r = db.Query(
+        "INSERT INTO api_tokens (name, token_sha256, scope) VALUES ($1, decode($2, 'hex'), $3)",
+        {name, Sha256Hex(*t), absl::GetFlag(FLAGS_scope)});
+    if (!r.ok()) return Fail(r.status());
+    PrintToken(*t, "API token " + name);
+    return 0;
+  }
+  if (verb == "revoke") {
+    auto r = db.Query("UPDATE api_tokens SET revoked_at = now() WHERE name = $1 RETURNING 1",
+                      {name});
+    if (!r.ok()) return Fail(r.status());
+    if (r->rows() == 0) return Fail(absl::NotFoundError("no such token"));
+    std::cerr << "API token " << name << " revoked\n";
+    return 0;
+  }
+  return -1;
+}
+
+}  // namespace
+
+int RunCredentialCommand(const std::vector<std::string>& args) {
+  if (args.size() < 2 || (args[0] != "device" && args[0] != "token")) return -1;
+  std::string url = FlagOrEnv(FLAGS_database_url, "DATABASE_URL");
+  if (url.empty()) return Fail(absl::InvalidArgumentError("set DATABASE_URL or --database_url"));
+  auto db = pg::Connection::Open(url);
+  if (!db.ok()) return Fail(db.status());
+  const std::string id = args.size() >= 3 ? args[2] : "";
+  return args[0] == "device" ? Device(**db, args[1], id) : Token(**db, args[1], id);
+}
+
+}  // namespace telemetry::client

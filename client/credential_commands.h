@@ -1,0 +1,31 @@
+// telemetryctl's credential commands: issue, rotate, list and revoke device
+// credentials and API tokens (DATABASE_URL: a role that owns the tables).
+#ifndef TELEMETRY_CLIENT_CREDENTIAL_COMMANDS_H_
+#define TELEMETRY_CLIENT_CREDENTIAL_COMMANDS_H_
+
+#include <string>
+#include <vector>
+
+namespace telemetry::client {
+
+inline constexpr const char* kCredentialCommandsUsage = R"(Credentials (DATABASE_URL; tokens are printed once and stored hashed):
+  device add ID --sensors=P[,P...] [--mtls]
+                     register a device allowed to write sensors matching the
+                     patterns (exact ids, or prefixes ending in '*'); prints
+                     its bearer token, or with --mtls none (the device then
+                     authenticates by a client certificate whose CN is ID)
+  device rotate ID   issue a new token for ID (the old one stops working)
+  device revoke ID   revoke ID's credentials
+  device list        list devices (never tokens)
+  token add NAME --scope=read|admin
+                     issue a read-service API token
+  token revoke NAME  revoke an API token
+  token list         list API tokens (never the tokens))";
+
+// Runs `args` (e.g. {"device", "add", "pump-7"}); the exit code, or -1
+// when `args` is not a credential command.
+int RunCredentialCommand(const std::vector<std::string>& args);
+
+}  // namespace telemetry::client
+
+#endif  // TELEMETRY_CLIENT_CREDENTIAL_COMMANDS_H_

@@ -1,0 +1,100 @@
+// Who is calling: bearer tokens (stored as SHA-256 digests) and mutual-TLS
+// identities, checked against the device_credentials and api_tokens tables.
+//
+// Each store keeps an in-memory snapshot of its table, reloaded every
+// `refresh` and, at most once a second, when an unknown token shows up (so
+// a newly issued credential works at once). Revocation takes effect within
+// `refresh`. Lookups never touch the database on the hot path.
+#ifndef TELEMETRY_SERVER_COMMON_CREDENTIALS_H_
+#define TELEMETRY_SERVER_COMMON_CREDENTIALS_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace grpc {
+class ServerContextBase;
+}
+
+namespace telemetry {
+
+// Lowercase hex SHA-256 of `text`.
+std::string Sha256Hex(absl::string_view text);
+
+// A new bearer token: 32 random bytes from the kernel, base64url.
+absl::StatusOr<std::string> NewBearerToken();
+
+// The token of an "authorization: Bearer <token>" header, or "".
+std::string BearerTokenOf(const grpc::ServerContextBase& context);
+
+struct DeviceIdentity {
+  std::string device_id;
+  std::vector<std::string> sensor_patterns;  // exact ids, or prefixes ending in '*'
+
+  // Whether the device may write readings of `sensor_id`.
+  bool MayWrite(absl::string_view sensor_id) const;
+};
+
+enum class ApiScope { kRead = 0, kAdmin = 1 };
+
+struct ApiIdentity {
+  std::string name;
+  ApiScope scope;
+};
+
+// Why an interface: the gateway and read service depend on "authenticate
+// this call", the tests of their reactions on a fixed table.
+class CredentialSource {
+ public:
+  struct Snapshot {
+    // token digest (hex) -> identity; device_id -> identity (mTLS)
+    absl::flat_hash_map<std::string, std::shared_ptr<const DeviceIdentity>> devices_by_token;
+    absl::flat_hash_map<std::string, std::shared_ptr<const DeviceIdentity>> devices_by_id;
+    absl::flat_hash_map<std::string, ApiIdentity> api_by_token;
+  };
+  virtual ~CredentialSource() = default;
+  virtual absl::StatusOr<Snapshot> Load() = 0;
+};
+
+// Loads both tables over its own connection (the service's login role needs
+// SELECT on the table it uses; a missing privilege leaves that part empty).
+std::unique_ptr<CredentialSource> DatabaseCredentialSource(std::string database_url);
+
+class CredentialStore {
+ public:
+  CredentialStore(std::unique_ptr<CredentialSource> source, absl::Duration refresh);
+
+  // The calling device: its verified client-certificate CN when it has one
+  // (mutual TLS), else its bearer token. Unauthenticated when neither
+  // matches a live credential; Unavailable when the table cannot be read.
+  absl::StatusOr<std::shared_ptr<const DeviceIdentity>> AuthenticateDevice(
+      const grpc::ServerContextBase& context);
+
+  // The calling API client, by bearer token; PermissionDenied when its
+  // scope is below `needed`.
+  absl::StatusOr<ApiIdentity> AuthorizeApi(const grpc::ServerContextBase& context,
+                                           ApiScope needed);
+
+ private:
+  // The current snapshot, reloaded when stale or (rate-limited) when
+  // `force_if_allowed`.
+  absl::StatusOr<std::shared_ptr<const CredentialSource::Snapshot>> Current(
+      bool force_if_allowed);
+
+  const std::unique_ptr<CredentialSource> source_;
+  const absl::Duration refresh_;
+  absl::Mutex mu_;
+  std::shared_ptr<const CredentialSource::Snapshot> snapshot_ ABSL_GUARDED_BY(mu_);
+  absl::Time loaded_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  absl::Time last_forced_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+};
+
+}  // namespace telemetry
+
+#endif  // TELEMETRY_SERVER_COMMON_CREDENTIALS_H_

@@ -1,0 +1,79 @@
+#include "server/common/transport_security.h"
+
+#include <grpcpp/security/auth_context.h>
+#include <grpcpp/server_context.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace telemetry {
+
+absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+namespace {
+
+absl::StatusOr<std::string> ReadPem(const std::string& path, absl::string_view what) {
+  auto text = ReadFileToString(path);
+  if (!text.ok()) return text.status();
+  if (!absl::StrContains(*text, "-----BEGIN ")) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " file ", path, " is not PEM"));
+  }
+  return text;
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
+    const ServerTransportSecurity& options) {
+  const bool has_cert = !options.cert_file.empty() || !options.key_file.empty();
+  if (options.plaintext) {
+    if (has_cert || !options.client_ca_file.empty()) {
+      return absl::InvalidArgumentError(
+          "plaintext was asked for together with TLS certificates; choose one");
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  if (options.cert_file.empty() || options.key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "TLS needs a certificate and a key (--tls_cert and --tls_key); plaintext must be "
+        "asked for explicitly (--plaintext), for loopback development only");
+  }
+  auto cert = ReadPem(options.cert_file, "certificate");
+  if (!cert.ok()) return cert.status();
+  auto key = ReadPem(options.key_file, "private key");
+  if (!key.ok()) return key.status();
+  grpc::SslServerCredentialsOptions ssl(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  ssl.pem_key_cert_pairs.push_back({*key, *cert});
+  if (!options.client_ca_file.empty()) {
+    auto ca = ReadPem(options.client_ca_file, "client CA");
+    if (!ca.ok()) return ca.status();
+    ssl.pem_root_certs = *ca;
+    ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(ssl);
+}
+
+absl::string_view TransportName(const ServerTransportSecurity& options) {
+  if (options.plaintext) return "plaintext";
+  return options.client_ca_file.empty() ? "tls" : "mtls";
+}
+
+std::string PeerCertificateName(const grpc::ServerContextBase& context) {
+  std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  if (auth == nullptr || !auth->IsPeerAuthenticated()) return "";
+  for (const grpc::string_ref& cn : auth->FindPropertyValues(GRPC_X509_CN_PROPERTY_NAME)) {
+    return std::string(cn.data(), cn.size());
+  }
+  return "";
+}
+
+}  // namespace telemetry

@@ -1,0 +1,356 @@
+// Transport security and caller authentication through the real services on
+// loopback, real PostgreSQL and Redis: TLS and mutual TLS (certificates made
+// by a throwaway CA), device tokens and sensor ownership at the gateway,
+// API token scopes at the read service, and credentials issued, rotated and
+// revoked with telemetryctl.
+#include <gtest/gtest.h>
+
+#include <grpcpp/grpcpp.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "client/channel.h"
+#include "client/telemetry_client.h"
+#include "server/common/credentials.h"
+#include "server/ingest/ingest_server.h"
+#include "server/query/read_server.h"
+#include "telemetry/v1/ingest.grpc.pb.h"
+#include "telemetry/v1/query.grpc.pb.h"
+#include "tests/support/servers_environment.h"
+#include "tests/support/test_pki.h"
+
+// Designated initializers name only the ChannelOptions fields that matter.
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+
+namespace telemetry {
+namespace {
+
+using telemetry::testing::MigratedDatabase;
+using telemetry::testing::QueryScalar;
+using telemetry::testing::Redis;
+namespace v1 = telemetry::v1;
+
+v1::ReadingBatch Batch(const std::string& key, const std::vector<std::string>& sensors) {
+  v1::ReadingBatch b;
+  b.set_idempotency_key(key);
+  const int64_t now_s = absl::ToUnixSeconds(absl::Now()) - 60;
+  int i = 0;
+  for (const std::string& s : sensors) {
+    v1::Reading* r = b.add_readings();
+    r->set_sensor_id(s);
+    r->mutable_timestamp()->set_seconds(now_s - i++);
+    r->set_value(1.5);
+  }
+  return b;
+}
+
+// Issues a device credential straight into the table, as telemetryctl does.
+std::string AddDevice(const std::string& db, const std::string& id, const std::string& patterns) {
+  std::string token = *NewBearerToken();
+  QueryScalar(db, absl::StrCat("INSERT INTO device_credentials (device_id, token_sha256, "
+                               "sensor_patterns) VALUES ('", id, "', decode('",
+                               Sha256Hex(token), "', 'hex'), '", patterns,
+                               "') RETURNING 1"));
+  return token;
+}
+
+class SecurityTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new std::string(absl::StrCat(::testing::TempDir(), "/pki-", getpid()));
+    std::filesystem::create_directories(*dir_);
+    auto pki = telemetry::testing::MakeTestPki(*dir_, {"device-1", "device-unknown"});
+    ASSERT_TRUE(pki.ok()) << pki.status();
+    pki_ = new telemetry::testing::TestPki(*pki);
+  }
+
+  void StartGateway(bool mtls, absl::Duration credential_refresh = absl::Minutes(10)) {
+    db_ = MigratedDatabase();
+    ingest::IngestServerOptions o;
+    o.listen_address = "127.0.0.1:0";
+    o.metrics_address = "";
+    o.database_url = db_;
+    o.redis_url = Redis().Url();
+    o.transport.cert_file = pki_->server_cert;
+    o.transport.key_file = pki_->server_key;
+    if (mtls) o.transport.client_ca_file = pki_->ca_cert;
+    o.credential_refresh = credential_refresh;
+    auto s = ingest::IngestServer::Start(o);
+    ASSERT_TRUE(s.ok()) << s.status();
+    gateway_ = *std::move(s);
+  }
+
+  std::unique_ptr<v1::IngestService::Stub> IngestStub(client::ChannelOptions o) {
+    if (!o.plaintext && o.ca_file.empty()) o.ca_file = pki_->ca_cert;
+    auto ch = client::OpenChannel(absl::StrCat("127.0.0.1:", gateway_->port()), o);
+    EXPECT_TRUE(ch.ok()) << ch.status();
+    return v1::IngestService::NewStub(*ch);
+  }
+
+  grpc::Status Write(v1::IngestService::Stub& stub, const v1::ReadingBatch& b,
+                     v1::BatchAck* ack = nullptr) {
+    v1::BatchAck local;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    return stub.WriteBatch(&ctx, b, ack ? ack : &local);
+  }
+
+  int64_t Stored(const std::string& sensor_prefix) {
+    return std::stoll(QueryScalar(db_, absl::StrCat("SELECT count(*) FROM sensor_readings "
+                                                    "WHERE sensor_id LIKE '",
+                                                    sensor_prefix, "%'")));
+  }
+
+  void TearDown() override {
+    if (gateway_) gateway_->Shutdown(absl::Seconds(2));
+  }
+
+  static std::string* dir_;
+  static telemetry::testing::TestPki* pki_;
+  std::string db_;
+  std::unique_ptr<ingest::IngestServer> gateway_;
+};
+std::string* SecurityTest::dir_ = nullptr;
+telemetry::testing::TestPki* SecurityTest::pki_ = nullptr;
+
+TEST_F(SecurityTest, ServersRefuseToStartWithoutCertificatesUnlessPlaintextIsExplicit) {
+  ingest::IngestServerOptions o;
+  o.listen_address = "127.0.0.1:0";
+  o.metrics_address = "";
+  o.database_url = MigratedDatabase();
+  auto s = ingest::IngestServer::Start(o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.status().message().find("--plaintext"), std::string_view::npos) << s.status();
+
+  query::ReadServerOptions ro;
+  ro.listen_address = "127.0.0.1:0";
+  ro.metrics_address = "";
+  ro.database_url = o.database_url;
+  ro.transport.cert_file = pki_->server_cert;  // no key
+  auto r = query::ReadServer::Start(ro);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(SecurityTest, TlsGatewayServesTlsClientsAndRefusesPlaintextAndUnknownCas) {
+  StartGateway(/*mtls=*/false);
+  const std::string token = AddDevice(db_, "dev-a", "{tls-*}");
+
+  auto good = IngestStub({.bearer_token = token});
+  EXPECT_TRUE(Write(*good, Batch("k1", {"tls-1", "tls-2"})).ok());
+  EXPECT_EQ(Stored("tls-"), 2);
+
+  auto plain = IngestStub({.plaintext = true, .bearer_token = token});
+  EXPECT_EQ(Write(*plain, Batch("k2", {"tls-3"})).error_code(), grpc::StatusCode::UNAVAILABLE);
+
+  // A client that trusts another CA does not accept the server.
+  auto wrong_ca = IngestStub({.ca_file = pki_->dir + "/rogue-ca.pem", .bearer_token = token});
+  EXPECT_EQ(Write(*wrong_ca, Batch("k3", {"tls-4"})).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(Stored("tls-"), 2);
+}
+
+TEST_F(SecurityTest, DeviceTokensAuthenticateAndSensorOwnershipIsEnforced) {
+  StartGateway(/*mtls=*/false, /*credential_refresh=*/absl::Seconds(1));
+  const std::string token = AddDevice(db_, "dev-b", "{own-1,ownp-*}");
+
+  // No token, a made-up token: UNAUTHENTICATED, on unary and stream alike.
+  auto none = IngestStub({});
+  grpc::Status st = Write(*none, Batch("n1", {"own-1"}));
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAUTHENTICATED) << st.error_message();
+  auto forged = IngestStub({.bearer_token = "not-a-token"});
+  EXPECT_EQ(Write(*forged, Batch("n2", {"own-1"})).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  {
+    grpc::ClientContext ctx;
+    auto stream = forged->StreamReadings(&ctx);
+    stream->Write(Batch("n3", {"own-1"}));
+    stream->WritesDone();
+    v1::BatchAck ack;
+    while (stream->Read(&ack)) {
+    }
+    EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  }
+  EXPECT_EQ(Stored("own"), 0);
+
+  auto dev = IngestStub({.bearer_token = token});
+  EXPECT_TRUE(Write(*dev, Batch("b1", {"own-1", "ownp-7", "ownp-8"})).ok());
+  EXPECT_EQ(Stored("own"), 3);
+  // One foreign sensor fails the whole batch: nothing of it is stored.
+  st = Write(*dev, Batch("b2", {"own-1", "other-9"}));
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_NE(st.error_message().find("other-9"), std::string::npos) << st.error_message();
+  EXPECT_EQ(Stored("own"), 3);
+  EXPECT_EQ(Stored("other"), 0);
+  // On a stream the batch's ack carries the refusal; the stream goes on.
+  {
+    grpc::ClientContext ctx;
+    auto stream = dev->StreamReadings(&ctx);
+    v1::ReadingBatch denied = Batch("s1", {"other-1"});
+    v1::ReadingBatch fine = Batch("s2", {"ownp-9"});
+    fine.mutable_readings(0)->mutable_timestamp()->set_seconds(
+        absl::ToUnixSeconds(absl::Now()) - 120);
+    ASSERT_TRUE(stream->Write(denied));
+    ASSERT_TRUE(stream->Write(fine));
+    stream->WritesDone();
+    std::map<std::string, v1::BatchAck> acks;
+    v1::BatchAck ack;
+    while (stream->Read(&ack)) acks[ack.idempotency_key()] = ack;
+    EXPECT_TRUE(stream->Finish().ok());
+    EXPECT_EQ(acks["s1"].status_code(), grpc::StatusCode::PERMISSION_DENIED);
+    EXPECT_EQ(acks["s2"].status_code(), 0);
+    EXPECT_EQ(acks["s2"].accepted(), 1u);
+  }
+  EXPECT_EQ(Stored("own"), 4);
+
+  // Two devices may use the same idempotency key without colliding. (A
+  // credential issued a moment ago is found by the reload an unknown token
+  // forces, at most once a second: poll.)
+  const std::string token2 = AddDevice(db_, "dev-c", "{ownq-*}");
+  auto dev2 = IngestStub({.bearer_token = token2});
+  v1::BatchAck ack;
+  grpc::Status first;
+  for (absl::Time deadline = absl::Now() + absl::Seconds(10); absl::Now() < deadline;) {
+    first = Write(*dev2, Batch("b1", {"ownq-1"}), &ack);
+    if (first.error_code() != grpc::StatusCode::UNAUTHENTICATED) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_TRUE(first.ok()) << first.error_message();
+  EXPECT_EQ(ack.accepted(), 1u);
+  EXPECT_EQ(ack.duplicates(), 0u);
+
+  // Revoked: refused once the gateway's snapshot refreshes (1 s here).
+  QueryScalar(db_, "UPDATE device_credentials SET revoked_at = now() WHERE device_id = 'dev-b' "
+                   "RETURNING 1");
+  grpc::Status after;
+  for (absl::Time deadline = absl::Now() + absl::Seconds(10); absl::Now() < deadline;) {
+    after = Write(*dev, Batch("r", {"ownp-r"}));
+    if (after.error_code() == grpc::StatusCode::UNAUTHENTICATED) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_EQ(after.error_code(), grpc::StatusCode::UNAUTHENTICATED) << after.error_message();
+  // 4 above, ownq-1, and "r" once however often it was sent before the
+  // revocation took effect.
+  EXPECT_EQ(Stored("own"), 6);
+}
+
+TEST_F(SecurityTest, ClientLibraryStopsAtOnceOnARefusalNoRetryCanFix) {
+  StartGateway(/*mtls=*/false);
+  auto ch = client::OpenChannel(absl::StrCat("127.0.0.1:", gateway_->port()),
+                                {.ca_file = pki_->ca_cert, .bearer_token = "revoked-or-bogus"});
+  ASSERT_TRUE(ch.ok());
+  client::BatchStream stream(*ch, {}, nullptr);
+  ASSERT_TRUE(stream.Send(Batch("x1", {"any-1"})).ok());
+  const absl::Time start = absl::Now();
+  auto closed = stream.Close(absl::Minutes(2));
+  EXPECT_EQ(closed.status().code(), absl::StatusCode::kUnauthenticated) << closed.status();
+  // Not the close timeout: the refusal ends the stream for good.
+  EXPECT_LT(absl::Now() - start, absl::Minutes(1));
+}
+
+TEST_F(SecurityTest, MutualTlsIdentifiesTheDeviceByItsCertificate) {
+  StartGateway(/*mtls=*/true);
+  QueryScalar(db_, "INSERT INTO device_credentials (device_id, sensor_patterns) VALUES "
+                   "('device-1', '{mtls-*}') RETURNING 1");
+  auto dev = IngestStub(
+      {.cert_file = pki_->ClientCert("device-1"), .key_file = pki_->ClientKey("device-1")});
+  EXPECT_TRUE(Write(*dev, Batch("m1", {"mtls-1"})).ok());
+  EXPECT_EQ(Stored("mtls-"), 1);
+  EXPECT_EQ(Write(*dev, Batch("m2", {"elsewhere-1"})).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+
+  // A valid certificate of an unregistered device: UNAUTHENTICATED.
+  auto unknown = IngestStub({.cert_file = pki_->ClientCert("device-unknown"),
+                             .key_file = pki_->ClientKey("device-unknown")});
+  EXPECT_EQ(Write(*unknown, Batch("m3", {"mtls-2"})).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  // No certificate, or one from another CA: the handshake fails.
+  auto anonymous = IngestStub({});
+  EXPECT_EQ(Write(*anonymous, Batch("m4", {"mtls-3"})).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  auto rogue = IngestStub({.cert_file = pki_->rogue_cert, .key_file = pki_->rogue_key});
+  EXPECT_EQ(Write(*rogue, Batch("m5", {"mtls-4"})).error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(Stored("mtls-"), 1);
+}
+
+TEST_F(SecurityTest, ReadServiceTokensHaveReadAndAdminScopes) {
+  db_ = MigratedDatabase();
+  query::ReadServerOptions ro;
+  ro.listen_address = "127.0.0.1:0";
+  ro.metrics_address = "";
+  ro.database_url = db_;
+  ro.transport.cert_file = pki_->server_cert;
+  ro.transport.key_file = pki_->server_key;
+  ro.lifecycle.run_native_jobs = false;
+  auto server = query::ReadServer::Start(ro);
+  ASSERT_TRUE(server.ok()) << server.status();
+  std::string read_token = *NewBearerToken(), admin_token = *NewBearerToken();
+  QueryScalar(db_, absl::StrCat("INSERT INTO api_tokens (name, token_sha256, scope) VALUES "
+                                "('dash', decode('", Sha256Hex(read_token), "', 'hex'), 'read'), "
+                                "('ops', decode('", Sha256Hex(admin_token), "', 'hex'), 'admin') "
+                                "RETURNING 1"));
+  auto channel = [&](const std::string& token) {
+    auto ch = client::OpenChannel(absl::StrCat("127.0.0.1:", (*server)->port()),
+                                  {.ca_file = pki_->ca_cert, .bearer_token = token});
+    EXPECT_TRUE(ch.ok());
+    return *ch;
+  };
+  auto latest = [&](const std::string& token) {
+    v1::LatestReadingsRequest req;
+    req.set_sensor_id("any");
+    v1::LatestReadingsResponse resp;
+    grpc::ClientContext ctx;
+    return v1::QueryService::NewStub(channel(token))->LatestReadings(&ctx, req, &resp)
+        .error_code();
+  };
+  auto jobs = [&](const std::string& token) {
+    v1::ListJobsResponse resp;
+    grpc::ClientContext ctx;
+    return v1::AdminService::NewStub(channel(token))->ListJobs(&ctx, {}, &resp).error_code();
+  };
+  EXPECT_EQ(latest(""), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(latest("forged"), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(latest(read_token), grpc::StatusCode::OK);
+  EXPECT_EQ(latest(admin_token), grpc::StatusCode::OK);
+  EXPECT_EQ(jobs(read_token), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(jobs(admin_token), grpc::StatusCode::OK);
+  (*server)->Shutdown(absl::Seconds(1));
+}
+
+TEST_F(SecurityTest, TelemetryctlIssuesTokensThatWorkAndStoresOnlyTheirHash) {
+  StartGateway(/*mtls=*/false);
+  const std::string out = absl::StrCat(*dir_, "/token.out");
+  std::string cmd = absl::StrCat("DATABASE_URL='", db_, "' ", TELEMETRYCTL_PATH,
+                                 " device add ctl-dev --sensors='ctl-*' > ", out, " 2>/dev/null");
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  std::ifstream in(out);
+  std::string token;
+  std::getline(in, token);
+  ASSERT_EQ(token.size(), 43u) << token;  // 32 bytes, base64url without padding
+  EXPECT_EQ(QueryScalar(db_, "SELECT encode(token_sha256, 'hex') FROM device_credentials "
+                             "WHERE device_id = 'ctl-dev'"),
+            Sha256Hex(token));
+  EXPECT_EQ(QueryScalar(db_, absl::StrCat("SELECT count(*) FROM device_credentials WHERE "
+                                          "position('", token, "' IN token_sha256::text) > 0")),
+            "0");
+
+  // telemetryctl send with the token from a file, over TLS.
+  const std::string token_file = absl::StrCat(*dir_, "/ctl.token");
+  std::ofstream(token_file) << token << "\n";
+  const std::string csv = absl::StrCat(*dir_, "/ctl.csv");
+  std::ofstream(csv) << "sensor_id,timestamp,value\nctl-1," << absl::ToUnixSeconds(absl::Now()) - 30
+                     << ",1.0\n";
+  cmd = absl::StrCat("INGEST_ADDRESS=127.0.0.1:", gateway_->port(), " TELEMETRY_TLS_CA=",
+                     pki_->ca_cert, " TELEMETRY_TOKEN_FILE=", token_file, " ", TELEMETRYCTL_PATH,
+                     " send --file=", csv, " > ", out, " 2>&1");
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  EXPECT_EQ(Stored("ctl-"), 1);
+}
+
+}  // namespace
+}  // namespace telemetry
