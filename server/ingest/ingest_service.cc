@@ -17,6 +17,23 @@ namespace {
 using telemetry::v1::BatchAck;
 using telemetry::v1::ReadingBatch;
 
+// Parses a ReadingBatch from the wire; InvalidArgument saying why not.
+absl::Status ParseBatch(const grpc::ByteBuffer& bytes, ReadingBatch* batch) {
+  grpc::ByteBuffer copy(bytes);  // shares the slices
+  grpc::Status st = grpc::SerializationTraits<ReadingBatch>::Deserialize(&copy, batch);
+  if (st.ok()) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      "the message is not a valid telemetry.v1.ReadingBatch (a string field that is not "
+      "UTF-8, metadata nested beyond protobuf's depth limit, or bytes that are not protobuf)");
+}
+
+grpc::ByteBuffer Serialize(const BatchAck& ack) {
+  grpc::ByteBuffer out;
+  bool own = false;
+  (void)grpc::SerializationTraits<BatchAck>::Serialize(ack, &out, &own);
+  return out;
+}
+
 void ApplyOutcome(const BatchOutcome& outcome, BatchAck* ack) {
   if (!outcome.status.ok()) {
     ack->set_status_code(static_cast<int32_t>(outcome.status.code()));
@@ -31,7 +48,7 @@ void ApplyOutcome(const BatchOutcome& outcome, BatchAck* ack) {
 // only after Finish; Finish is called only once no pipeline callback is
 // outstanding, so no callback can touch a deleted reactor.
 class StreamReactor final
-    : public grpc::ServerBidiReactor<ReadingBatch, BatchAck> {
+    : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   StreamReactor(IngestServiceImpl* service, grpc::CallbackServerContext* context)
       : service_(service) {
@@ -59,8 +76,23 @@ class StreamReactor final
       MaybeFinish();
       return;
     }
-    ReadingBatch batch = std::move(request_);
+    ReadingBatch batch;
+    absl::Status parsed = ParseBatch(request_, &batch);
     request_.Clear();
+    if (!parsed.ok()) {
+      // Only this message is refused; the stream goes on.
+      {
+        absl::MutexLock lock(&mu_);
+        ++window_;
+      }
+      BatchAck ack;
+      ack.set_status_code(static_cast<int32_t>(parsed.code()));
+      ack.set_status_message(std::string(parsed.message()));
+      if (service_->metrics()) service_->metrics()->batches_invalid.Increment();
+      EnqueueAck(ack);
+      MaybeStartRead();
+      return;
+    }
     HandleBatch(batch);
   }
 
@@ -107,7 +139,7 @@ class StreamReactor final
     BatchAck ack;
     ValidatedBatch v = service_->Validate(batch, device_.get(), &ack);
     if (!v.status.ok()) {
-      EnqueueAck(std::move(ack));
+      EnqueueAck(ack);
       MaybeStartRead();
       return;
     }
@@ -129,7 +161,7 @@ class StreamReactor final
         absl::MutexLock lock(&mu_);
         --pending_;
       }
-      EnqueueAck(std::move(ack));
+      EnqueueAck(ack);
       MaybeFinish();
     };
     absl::Status s = service_->pipeline()->Submit(
@@ -160,21 +192,22 @@ class StreamReactor final
       absl::MutexLock lock(&mu_);
       --pending_;
     }
-    EnqueueAck(std::move(ack));
+    EnqueueAck(ack);
     MaybeFinish();
   }
 
-  void EnqueueAck(BatchAck ack) {
+  void EnqueueAck(const BatchAck& ack) {
     bool start_write = false;
+    grpc::ByteBuffer bytes = Serialize(ack);
     {
       absl::MutexLock lock(&mu_);
       if (write_failed_ || finished_) {
         --window_;  // the client is gone; the ack has nowhere to go
       } else if (writing_) {
-        acks_.push_back(std::move(ack));
+        acks_.push_back(std::move(bytes));
       } else {
         writing_ = true;
-        current_ack_ = std::move(ack);
+        current_ack_ = std::move(bytes);
         start_write = true;
       }
     }
@@ -207,10 +240,10 @@ class StreamReactor final
 
   IngestServiceImpl* const service_;
   std::shared_ptr<const DeviceIdentity> device_;  // null: authentication off
-  ReadingBatch request_;  // owned by the in-progress read
+  grpc::ByteBuffer request_;  // owned by the in-progress read
   absl::Mutex mu_;
-  BatchAck current_ack_;  // owned by the in-progress write
-  std::deque<BatchAck> acks_ ABSL_GUARDED_BY(mu_);
+  grpc::ByteBuffer current_ack_;  // owned by the in-progress write
+  std::deque<grpc::ByteBuffer> acks_ ABSL_GUARDED_BY(mu_);
   int window_ ABSL_GUARDED_BY(mu_) = 0;   // read, ack not yet written
   int pending_ ABSL_GUARDED_BY(mu_) = 0;  // awaiting a pipeline outcome
   bool reading_ ABSL_GUARDED_BY(mu_) = false;
@@ -296,33 +329,41 @@ ValidatedBatch IngestServiceImpl::Validate(const ReadingBatch& batch,
   return v;
 }
 
-grpc::ServerBidiReactor<ReadingBatch, BatchAck>*
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
 IngestServiceImpl::StreamReadings(grpc::CallbackServerContext* context) {
   return new StreamReactor(this, context);
 }
 
-grpc::ServerUnaryReactor* IngestServiceImpl::WriteBatch(
-    grpc::CallbackServerContext* context, const ReadingBatch* request,
-    BatchAck* response) {
+grpc::ServerUnaryReactor* IngestServiceImpl::WriteBatch(grpc::CallbackServerContext* context,
+                                                        const grpc::ByteBuffer* request_bytes,
+                                                        grpc::ByteBuffer* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   auto device = Authenticate(*context);
   if (!device.ok()) {
     reactor->Finish(ToGrpcStatus(device.status()));
     return reactor;
   }
-  ValidatedBatch v = Validate(*request, device->get(), response);
+  ReadingBatch request;
+  if (absl::Status parsed = ParseBatch(*request_bytes, &request); !parsed.ok()) {
+    if (metrics_) metrics_->batches_invalid.Increment();
+    reactor->Finish(ToGrpcStatus(parsed));
+    return reactor;
+  }
+  BatchAck ack;
+  ValidatedBatch v = Validate(request, device->get(), &ack);
   if (!v.status.ok()) {
     reactor->Finish(ToGrpcStatus(v.status));
     return reactor;
   }
   absl::Status s = pipeline_->Submit(
-      DedupeKey(*request, device->get()), std::move(v.rows),
-      [reactor, response](const BatchOutcome& outcome) {
+      DedupeKey(request, device->get()), std::move(v.rows),
+      [reactor, response, ack = std::move(ack)](const BatchOutcome& outcome) mutable {
         if (!outcome.status.ok()) {
           reactor->Finish(ToGrpcStatus(outcome.status));
           return;
         }
-        ApplyOutcome(outcome, response);
+        ApplyOutcome(outcome, &ack);
+        *response = Serialize(ack);
         reactor->Finish(grpc::Status::OK);
       });
   if (!s.ok()) reactor->Finish(ToGrpcStatus(s));

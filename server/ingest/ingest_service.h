@@ -7,6 +7,11 @@
 // reactor parks the batch and stops reading until space frees, so HTTP/2
 // flow control pushes back on the client. Acks are written one at a time in
 // completion order. No reaction ever blocks.
+//
+// Both methods take raw bytes and parse them here, so that a message that is
+// not a valid ReadingBatch (invalid UTF-8 in a string, nesting beyond
+// protobuf's depth limit) gets INVALID_ARGUMENT with a reason, and on a
+// stream only that message is refused, instead of gRPC's bare status.
 #ifndef TELEMETRY_SERVER_INGEST_INGEST_SERVICE_H_
 #define TELEMETRY_SERVER_INGEST_INGEST_SERVICE_H_
 
@@ -25,21 +30,21 @@ struct IngestServiceOptions {
 };
 
 class IngestServiceImpl final
-    : public telemetry::v1::IngestService::CallbackService {
+    : public telemetry::v1::IngestService::WithRawCallbackMethod_StreamReadings<
+          telemetry::v1::IngestService::WithRawCallbackMethod_WriteBatch<
+              telemetry::v1::IngestService::Service>> {
  public:
   // `pipeline`, `metrics` (nullable) and `credentials` (nullable: device
   // authentication off) must outlive the service.
   IngestServiceImpl(IngestServiceOptions options, IngestPipeline* pipeline,
                     IngestMetrics* metrics, CredentialStore* credentials = nullptr);
 
-  grpc::ServerBidiReactor<telemetry::v1::ReadingBatch,
-                          telemetry::v1::BatchAck>*
-  StreamReadings(grpc::CallbackServerContext* context) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* StreamReadings(
+      grpc::CallbackServerContext* context) override;
 
-  grpc::ServerUnaryReactor* WriteBatch(
-      grpc::CallbackServerContext* context,
-      const telemetry::v1::ReadingBatch* request,
-      telemetry::v1::BatchAck* response) override;
+  grpc::ServerUnaryReactor* WriteBatch(grpc::CallbackServerContext* context,
+                                       const grpc::ByteBuffer* request,
+                                       grpc::ByteBuffer* response) override;
 
   // The calling device, or nullptr when authentication is off;
   // Unauthenticated/Unavailable as CredentialStore says.
