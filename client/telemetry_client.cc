@@ -5,6 +5,7 @@
 #include <optional>
 #include <random>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
@@ -32,6 +33,20 @@ bool IsRetryable(grpc::StatusCode code) {
          code == grpc::StatusCode::RESOURCE_EXHAUSTED ||
          code == grpc::StatusCode::ABORTED ||
          code == grpc::StatusCode::DEADLINE_EXCEEDED;
+}
+
+absl::Duration RetryPushback(const grpc::ClientContext& context) {
+  const auto& trailers = context.GetServerTrailingMetadata();
+  auto it = trailers.find("grpc-retry-pushback-ms");
+  if (it == trailers.end()) return absl::ZeroDuration();
+  int64_t ms = 0;
+  if (!absl::SimpleAtoi(absl::string_view(it->second.data(), it->second.size()), &ms) ||
+      ms <= 0) {
+    return absl::ZeroDuration();
+  }
+  // A hint is advice, not a command: cap it so a confused server cannot park
+  // a device for hours.
+  return std::min(absl::Milliseconds(ms), absl::Minutes(1));
 }
 
 namespace {
@@ -88,9 +103,9 @@ absl::Status BatchStream::Send(ReadingBatch batch) {
 }
 
 void BatchStream::Requeue(const std::string& key, Outstanding& o,
-                          bool count_attempt) {
+                          bool count_attempt, absl::Duration at_least) {
   if (count_attempt) ++o.attempts;
-  o.due = absl::Now() + Backoff(std::max(1, o.attempts));
+  o.due = absl::Now() + std::max(Backoff(std::max(1, o.attempts)), at_least);
   o.sent_at = absl::InfiniteFuture();
   if (!o.queued) {
     o.queued = true;
@@ -108,7 +123,13 @@ void BatchStream::HandleAck(const BatchAck& ack) {
     ++o.attempts;
     if (options_.retry.max_attempts == 0 ||
         o.attempts < options_.retry.max_attempts) {
-      Requeue(it->first, o, /*count_attempt=*/false);
+      absl::Duration hint = absl::ZeroDuration();
+      if (ack.has_retry_after()) {
+        hint = std::min(absl::Seconds(ack.retry_after().seconds()) +
+                            absl::Nanoseconds(ack.retry_after().nanos()),
+                        absl::Minutes(1));
+      }
+      Requeue(it->first, o, /*count_attempt=*/false, hint);
       return;
     }
   }
@@ -268,7 +289,7 @@ void BatchStream::IoLoop() {
       }
       consecutive_failures =
           stats_.batches_acked > acked_before ? 1 : consecutive_failures + 1;
-      pause = Backoff(consecutive_failures);
+      pause = std::max(Backoff(consecutive_failures), RetryPushback(context));
     }
     absl::MutexLock lock(&mu_);
     mu_.AwaitWithTimeout(absl::Condition(&abandon_), pause);
@@ -315,7 +336,7 @@ absl::StatusOr<BatchAck> WriteBatchWithRetry(
         (policy.max_attempts > 0 && attempt >= policy.max_attempts)) {
       return as;
     }
-    absl::Duration pause = BackoffFor(policy, attempt);
+    absl::Duration pause = std::max(BackoffFor(policy, attempt), RetryPushback(context));
     if (absl::Now() + pause >= deadline) return as;
     absl::SleepFor(pause);
   }

@@ -11,7 +11,9 @@
 // is resent. A batch is resent when its ack carries a retryable status
 // (UNAVAILABLE, RESOURCE_EXHAUSTED, ABORTED), when the stream breaks (all
 // unacknowledged batches go out again on a new stream), or when no ack
-// arrives within `ack_timeout`. Retries back off exponentially with jitter.
+// arrives within `ack_timeout`. Retries back off exponentially with jitter,
+// and never sooner than the gateway's hint when it gives one (an ack's
+// `retry_after`, or the "grpc-retry-pushback-ms" trailer of a refused call).
 //
 // Thread-safety: Send and Close may be called from one producer thread;
 // the ack callback runs on the library's reader thread.
@@ -69,6 +71,9 @@ std::string NewIdempotencyKey();
 // True for the codes on which resending the same batch can succeed.
 bool IsRetryable(grpc::StatusCode code);
 
+// The server's "grpc-retry-pushback-ms" trailer of a finished call, or zero.
+absl::Duration RetryPushback(const grpc::ClientContext& context);
+
 class BatchStream {
  public:
   using AckCallback = std::function<void(const telemetry::v1::BatchAck&)>;
@@ -104,7 +109,9 @@ class BatchStream {
   void HandleAck(const telemetry::v1::BatchAck& ack)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Duration Backoff(int attempts) const;
-  void Requeue(const std::string& key, Outstanding& o, bool count_attempt)
+  // Queues `o` again, due after its backoff and at least `at_least`.
+  void Requeue(const std::string& key, Outstanding& o, bool count_attempt,
+               absl::Duration at_least = absl::ZeroDuration())
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const StreamOptions options_;

@@ -34,6 +34,14 @@ ABSL_FLAG(bool, device_auth, true,
           "certificate); false only for loopback development (env DEVICE_AUTH=off)");
 ABSL_FLAG(absl::Duration, credential_refresh, absl::Seconds(30),
           "How often device credentials are re-read (the delay of a revocation)");
+ABSL_FLAG(double, device_max_readings_per_second, 0,
+          "Sustained readings per second one device may write; over it a batch gets "
+          "RESOURCE_EXHAUSTED with a retry hint (0: unlimited)");
+ABSL_FLAG(int, device_burst_readings, 0,
+          "Readings a device may write at once after being idle (never below "
+          "--max_batch_readings; 0: one second's worth)");
+ABSL_FLAG(int, device_max_streams, 16,
+          "Open StreamReadings calls one device may hold (0: unlimited)");
 ABSL_FLAG(bool, migrate, false, "Apply pending migrations at start-up");
 ABSL_FLAG(std::string, storage_mode, "auto",
           "With --migrate on a fresh database: native, timescale or auto");
@@ -100,6 +108,10 @@ int main(int argc, char** argv) {
       static_cast<size_t>(absl::GetFlag(FLAGS_max_batch_readings));
   o.service.validation.max_future_skew = absl::GetFlag(FLAGS_max_future_skew);
   o.service.validation.max_age = absl::Hours(24) * retention_days;
+  o.service.device_limits.readings_per_second =
+      absl::GetFlag(FLAGS_device_max_readings_per_second);
+  o.service.device_limits.burst_readings = absl::GetFlag(FLAGS_device_burst_readings);
+  o.service.device_limits.max_streams = absl::GetFlag(FLAGS_device_max_streams);
   o.service.max_stream_window = absl::GetFlag(FLAGS_stream_window);
   o.pipeline.max_queued_readings =
       static_cast<size_t>(absl::GetFlag(FLAGS_queue_readings));

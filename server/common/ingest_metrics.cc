@@ -47,6 +47,8 @@ IngestMetrics::IngestMetrics(prometheus::Registry& r)
                          .Add({{"outcome", "failed"}})),
       batches_overloaded(Counters(r, "telemetry_ingest_batches_total", "")
                              .Add({{"outcome", "overloaded"}})),
+      batches_throttled(Counters(r, "telemetry_ingest_batches_total", "")
+                            .Add({{"outcome", "throttled"}})),
       ack_latency_seconds(
           Histograms(r, "telemetry_ingest_ack_latency_seconds",
                      "Time from a batch's arrival to its acknowledgement")

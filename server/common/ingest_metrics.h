@@ -28,6 +28,7 @@ class IngestMetrics : public pg::WriteObserver {
   prometheus::Counter& batches_invalid;    // refused as a whole
   prometheus::Counter& batches_failed;     // database error, retryable
   prometheus::Counter& batches_overloaded; // refused: queue full
+  prometheus::Counter& batches_throttled;  // refused: device over its rate
   // Time from a batch's arrival to its ack.
   prometheus::Histogram& ack_latency_seconds;
   // COPY transaction time by path, and rows per commit group.

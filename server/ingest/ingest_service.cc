@@ -63,6 +63,23 @@ class StreamReactor final
       return;
     }
     device_ = *std::move(device);
+    if (device_ != nullptr) {
+      if (!service_->limiter().OpenStream(device_->device_id)) {
+        {
+          absl::MutexLock lock(&mu_);
+          finished_ = true;
+        }
+        const DeviceLimits& limits = service_->options().device_limits;
+        context->AddTrailingMetadata("grpc-retry-pushback-ms", "1000");
+        Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                            absl::StrCat("device '", device_->device_id, "' already has ",
+                                         limits.max_streams,
+                                         " open streams, its limit; retry in 1000 ms")));
+        device_ = nullptr;  // nothing to release in OnDone
+        return;
+      }
+      counted_stream_ = true;
+    }
     MaybeStartRead();
   }
 
@@ -121,6 +138,7 @@ class StreamReactor final
 
   void OnDone() override {
     if (service_->metrics()) service_->metrics()->active_streams.Decrement();
+    if (counted_stream_) service_->limiter().CloseStream(device_->device_id);
     delete this;
   }
 
@@ -139,6 +157,14 @@ class StreamReactor final
     BatchAck ack;
     ValidatedBatch v = service_->Validate(batch, device_.get(), &ack);
     if (!v.status.ok()) {
+      EnqueueAck(ack);
+      MaybeStartRead();
+      return;
+    }
+    if (absl::Duration wait = service_->Throttle(device_.get(), v.rows.size());
+        wait > absl::ZeroDuration()) {
+      IngestServiceImpl::SetThrottled(
+          *device_, wait, service_->options().device_limits.readings_per_second, &ack);
       EnqueueAck(ack);
       MaybeStartRead();
       return;
@@ -240,6 +266,7 @@ class StreamReactor final
 
   IngestServiceImpl* const service_;
   std::shared_ptr<const DeviceIdentity> device_;  // null: authentication off
+  bool counted_stream_ = false;                    // in the device's stream count
   grpc::ByteBuffer request_;  // owned by the in-progress read
   absl::Mutex mu_;
   grpc::ByteBuffer current_ack_;  // owned by the in-progress write
@@ -262,7 +289,30 @@ IngestServiceImpl::IngestServiceImpl(IngestServiceOptions options,
     : options_(std::move(options)),
       pipeline_(pipeline),
       metrics_(metrics),
-      credentials_(credentials) {}
+      credentials_(credentials),
+      limiter_(options_.device_limits, options_.validation.max_batch_readings) {}
+
+absl::Duration IngestServiceImpl::Throttle(const DeviceIdentity* device, size_t readings) {
+  if (device == nullptr || readings == 0) return absl::ZeroDuration();
+  absl::Duration wait = limiter_.AdmitReadings(device->device_id, readings, absl::Now());
+  if (wait > absl::ZeroDuration() && metrics_) metrics_->batches_throttled.Increment();
+  return wait;
+}
+
+void IngestServiceImpl::SetThrottled(const DeviceIdentity& device, absl::Duration wait,
+                                     double readings_per_second, BatchAck* ack) {
+  ack->set_status_code(static_cast<int32_t>(absl::StatusCode::kResourceExhausted));
+  ack->set_status_message(absl::StrCat("device '", device.device_id,
+                                       "' is over its limit of ", readings_per_second,
+                                       " readings/s; retry in ",
+                                       absl::ToInt64Milliseconds(wait), " ms"));
+  ack->set_accepted(0);
+  ack->set_rejected(0);
+  ack->clear_rejections();
+  ack->mutable_retry_after()->set_seconds(absl::ToInt64Seconds(wait));
+  ack->mutable_retry_after()->set_nanos(
+      static_cast<int32_t>(absl::ToInt64Nanoseconds(wait % absl::Seconds(1))));
+}
 
 absl::StatusOr<std::shared_ptr<const DeviceIdentity>> IngestServiceImpl::Authenticate(
     const grpc::CallbackServerContext& context) {
@@ -353,6 +403,14 @@ grpc::ServerUnaryReactor* IngestServiceImpl::WriteBatch(grpc::CallbackServerCont
   ValidatedBatch v = Validate(request, device->get(), &ack);
   if (!v.status.ok()) {
     reactor->Finish(ToGrpcStatus(v.status));
+    return reactor;
+  }
+  if (absl::Duration wait = Throttle(device->get(), v.rows.size());
+      wait > absl::ZeroDuration()) {
+    SetThrottled(**device, wait, options_.device_limits.readings_per_second, &ack);
+    context->AddTrailingMetadata("grpc-retry-pushback-ms",
+                                 std::to_string(absl::ToInt64Milliseconds(wait)));
+    reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, ack.status_message()));
     return reactor;
   }
   absl::Status s = pipeline_->Submit(

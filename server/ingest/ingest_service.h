@@ -17,6 +17,7 @@
 
 #include "server/common/credentials.h"
 #include "server/common/ingest_metrics.h"
+#include "server/ingest/device_limiter.h"
 #include "server/ingest/ingest_pipeline.h"
 #include "server/ingest/validator.h"
 #include "telemetry/v1/ingest.grpc.pb.h"
@@ -25,6 +26,9 @@ namespace telemetry::ingest {
 
 struct IngestServiceOptions {
   ValidationOptions validation;
+  // Per-device rate and stream limits; they apply to authenticated devices
+  // (with authentication off there is no device to hold to them).
+  DeviceLimits device_limits;
   // Batches one stream may have read but not yet acknowledged.
   int max_stream_window = 16;
 };
@@ -63,6 +67,15 @@ class IngestServiceImpl final
   static std::string DedupeKey(const telemetry::v1::ReadingBatch& batch,
                                const DeviceIdentity* device);
 
+  // Zero when `device` (nullable) may write `readings` now; else how long
+  // until it may, and counts the refusal.
+  absl::Duration Throttle(const DeviceIdentity* device, size_t readings);
+
+  // Fills `ack` (and the unary trailer via `context`) for a throttled batch.
+  static void SetThrottled(const DeviceIdentity& device, absl::Duration wait,
+                           double readings_per_second, telemetry::v1::BatchAck* ack);
+
+  DeviceLimiter& limiter() { return limiter_; }
   IngestPipeline* pipeline() { return pipeline_; }
   IngestMetrics* metrics() { return metrics_; }
   const IngestServiceOptions& options() const { return options_; }
@@ -72,6 +85,7 @@ class IngestServiceImpl final
   IngestPipeline* const pipeline_;
   IngestMetrics* const metrics_;
   CredentialStore* const credentials_;
+  DeviceLimiter limiter_;
 };
 
 }  // namespace telemetry::ingest

@@ -7,6 +7,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -68,9 +69,12 @@ class SecurityTest : public ::testing::Test {
     pki_ = new telemetry::testing::TestPki(*pki);
   }
 
-  void StartGateway(bool mtls, absl::Duration credential_refresh = absl::Minutes(10)) {
+  void StartGateway(bool mtls, absl::Duration credential_refresh = absl::Minutes(10),
+                    ingest::DeviceLimits limits = {}, size_t max_batch_readings = 10000) {
     db_ = MigratedDatabase();
     ingest::IngestServerOptions o;
+    o.service.device_limits = limits;
+    o.service.validation.max_batch_readings = max_batch_readings;
     o.listen_address = "127.0.0.1:0";
     o.metrics_address = "";
     o.database_url = db_;
@@ -251,6 +255,135 @@ TEST_F(SecurityTest, ClientLibraryStopsAtOnceOnARefusalNoRetryCanFix) {
   EXPECT_EQ(closed.status().code(), absl::StatusCode::kUnauthenticated) << closed.status();
   // Not the close timeout: the refusal ends the stream for good.
   EXPECT_LT(absl::Now() - start, absl::Minutes(1));
+}
+
+v1::ReadingBatch TenReadings(const std::string& key, const std::string& sensor) {
+  return Batch(key, std::vector<std::string>(10, sensor));  // ten timestamps, one sensor
+}
+
+TEST_F(SecurityTest, DeviceOverItsRateGetsResourceExhaustedWithAHintAndTheClientWaitsForIt) {
+  ingest::DeviceLimits limits;
+  limits.readings_per_second = 20;
+  limits.burst_readings = 20;
+  StartGateway(/*mtls=*/false, absl::Minutes(10), limits, /*max_batch_readings=*/10);
+  const std::string token = AddDevice(db_, "dev-rate", "{rate-*}");
+  auto dev = IngestStub({.bearer_token = token});
+
+  // The burst passes; the next batch is refused whole, with the wait.
+  ASSERT_TRUE(Write(*dev, TenReadings("r1", "rate-1")).ok());
+  ASSERT_TRUE(Write(*dev, TenReadings("r2", "rate-2")).ok());
+  grpc::ClientContext ctx;
+  v1::BatchAck ack;
+  grpc::Status st = dev->WriteBatch(&ctx, TenReadings("r3", "rate-3"), &ack);
+  ASSERT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
+  EXPECT_NE(st.error_message().find("dev-rate"), std::string::npos) << st.error_message();
+  EXPECT_NE(st.error_message().find("retry in"), std::string::npos) << st.error_message();
+  const absl::Duration hint = client::RetryPushback(ctx);
+  EXPECT_GT(hint, absl::ZeroDuration());
+  EXPECT_LE(hint, absl::Milliseconds(500));  // 10 readings at 20/s
+  EXPECT_EQ(Stored("rate"), 20);
+
+  // Another device is not held back by this one.
+  const std::string other = AddDevice(db_, "dev-calm", "{calm-*}");
+  auto calm = IngestStub({.bearer_token = other});
+  grpc::Status calm_status;
+  for (absl::Time deadline = absl::Now() + absl::Seconds(10); absl::Now() < deadline;) {
+    calm_status = Write(*calm, TenReadings("c1", "calm-1"));
+    if (calm_status.error_code() != grpc::StatusCode::UNAUTHENTICATED) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_TRUE(calm_status.ok()) << calm_status.error_message();
+
+  // On a stream each throttled batch's ack carries retry_after; the client
+  // library waits that long and resends, so everything lands exactly once.
+  auto ch = client::OpenChannel(absl::StrCat("127.0.0.1:", gateway_->port()),
+                                {.ca_file = pki_->ca_cert, .bearer_token = token});
+  ASSERT_TRUE(ch.ok());
+  std::atomic<int> throttled_acks{0};
+  {
+    grpc::ClientContext raw_ctx;
+    auto raw = dev->StreamReadings(&raw_ctx);
+    ASSERT_TRUE(raw->Write(TenReadings("raw", "rate-raw")));
+    raw->WritesDone();
+    v1::BatchAck raw_ack;
+    while (raw->Read(&raw_ack)) {
+      if (raw_ack.status_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+        ++throttled_acks;
+        EXPECT_TRUE(raw_ack.has_retry_after());
+        EXPECT_GT(raw_ack.retry_after().nanos() + raw_ack.retry_after().seconds(), 0);
+        EXPECT_EQ(raw_ack.accepted(), 0u);
+      }
+    }
+    EXPECT_TRUE(raw->Finish().ok());
+  }
+  EXPECT_EQ(throttled_acks.load(), 1);
+  client::BatchStream stream(*ch, {}, nullptr);
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(stream.Send(TenReadings(absl::StrCat("s", i), absl::StrCat("rate-s", i))).ok());
+  }
+  auto stats = stream.Close(absl::Seconds(60));
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->accepted, 50u);
+  EXPECT_GT(stats->resends, 0u);
+  EXPECT_TRUE(stats->failed.empty());
+  EXPECT_EQ(Stored("rate"), 70);
+}
+
+TEST_F(SecurityTest, DeviceStreamCapRefusesTheExtraStreamUntilOneCloses) {
+  ingest::DeviceLimits limits;
+  limits.max_streams = 2;
+  StartGateway(/*mtls=*/false, absl::Minutes(10), limits);
+  const std::string token = AddDevice(db_, "dev-streams", "{cap-*}");
+  auto dev = IngestStub({.bearer_token = token});
+
+  // Two streams, each proven open by an acknowledged batch.
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientReaderWriter<v1::ReadingBatch, v1::BatchAck>>> open;
+  for (int i = 0; i < 2; ++i) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    open.push_back(dev->StreamReadings(contexts.back().get()));
+    ASSERT_TRUE(open.back()->Write(Batch(absl::StrCat("o", i), {absl::StrCat("cap-", i)})));
+    v1::BatchAck ack;
+    ASSERT_TRUE(open.back()->Read(&ack));
+    EXPECT_EQ(ack.status_code(), 0) << ack.status_message();
+  }
+  auto third_attempt = [&](const std::string& key) {
+    grpc::ClientContext ctx;
+    auto s = dev->StreamReadings(&ctx);
+    s->Write(Batch(key, {absl::StrCat("cap-", key)}));
+    s->WritesDone();
+    v1::BatchAck ack;
+    while (s->Read(&ack)) {
+    }
+    grpc::Status st = s->Finish();
+    return std::make_pair(st, client::RetryPushback(ctx));
+  };
+  auto [refused, hint] = third_attempt("x");
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
+  EXPECT_NE(refused.error_message().find("2 open streams"), std::string::npos)
+      << refused.error_message();
+  EXPECT_GT(hint, absl::ZeroDuration());
+  EXPECT_EQ(Stored("cap-x"), 0);
+
+  // Close one: a new stream is admitted (the server releases the slot when
+  // the call is done, asynchronously: poll).
+  open[0]->WritesDone();
+  v1::BatchAck drain;
+  while (open[0]->Read(&drain)) {
+  }
+  EXPECT_TRUE(open[0]->Finish().ok());
+  grpc::Status admitted;
+  for (absl::Time deadline = absl::Now() + absl::Seconds(10); absl::Now() < deadline;) {
+    admitted = third_attempt("y").first;
+    if (admitted.ok()) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_TRUE(admitted.ok()) << admitted.error_message();
+  EXPECT_EQ(Stored("cap-y"), 1);
+  open[1]->WritesDone();
+  while (open[1]->Read(&drain)) {
+  }
+  EXPECT_TRUE(open[1]->Finish().ok());
 }
 
 TEST_F(SecurityTest, MutualTlsIdentifiesTheDeviceByItsCertificate) {
