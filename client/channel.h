@@ -29,6 +29,10 @@ struct ChannelOptions {
   bool plaintext = false;
   // Sent as "authorization: Bearer <token>" on every call when non-empty.
   std::string bearer_token;
+  // Its own TCP connection rather than one shared with other channels to the
+  // same target (gRPC pools connections process-wide). Simulated devices set
+  // it, so a load test has as many connections as the fleet it imitates.
+  bool dedicated_connection = false;
 };
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenChannel(const std::string& target,

@@ -170,8 +170,13 @@ void BatchStream::IoLoop() {
       if (abandon_ || (closing_ && outstanding_.empty())) return;
     }
 
+    // Wait for ready: while the gateway is unreachable the call waits for a
+    // connection instead of failing at once, and this thread, blocked in
+    // the call, drives the connection attempts. (A call that failed fast
+    // would leave no thread polling the channel, and a reconnect could sit
+    // unnoticed until gRPC's 20-second connect timeout.) Close cancels it.
     grpc::ClientContext context;
-    std::unique_ptr<Stream> stream = stub_->StreamReadings(&context);
+    context.set_wait_for_ready(true);
     uint64_t generation;
     {
       absl::MutexLock lock(&mu_);
@@ -181,6 +186,7 @@ void BatchStream::IoLoop() {
       context_ = &context;
       if (abandon_) context.TryCancel();
     }
+    std::unique_ptr<Stream> stream = stub_->StreamReadings(&context);
     std::thread reader([this, s = stream.get(), generation] {
       ReadLoop(s, generation);
     });
@@ -327,6 +333,7 @@ absl::StatusOr<BatchAck> WriteBatchWithRetry(
   for (int attempt = 1;; ++attempt) {
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(deadline));
+    context.set_wait_for_ready(true);  // an unreachable gateway is waited for
     BatchAck ack;
     grpc::Status status = stub.WriteBatch(&context, batch, &ack);
     if (status.ok()) return ack;

@@ -11,9 +11,11 @@
 // is resent. A batch is resent when its ack carries a retryable status
 // (UNAVAILABLE, RESOURCE_EXHAUSTED, ABORTED), when the stream breaks (all
 // unacknowledged batches go out again on a new stream), or when no ack
-// arrives within `ack_timeout`. Retries back off exponentially with jitter,
-// and never sooner than the gateway's hint when it gives one (an ack's
-// `retry_after`, or the "grpc-retry-pushback-ms" trailer of a refused call).
+// arrives within `ack_timeout`. While the gateway is unreachable the stream
+// waits for it (gRPC wait-for-ready) and connects as soon as it is back.
+// Retries back off exponentially with jitter, and never sooner than the
+// gateway's hint when it gives one (an ack's `retry_after`, or the
+// "grpc-retry-pushback-ms" trailer of a refused call).
 //
 // Thread-safety: Send and Close may be called from one producer thread;
 // the ack callback runs on the library's reader thread.
@@ -132,7 +134,8 @@ class BatchStream {
 };
 
 // Unary write with the same retry rules; returns the final ack or the last
-// error once `deadline` passes.
+// error once `deadline` passes. Like BatchStream, it waits for an
+// unreachable gateway (wait-for-ready) rather than failing at once.
 absl::StatusOr<telemetry::v1::BatchAck> WriteBatchWithRetry(
     telemetry::v1::IngestService::StubInterface& stub,
     const telemetry::v1::ReadingBatch& batch, const RetryPolicy& policy,

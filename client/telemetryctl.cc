@@ -182,8 +182,8 @@ int Send() {
             << stats->rejected << " rejected, " << parse_errors
             << " unparsable lines\n";
   for (const auto& f : stats->failed) {
-    std::cerr << "batch " << f.idempotency_key() << " failed: "
-              << f.status_message() << "\n";
+    std::cerr << "batch " << f.idempotency_key() << " failed: " << f.status_message()
+              << " [request_id=" << f.correlation_id() << "]\n";
   }
   return (stats->failed.empty() && parse_errors == 0 && stats->rejected == 0) ? 0 : 1;
 }

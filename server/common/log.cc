@@ -28,6 +28,23 @@ std::string JsonEscape(absl::string_view s) {
   return out;
 }
 
+bool LogRateLimiter::Allow(int64_t* left_out) {
+  const absl::Time now = absl::Now();
+  absl::MutexLock lock(&mu_);
+  if (now - window_start_ >= interval_) {
+    window_start_ = now;
+    in_window_ = 0;
+  }
+  if (in_window_ >= burst_) {
+    ++dropped_;
+    return false;
+  }
+  ++in_window_;
+  *left_out = dropped_;
+  dropped_ = 0;
+  return true;
+}
+
 void Log(LogLevel level, absl::string_view message,
          std::initializer_list<LogField> fields) {
   static constexpr const char* kLevels[] = {"debug", "info", "warning",

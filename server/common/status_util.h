@@ -19,6 +19,13 @@ inline grpc::Status ToGrpcStatus(const absl::Status& status) {
                       std::string(status.message()));
 }
 
+// The same, with the call's correlation id quoted in the message.
+inline grpc::Status ToGrpcStatus(const absl::Status& status, const std::string& request_id) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      std::string(status.message()) + " [request_id=" + request_id + "]");
+}
+
 }  // namespace telemetry
 
 #endif  // TELEMETRY_SERVER_COMMON_STATUS_UTIL_H_

@@ -1,5 +1,6 @@
 #include "server/ingest/ingest_service.h"
 
+#include <atomic>
 #include <deque>
 #include <memory>
 #include <optional>
@@ -8,6 +9,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/strings/str_cat.h"
+#include "server/common/correlation.h"
 #include "server/common/log.h"
 #include "server/common/status_util.h"
 
@@ -44,22 +46,28 @@ void ApplyOutcome(const BatchOutcome& outcome, BatchAck* ack) {
   ack->set_duplicates(outcome.duplicates);
 }
 
-// One per StreamReadings call. Deletes itself in OnDone, which gRPC calls
-// only after Finish; Finish is called only once no pipeline callback is
-// outstanding, so no callback can touch a deleted reactor.
+// One per StreamReadings call. gRPC keeps the reactor alive during its own
+// reactions and calls OnDone after Finish, but pipeline callbacks run on
+// flusher threads gRPC knows nothing of: the moment one of them enqueues
+// the last ack, the write can fail (the client cancelled), another thread
+// can Finish, and OnDone can run while the callback is still returning. So
+// the reactor is reference-counted: one reference for gRPC (dropped in
+// OnDone) and one per callback handed to the pipeline (dropped as the
+// callback's last act), and whoever drops the last deletes it.
 class StreamReactor final
     : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   StreamReactor(IngestServiceImpl* service, grpc::CallbackServerContext* context)
-      : service_(service) {
+      : service_(service), call_id_(CallCorrelationId(*context)) {
     if (service_->metrics()) service_->metrics()->active_streams.Increment();
-    auto device = service_->Authenticate(*context);
+    context->AddInitialMetadata(kRequestIdHeader, call_id_);
+    auto device = service_->Authenticate(*context, call_id_);
     if (!device.ok()) {
       {
         absl::MutexLock lock(&mu_);
         finished_ = true;
       }
-      Finish(ToGrpcStatus(device.status()));
+      Finish(ToGrpcStatus(device.status(), call_id_));
       return;
     }
     device_ = *std::move(device);
@@ -71,10 +79,12 @@ class StreamReactor final
         }
         const DeviceLimits& limits = service_->options().device_limits;
         context->AddTrailingMetadata("grpc-retry-pushback-ms", "1000");
+        const std::string why = absl::StrCat("device '", device_->device_id, "' already has ",
+                                             limits.max_streams,
+                                             " open streams, its limit; retry in 1000 ms");
+        service_->LogRefusal(call_id_, device_.get(), "", why);
         Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                            absl::StrCat("device '", device_->device_id, "' already has ",
-                                         limits.max_streams,
-                                         " open streams, its limit; retry in 1000 ms")));
+                            WithCorrelation(why, call_id_)));
         device_ = nullptr;  // nothing to release in OnDone
         return;
       }
@@ -103,9 +113,11 @@ class StreamReactor final
         ++window_;
       }
       BatchAck ack;
+      ack.set_correlation_id(NextBatchId());
       ack.set_status_code(static_cast<int32_t>(parsed.code()));
       ack.set_status_message(std::string(parsed.message()));
       if (service_->metrics()) service_->metrics()->batches_invalid.Increment();
+      service_->LogRefusal(ack.correlation_id(), device_.get(), "", ack.status_message());
       EnqueueAck(ack);
       MaybeStartRead();
       return;
@@ -139,7 +151,7 @@ class StreamReactor final
   void OnDone() override {
     if (service_->metrics()) service_->metrics()->active_streams.Decrement();
     if (counted_stream_) service_->limiter().CloseStream(device_->device_id);
-    delete this;
+    Unref();
   }
 
  private:
@@ -156,7 +168,10 @@ class StreamReactor final
     }
     BatchAck ack;
     ValidatedBatch v = service_->Validate(batch, device_.get(), &ack);
+    ack.set_correlation_id(NextBatchId());
     if (!v.status.ok()) {
+      service_->LogRefusal(ack.correlation_id(), device_.get(), batch.idempotency_key(),
+                           ack.status_message());
       EnqueueAck(ack);
       MaybeStartRead();
       return;
@@ -165,6 +180,8 @@ class StreamReactor final
         wait > absl::ZeroDuration()) {
       IngestServiceImpl::SetThrottled(
           *device_, wait, service_->options().device_limits.readings_per_second, &ack);
+      service_->LogRefusal(ack.correlation_id(), device_.get(), batch.idempotency_key(),
+                           ack.status_message());
       EnqueueAck(ack);
       MaybeStartRead();
       return;
@@ -178,17 +195,31 @@ class StreamReactor final
     Submit(std::move(parked));
   }
 
-  // REQUIRES: pending_ counts this batch.
+  // "<call id>.<n>" for the stream's n-th message.
+  std::string NextBatchId() { return absl::StrCat(call_id_, ".", ++messages_); }
+
+  void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void Unref() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  // REQUIRES: pending_ counts this batch; the caller holds a reference (a
+  // gRPC reaction, or a pipeline callback's own).
   void Submit(std::unique_ptr<Parked> parked) {
+    Ref();  // for `done`
     IngestPipeline::Callback done = [this, ack = parked->ack](
                                         const BatchOutcome& outcome) mutable {
       ApplyOutcome(outcome, &ack);
+      if (!outcome.status.ok()) {
+        service_->LogRefusal(ack.correlation_id(), device_.get(), "", ack.status_message());
+      }
       {
         absl::MutexLock lock(&mu_);
         --pending_;
       }
       EnqueueAck(ack);
       MaybeFinish();
+      Unref();
     };
     absl::Status s = service_->pipeline()->Submit(
         parked->key, std::move(parked->rows), std::move(done));
@@ -196,12 +227,14 @@ class StreamReactor final
       MaybeStartRead();
       return;
     }
+    Unref();  // `done` was not taken; the caller's reference keeps us alive
     if (s.code() == absl::StatusCode::kResourceExhausted) {
       // Stop reading (flow control reaches the client) until space frees.
       {
         absl::MutexLock lock(&mu_);
         parked_ = true;
       }
+      Ref();  // for the space callback
       service_->pipeline()->NotifyWhenSpace(
           [this, p = std::move(parked)]() mutable {
             {
@@ -209,6 +242,7 @@ class StreamReactor final
               parked_ = false;
             }
             Submit(std::move(p));
+            Unref();
           });
       return;
     }
@@ -265,6 +299,9 @@ class StreamReactor final
   }
 
   IngestServiceImpl* const service_;
+  const std::string call_id_;
+  uint64_t messages_ = 0;     // read so far (only the reading reaction counts)
+  std::atomic<int> refs_{1};  // gRPC's, until OnDone; plus one per callback
   std::shared_ptr<const DeviceIdentity> device_;  // null: authentication off
   bool counted_stream_ = false;                    // in the device's stream count
   grpc::ByteBuffer request_;  // owned by the in-progress read
@@ -315,15 +352,37 @@ void IngestServiceImpl::SetThrottled(const DeviceIdentity& device, absl::Duratio
 }
 
 absl::StatusOr<std::shared_ptr<const DeviceIdentity>> IngestServiceImpl::Authenticate(
-    const grpc::CallbackServerContext& context) {
+    const grpc::CallbackServerContext& context, const std::string& call_id) {
   if (credentials_ == nullptr) return nullptr;
   auto device = credentials_->AuthenticateDevice(context);
   if (!device.ok()) {
     if (metrics_) metrics_->auth_failures.Increment();
-    Log(LogLevel::kWarning, "call refused",
-        {{"peer", context.peer()}, {"reason", std::string(device.status().message())}});
+    static LogRateLimiter limit(20, absl::Seconds(1));
+    int64_t left_out = 0;
+    if (limit.Allow(&left_out)) {
+      Log(LogLevel::kWarning, "call refused",
+          {{"request_id", call_id},
+           {"peer", context.peer()},
+           {"reason", std::string(device.status().message())},
+           {"similar_lines_left_out", absl::StrCat(left_out)}});
+    }
   }
   return device;
+}
+
+void IngestServiceImpl::LogRefusal(absl::string_view correlation_id,
+                                   const DeviceIdentity* device,
+                                   absl::string_view idempotency_key,
+                                   absl::string_view reason) {
+  static LogRateLimiter limit(20, absl::Seconds(1));
+  int64_t left_out = 0;
+  if (!limit.Allow(&left_out)) return;
+  Log(LogLevel::kWarning, "batch not stored",
+      {{"request_id", std::string(correlation_id)},
+       {"device", device ? device->device_id : std::string("-")},
+       {"idempotency_key", std::string(idempotency_key)},
+       {"reason", std::string(reason)},
+       {"similar_lines_left_out", absl::StrCat(left_out)}});
 }
 
 std::string IngestServiceImpl::DedupeKey(const ReadingBatch& batch,
@@ -388,43 +447,55 @@ grpc::ServerUnaryReactor* IngestServiceImpl::WriteBatch(grpc::CallbackServerCont
                                                         const grpc::ByteBuffer* request_bytes,
                                                         grpc::ByteBuffer* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  auto device = Authenticate(*context);
+  const std::string call_id = CallCorrelationId(*context);
+  context->AddInitialMetadata(kRequestIdHeader, call_id);
+  auto device = Authenticate(*context, call_id);
   if (!device.ok()) {
-    reactor->Finish(ToGrpcStatus(device.status()));
+    reactor->Finish(ToGrpcStatus(device.status(), call_id));
     return reactor;
   }
   ReadingBatch request;
   if (absl::Status parsed = ParseBatch(*request_bytes, &request); !parsed.ok()) {
     if (metrics_) metrics_->batches_invalid.Increment();
-    reactor->Finish(ToGrpcStatus(parsed));
+    LogRefusal(call_id, device->get(), "", parsed.message());
+    reactor->Finish(ToGrpcStatus(parsed, call_id));
     return reactor;
   }
   BatchAck ack;
   ValidatedBatch v = Validate(request, device->get(), &ack);
+  ack.set_correlation_id(call_id);
   if (!v.status.ok()) {
-    reactor->Finish(ToGrpcStatus(v.status));
+    LogRefusal(call_id, device->get(), request.idempotency_key(), v.status.message());
+    reactor->Finish(ToGrpcStatus(v.status, call_id));
     return reactor;
   }
   if (absl::Duration wait = Throttle(device->get(), v.rows.size());
       wait > absl::ZeroDuration()) {
     SetThrottled(**device, wait, options_.device_limits.readings_per_second, &ack);
+    LogRefusal(call_id, device->get(), request.idempotency_key(), ack.status_message());
     context->AddTrailingMetadata("grpc-retry-pushback-ms",
                                  std::to_string(absl::ToInt64Milliseconds(wait)));
-    reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, ack.status_message()));
+    reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                 WithCorrelation(ack.status_message(), call_id)));
     return reactor;
   }
   absl::Status s = pipeline_->Submit(
       DedupeKey(request, device->get()), std::move(v.rows),
-      [reactor, response, ack = std::move(ack)](const BatchOutcome& outcome) mutable {
+      [this, reactor, response, device = *device, ack = std::move(ack)](
+          const BatchOutcome& outcome) mutable {
         if (!outcome.status.ok()) {
-          reactor->Finish(ToGrpcStatus(outcome.status));
+          LogRefusal(ack.correlation_id(), device.get(), "", outcome.status.message());
+          reactor->Finish(ToGrpcStatus(outcome.status, ack.correlation_id()));
           return;
         }
         ApplyOutcome(outcome, &ack);
         *response = Serialize(ack);
         reactor->Finish(grpc::Status::OK);
       });
-  if (!s.ok()) reactor->Finish(ToGrpcStatus(s));
+  if (!s.ok()) {
+    LogRefusal(call_id, device->get(), request.idempotency_key(), s.message());
+    reactor->Finish(ToGrpcStatus(s, call_id));
+  }
   return reactor;
 }
 

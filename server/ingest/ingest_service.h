@@ -53,7 +53,12 @@ class IngestServiceImpl final
   // The calling device, or nullptr when authentication is off;
   // Unauthenticated/Unavailable as CredentialStore says.
   absl::StatusOr<std::shared_ptr<const DeviceIdentity>> Authenticate(
-      const grpc::CallbackServerContext& context);
+      const grpc::CallbackServerContext& context, const std::string& call_id);
+
+  // One warning line (rate-limited) for a batch of which nothing was stored:
+  // refused whole, throttled, or failed in the database.
+  void LogRefusal(absl::string_view correlation_id, const DeviceIdentity* device,
+                  absl::string_view idempotency_key, absl::string_view reason);
 
   // Validates `batch` and fills the parts of its ack known before writing
   // (key, rejected readings, batch-level status). Counts rejections. With a

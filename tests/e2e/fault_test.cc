@@ -11,12 +11,16 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "client/channel.h"
 #include "client/telemetry_client.h"
 #include "server/ingest/ingest_server.h"
 #include "telemetry/v1/ingest.grpc.pb.h"
 #include "tests/support/http_get.h"
 #include "tests/support/servers_environment.h"
 #include "tests/support/test_servers.h"
+
+// Designated initializers name only the ChannelOptions fields that matter.
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
 namespace telemetry {
 namespace {
@@ -228,6 +232,33 @@ TEST(FaultTest, ReadOnlyDatabaseGetsClearRetryableErrorsAndNothingFalselyAcked) 
   EXPECT_EQ(ack.accepted(), 100u);
   EXPECT_EQ(Count(db), 900);
   (*server)->Shutdown(absl::Seconds(5));
+}
+
+TEST(FaultTest, DeviceStartedBeforeTheGatewayDeliversOnceItComesUp) {
+  // The way a device opens its channel (client::OpenChannel, gRPC's default
+  // reconnect backoff), not a test-tuned one.
+  const std::string db = MigratedDatabase();
+  const int port = telemetry::testing::FreeLoopbackPort();
+  auto channel = client::OpenChannel(absl::StrCat("127.0.0.1:", port), {.plaintext = true});
+  ASSERT_TRUE(channel.ok());
+  client::BatchStream stream(*channel, {});
+  for (int b = 0; b < 4; ++b) {
+    ASSERT_TRUE(stream.Send(MakeBatch(absl::StrCat("early-", b), "early", b * 10, 10)).ok());
+  }
+  // Nothing listens yet: let the stream fail a few times over.
+  absl::SleepFor(absl::Seconds(3));  // the outage's length, not a synchronisation
+  const std::string log = absl::StrCat(::testing::TempDir(), "/gateway-late.log");
+  pid_t gateway = StartGatewayBinary(db, port, log);
+  ASSERT_GT(gateway, 0);
+  const absl::Time up = absl::Now();
+  auto stats = stream.Close(absl::Seconds(60));
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->accepted, 40u);
+  EXPECT_EQ(Count(db), 40);
+  std::printf("delivered %s after the gateway started\n",
+              absl::FormatDuration(absl::Now() - up).c_str());
+  kill(gateway, SIGTERM);
+  EXPECT_EQ(telemetry::testing::WaitForExit(gateway, absl::Seconds(30)), 0);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "client/telemetry_client.h"
@@ -355,12 +356,14 @@ TEST_F(IngestE2ETest, BatchLevelErrorsAreInvalidArgumentOrResourceExhausted) {
   ReadingBatch no_key = MakeBatch("", "s", 0, 1);
   grpc::Status s = Write(no_key, &ack);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_EQ(s.error_message(), "idempotency_key is required");
+  EXPECT_TRUE(absl::StartsWith(s.error_message(), "idempotency_key is required [request_id="))
+      << s.error_message();
 
   ReadingBatch too_many = MakeBatch(Key("big"), "s", 0, 10001);
   s = Write(too_many, &ack);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_EQ(s.error_message(), "batch has 10001 readings; the limit is 10000");
+  EXPECT_TRUE(absl::StartsWith(s.error_message(), "batch has 10001 readings; the limit is 10000"))
+      << s.error_message();
 
   ReadingBatch oversized = MakeBatch(Key("huge"), "s", 0, 1);
   (*oversized.mutable_readings(0)->mutable_metadata()->mutable_fields())["blob"]
@@ -378,13 +381,44 @@ TEST_F(IngestE2ETest, StreamReportsABadBatchInItsAckAndKeepsGoing) {
   ASSERT_TRUE(stream->Read(&ack));
   EXPECT_EQ(ack.status_code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
   EXPECT_EQ(ack.status_message(), "idempotency_key is required");
+  // Each ack names its batch as "<call id>.<n>"; the call id is in the
+  // response header.
+  auto header = ctx.GetServerInitialMetadata().find("x-request-id");
+  ASSERT_NE(header, ctx.GetServerInitialMetadata().end());
+  const std::string call_id(header->second.data(), header->second.size());
+  EXPECT_EQ(call_id.size(), 16u);
+  EXPECT_EQ(ack.correlation_id(), call_id + ".1");
   ASSERT_TRUE(stream->Write(MakeBatch(Key("after"), "s", 0, 3)));
   ASSERT_TRUE(stream->Read(&ack));
   EXPECT_EQ(ack.status_code(), 0);
   EXPECT_EQ(ack.accepted(), 3u);
+  EXPECT_EQ(ack.correlation_id(), call_id + ".2");
   stream->WritesDone();
   EXPECT_TRUE(stream->Finish().ok());
   EXPECT_EQ(RowCount(), 3);
+}
+
+TEST_F(IngestE2ETest, ClientRequestIdsCarryIntoErrorRepliesAndLogs) {
+  // A usable client id is kept; it shows in the error message and the ack.
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("x-request-id", "edge-42:boot-7.req-1");
+  BatchAck ack;
+  grpc::Status s = stub_->WriteBatch(&ctx, MakeBatch("", "s", 0, 1), &ack);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(s.error_message(), "idempotency_key is required [request_id=edge-42:boot-7.req-1]");
+  // An unusable one (here with a space and a quote) is replaced, not echoed.
+  grpc::ClientContext hostile;
+  hostile.AddMetadata("x-request-id", "x\" injected");
+  s = stub_->WriteBatch(&hostile, MakeBatch("", "s", 0, 1), &ack);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(s.error_message().find("injected"), std::string::npos) << s.error_message();
+  auto header = hostile.GetServerInitialMetadata().find("x-request-id");
+  ASSERT_NE(header, hostile.GetServerInitialMetadata().end());
+  EXPECT_EQ(header->second.size(), 16u);
+  grpc::ClientContext ok_ctx;
+  ok_ctx.AddMetadata("x-request-id", "dev-1");
+  ASSERT_TRUE(stub_->WriteBatch(&ok_ctx, MakeBatch(Key("cid"), "s", 0, 1), &ack).ok());
+  EXPECT_EQ(ack.correlation_id(), "dev-1");
 }
 
 TEST_F(IngestE2ETest, MetricsCountOutcomesAndLatency) {
