@@ -8,7 +8,7 @@ namespace telemetry::query {
 grpc::Status AdminServiceImpl::RefreshAggregate(
     grpc::ServerContext* context, const telemetry::v1::RefreshAggregateRequest* request,
     telemetry::v1::RefreshAggregateResponse* response) {
-  RpcScope scope(ctx_, "RefreshAggregate");
+  RpcScope scope(ctx_, *context, "RefreshAggregate");
   if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kAdmin); !auth.ok()) {
     return scope.Done(auth);
   }
@@ -29,7 +29,7 @@ grpc::Status AdminServiceImpl::RefreshAggregate(
 grpc::Status AdminServiceImpl::RunRetention(grpc::ServerContext* context,
                                             const telemetry::v1::RunLifecycleRequest*,
                                             telemetry::v1::RunLifecycleResponse* response) {
-  RpcScope scope(ctx_, "RunRetention");
+  RpcScope scope(ctx_, *context, "RunRetention");
   if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kAdmin); !auth.ok()) {
     return scope.Done(auth);
   }
@@ -42,7 +42,7 @@ grpc::Status AdminServiceImpl::RunRetention(grpc::ServerContext* context,
 grpc::Status AdminServiceImpl::RunCompression(grpc::ServerContext* context,
                                               const telemetry::v1::RunLifecycleRequest*,
                                               telemetry::v1::RunLifecycleResponse* response) {
-  RpcScope scope(ctx_, "RunCompression");
+  RpcScope scope(ctx_, *context, "RunCompression");
   if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kAdmin); !auth.ok()) {
     return scope.Done(auth);
   }
@@ -55,7 +55,7 @@ grpc::Status AdminServiceImpl::RunCompression(grpc::ServerContext* context,
 grpc::Status AdminServiceImpl::ListJobs(grpc::ServerContext* context,
                                         const telemetry::v1::ListJobsRequest*,
                                         telemetry::v1::ListJobsResponse* response) {
-  RpcScope scope(ctx_, "ListJobs");
+  RpcScope scope(ctx_, *context, "ListJobs");
   if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kAdmin); !auth.ok()) {
     return scope.Done(auth);
   }
@@ -69,7 +69,7 @@ grpc::Status AdminServiceImpl::ListJobs(grpc::ServerContext* context,
 grpc::Status AdminServiceImpl::ListChunks(grpc::ServerContext* context,
                                           const telemetry::v1::ListChunksRequest*,
                                           telemetry::v1::ListChunksResponse* response) {
-  RpcScope scope(ctx_, "ListChunks");
+  RpcScope scope(ctx_, *context, "ListChunks");
   if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kAdmin); !auth.ok()) {
     return scope.Done(auth);
   }

@@ -163,7 +163,7 @@ Param NonEmpty(const std::string& s) { return s.empty() ? Param() : Param(s); }
 grpc::Status AlertServiceImpl::CreateAlert(grpc::ServerContext* context,
                                            const telemetry::v1::CreateAlertRequest* request,
                                            telemetry::v1::Alert* response) {
-  RpcScope scope(ctx_, "CreateAlert");
+  RpcScope scope(ctx_, *context, "CreateAlert");
   if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kAdmin); !auth.ok()) {
     return scope.Done(auth);
   }
@@ -207,7 +207,7 @@ grpc::Status AlertServiceImpl::CreateAlert(grpc::ServerContext* context,
 grpc::Status AlertServiceImpl::GetAlert(grpc::ServerContext* context,
                                         const telemetry::v1::GetAlertRequest* request,
                                         telemetry::v1::Alert* response) {
-  RpcScope scope(ctx_, "GetAlert");
+  RpcScope scope(ctx_, *context, "GetAlert");
   if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kRead); !auth.ok()) {
     return scope.Done(auth);
   }
@@ -227,7 +227,7 @@ grpc::Status AlertServiceImpl::GetAlert(grpc::ServerContext* context,
 grpc::Status AlertServiceImpl::ListAlerts(grpc::ServerContext* context,
                                           const telemetry::v1::ListAlertsRequest* request,
                                           telemetry::v1::ListAlertsResponse* response) {
-  RpcScope scope(ctx_, "ListAlerts");
+  RpcScope scope(ctx_, *context, "ListAlerts");
   if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kRead); !auth.ok()) {
     return scope.Done(auth);
   }
@@ -277,7 +277,7 @@ absl::Status AlertServiceImpl::Transition(const std::string& id, const std::stri
 grpc::Status AlertServiceImpl::AcknowledgeAlert(
     grpc::ServerContext* context, const telemetry::v1::AlertTransitionRequest* request,
     telemetry::v1::Alert* response) {
-  RpcScope scope(ctx_, "AcknowledgeAlert");
+  RpcScope scope(ctx_, *context, "AcknowledgeAlert");
   if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kAdmin); !auth.ok()) {
     return scope.Done(auth);
   }
@@ -287,7 +287,7 @@ grpc::Status AlertServiceImpl::AcknowledgeAlert(
 grpc::Status AlertServiceImpl::ResolveAlert(
     grpc::ServerContext* context, const telemetry::v1::AlertTransitionRequest* request,
     telemetry::v1::Alert* response) {
-  RpcScope scope(ctx_, "ResolveAlert");
+  RpcScope scope(ctx_, *context, "ResolveAlert");
   if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kAdmin); !auth.ok()) {
     return scope.Done(auth);
   }
@@ -299,7 +299,7 @@ grpc::Status AlertServiceImpl::ResolveAlert(
 grpc::Status MaintenanceServiceImpl::CreateTask(
     grpc::ServerContext* context, const telemetry::v1::CreateTaskRequest* request,
     telemetry::v1::MaintenanceTask* response) {
-  RpcScope scope(ctx_, "CreateTask");
+  RpcScope scope(ctx_, *context, "CreateTask");
   if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kAdmin); !auth.ok()) {
     return scope.Done(auth);
   }
@@ -349,7 +349,7 @@ grpc::Status MaintenanceServiceImpl::CreateTask(
 grpc::Status MaintenanceServiceImpl::GetTask(grpc::ServerContext* context,
                                              const telemetry::v1::GetTaskRequest* request,
                                              telemetry::v1::MaintenanceTask* response) {
-  RpcScope scope(ctx_, "GetTask");
+  RpcScope scope(ctx_, *context, "GetTask");
   if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kRead); !auth.ok()) {
     return scope.Done(auth);
   }
@@ -370,7 +370,7 @@ grpc::Status MaintenanceServiceImpl::GetTask(grpc::ServerContext* context,
 grpc::Status MaintenanceServiceImpl::ListTasks(grpc::ServerContext* context,
                                                const telemetry::v1::ListTasksRequest* request,
                                                telemetry::v1::ListTasksResponse* response) {
-  RpcScope scope(ctx_, "ListTasks");
+  RpcScope scope(ctx_, *context, "ListTasks");
   if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kRead); !auth.ok()) {
     return scope.Done(auth);
   }
@@ -399,7 +399,7 @@ grpc::Status MaintenanceServiceImpl::ListTasks(grpc::ServerContext* context,
 grpc::Status MaintenanceServiceImpl::UpdateTaskStatus(
     grpc::ServerContext* context, const telemetry::v1::UpdateTaskStatusRequest* request,
     telemetry::v1::MaintenanceTask* response) {
-  RpcScope scope(ctx_, "UpdateTaskStatus");
+  RpcScope scope(ctx_, *context, "UpdateTaskStatus");
   if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kAdmin); !auth.ok()) {
     return scope.Done(auth);
   }
@@ -428,7 +428,7 @@ grpc::Status MaintenanceServiceImpl::UpdateTaskStatus(
 grpc::Status MaintenanceServiceImpl::LogWork(grpc::ServerContext* context,
                                              const telemetry::v1::LogWorkRequest* request,
                                              telemetry::v1::MaintenanceLog* response) {
-  RpcScope scope(ctx_, "LogWork");
+  RpcScope scope(ctx_, *context, "LogWork");
   if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kAdmin); !auth.ok()) {
     return scope.Done(auth);
   }
@@ -473,7 +473,7 @@ grpc::Status MaintenanceServiceImpl::LogWork(grpc::ServerContext* context,
 grpc::Status MaintenanceServiceImpl::ListLogs(grpc::ServerContext* context,
                                               const telemetry::v1::ListLogsRequest* request,
                                               telemetry::v1::ListLogsResponse* response) {
-  RpcScope scope(ctx_, "ListLogs");
+  RpcScope scope(ctx_, *context, "ListLogs");
   if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kRead); !auth.ok()) {
     return scope.Done(auth);
   }

@@ -93,7 +93,7 @@ const char kLatestReadingsSql[] =
 grpc::Status QueryServiceImpl::LatestReadings(
     grpc::ServerContext* context, const telemetry::v1::LatestReadingsRequest* request,
     telemetry::v1::LatestReadingsResponse* response) {
-  RpcScope scope(ctx_, "LatestReadings");
+  RpcScope scope(ctx_, *context, "LatestReadings");
   if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kRead); !auth.ok()) {
     return scope.Done(auth);
   }
@@ -129,7 +129,7 @@ grpc::Status QueryServiceImpl::LatestReadings(
 grpc::Status QueryServiceImpl::ReadingsRange(
     grpc::ServerContext* context, const telemetry::v1::ReadingsRangeRequest* request,
     grpc::ServerWriter<telemetry::v1::ReadingsRangeChunk>* writer) {
-  RpcScope scope(ctx_, "ReadingsRange");
+  RpcScope scope(ctx_, *context, "ReadingsRange");
   if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kRead); !auth.ok()) {
     return scope.Done(auth);
   }
@@ -196,7 +196,7 @@ grpc::Status QueryServiceImpl::ReadingsRange(
 grpc::Status QueryServiceImpl::HourlySummary(
     grpc::ServerContext* context, const telemetry::v1::HourlySummaryRequest* request,
     telemetry::v1::HourlySummaryResponse* response) {
-  RpcScope scope(ctx_, "HourlySummary");
+  RpcScope scope(ctx_, *context, "HourlySummary");
   if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kRead); !auth.ok()) {
     return scope.Done(auth);
   }
@@ -320,7 +320,7 @@ absl::StatusOr<int64_t> QueryServiceImpl::Watermark(pg::Connection& conn) {
 grpc::Status QueryServiceImpl::DriftWindows(
     grpc::ServerContext* context, const telemetry::v1::DriftWindowsRequest* request,
     telemetry::v1::DriftWindowsResponse* response) {
-  RpcScope scope(ctx_, "DriftWindows");
+  RpcScope scope(ctx_, *context, "DriftWindows");
   if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kRead); !auth.ok()) {
     return scope.Done(auth);
   }
@@ -403,7 +403,7 @@ grpc::Status QueryServiceImpl::DriftWindows(
 grpc::Status QueryServiceImpl::GetSensor(grpc::ServerContext* context,
                                          const telemetry::v1::GetSensorRequest* request,
                                          telemetry::v1::Sensor* response) {
-  RpcScope scope(ctx_, "GetSensor");
+  RpcScope scope(ctx_, *context, "GetSensor");
   if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kRead); !auth.ok()) {
     return scope.Done(auth);
   }
@@ -425,7 +425,7 @@ grpc::Status QueryServiceImpl::GetSensor(grpc::ServerContext* context,
 grpc::Status QueryServiceImpl::ListSensors(grpc::ServerContext* context,
                                            const telemetry::v1::ListSensorsRequest* request,
                                            telemetry::v1::ListSensorsResponse* response) {
-  RpcScope scope(ctx_, "ListSensors");
+  RpcScope scope(ctx_, *context, "ListSensors");
   if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kRead); !auth.ok()) {
     return scope.Done(auth);
   }
@@ -455,7 +455,7 @@ grpc::Status QueryServiceImpl::ListSensors(grpc::ServerContext* context,
 grpc::Status QueryServiceImpl::UpsertSensor(
     grpc::ServerContext* context, const telemetry::v1::UpsertSensorRequest* request,
     telemetry::v1::Sensor* response) {
-  RpcScope scope(ctx_, "UpsertSensor");
+  RpcScope scope(ctx_, *context, "UpsertSensor");
   if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kAdmin); !auth.ok()) {
     return scope.Done(auth);
   }

@@ -79,16 +79,20 @@ struct ReadContext {
 absl::Status Authorize(const ReadContext& ctx, const grpc::ServerContextBase& context,
                        ApiScope needed);
 
-// Times one RPC and records it when destroyed; `Done` converts the result.
+// One RPC's bookkeeping: its correlation id (returned in the x-request-id
+// header, quoted in error replies and log lines), its latency and error
+// metrics. Construct it first thing in a handler; `Done` converts the result.
 class RpcScope {
  public:
-  RpcScope(const ReadContext& ctx, std::string method)
-      : ctx_(ctx), method_(std::move(method)), start_(absl::Now()) {}
+  RpcScope(const ReadContext& ctx, grpc::ServerContext& context, std::string method);
   grpc::Status Done(const absl::Status& status);
+  const std::string& request_id() const { return request_id_; }
 
  private:
   const ReadContext& ctx_;
+  const grpc::ServerContext& context_;
   std::string method_;
+  std::string request_id_;
   absl::Time start_;
 };
 
