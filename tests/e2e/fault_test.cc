@@ -6,7 +6,15 @@
 #include <gtest/gtest.h>
 
 #include <grpcpp/grpcpp.h>
+#include <pwd.h>
 #include <signal.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 
 #include <thread>
 
@@ -231,6 +239,161 @@ TEST(FaultTest, ReadOnlyDatabaseGetsClearRetryableErrorsAndNothingFalselyAcked) 
   ASSERT_TRUE(stub->WriteBatch(&ctx, MakeBatch("ro-1", "ro", 0, 100), &ack).ok());
   EXPECT_EQ(ack.accepted(), 100u);
   EXPECT_EQ(Count(db), 900);
+  (*server)->Shutdown(absl::Seconds(5));
+}
+
+TEST(FaultTest, RedisUnreachableForTheWholeRunStillExactlyOnceWithTheFallbackVisible) {
+  const std::string db = MigratedDatabase();
+  ingest::IngestServerOptions o;
+  o.listen_address = "127.0.0.1:0";
+  o.metrics_address = "127.0.0.1:0";
+  o.database_url = db;
+  // A loopback port nothing listens on: Redis is down from the start.
+  o.redis_url = absl::StrCat("redis://127.0.0.1:", telemetry::testing::FreeLoopbackPort());
+  o.transport.plaintext = true;  // loopback
+  o.require_device_auth = false;
+  auto server = ingest::IngestServer::Start(o);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto metric = [&](const std::string& series) {
+    auto body = telemetry::testing::HttpGet((*server)->metrics_port(), "/metrics");
+    return body.ok() ? telemetry::testing::MetricValue(*body, series) : -1;
+  };
+  client::BatchStream stream(FastReconnectChannel((*server)->port()), PatientStream());
+  // Every batch once, and every third one again (a client retrying).
+  for (int b = 0; b < 30; ++b) {
+    ASSERT_TRUE(stream.Send(MakeBatch(absl::StrCat("noredis-", b), "nr", b * 100, 100)).ok());
+    if (b % 3 == 2) {
+      // Resent once everything sent so far is stored: with Redis gone, only
+      // the primary key can tell that it is a duplicate.
+      ASSERT_TRUE(PollUntil([&] { return Count(db) >= (b + 1) * 100; }));
+      client::RetryPolicy once;
+      auto channel = FastReconnectChannel((*server)->port());
+      auto stub = v1::IngestService::NewStub(channel);
+      auto ack = client::WriteBatchWithRetry(*stub, MakeBatch(absl::StrCat("noredis-", b - 2),
+                                                              "nr", (b - 2) * 100, 100),
+                                             once, absl::Now() + absl::Seconds(30));
+      ASSERT_TRUE(ack.ok()) << ack.status();
+      EXPECT_EQ(ack->accepted() + ack->duplicates(), 100u);
+      EXPECT_EQ(ack->duplicates(), 100u);
+    }
+  }
+  auto stats = stream.Close(absl::Seconds(60));
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_TRUE(stats->failed.empty());
+  EXPECT_EQ(stats->accepted, 3000u);
+  EXPECT_EQ(Count(db), 3000);
+  EXPECT_EQ(metric("telemetry_redis_up"), 0);
+  EXPECT_GE(metric("telemetry_dedupe_db_fallback_batches_total"), 40);
+  EXPECT_GT(metric("telemetry_redis_errors_total"), 0);
+  (*server)->Shutdown(absl::Seconds(5));
+}
+
+// A tmpfs of `size` mounted at `dir` for the test's length (root only):
+// a disk that really fills, and grows again on a remount.
+class SmallDisk {
+ public:
+  static absl::StatusOr<std::unique_ptr<SmallDisk>> Mount(const std::string& dir,
+                                                          const std::string& size) {
+    if (geteuid() != 0) return absl::FailedPreconditionError("mounting needs root");
+    std::filesystem::create_directories(dir);
+    const std::string opts = "size=" + size + ",mode=0700";
+    if (mount("tmpfs", dir.c_str(), "tmpfs", 0, opts.c_str()) != 0) {
+      return absl::FailedPreconditionError(absl::StrCat("mount: ", std::strerror(errno)));
+    }
+    auto disk = std::unique_ptr<SmallDisk>(new SmallDisk(dir));
+    struct passwd* pw = getpwnam("postgres");
+    if (pw == nullptr || chown(dir.c_str(), pw->pw_uid, pw->pw_gid) != 0) {
+      return absl::FailedPreconditionError("cannot give the mount to postgres");
+    }
+    return disk;
+  }
+  bool Grow(const std::string& size) {
+    return mount("tmpfs", dir_.c_str(), "tmpfs", MS_REMOUNT, ("size=" + size).c_str()) == 0;
+  }
+  ~SmallDisk() { umount2(dir_.c_str(), MNT_DETACH); }
+  const std::string& dir() const { return dir_; }
+
+ private:
+  explicit SmallDisk(std::string dir) : dir_(std::move(dir)) {}
+  std::string dir_;
+};
+
+TEST(FaultTest, DiskFullGetsRetryableErrorsNothingFalselyAckedAndAllLandsOnceThereIsRoom) {
+  auto disk = SmallDisk::Mount(absl::StrCat(::testing::TempDir(), "/tiny-disk-", getpid()),
+                               "24m");
+  if (!disk.ok()) GTEST_SKIP() << "no disk to fill here: " << disk.status();
+  const std::string db = MigratedDatabase();
+  const std::string dbname = db.substr(db.find("dbname=") + 7, db.find(' ', db.find("dbname=")) -
+                                                                  db.find("dbname=") - 7);
+  const std::string admin = Pg().ConnInfo("postgres");
+  const std::string tablespace = absl::StrCat("tiny_", getpid());
+  QueryScalar(admin, absl::StrCat("CREATE TABLESPACE ", tablespace, " LOCATION '",
+                                  (*disk)->dir(), "'"));
+  // The whole database (catalogs, readings, their indexes) moves onto the
+  // small disk; WAL stays on the big one, as a DBA would lay it out.
+  QueryScalar(admin, absl::StrCat("ALTER DATABASE ", dbname, " SET TABLESPACE ", tablespace));
+  struct DropOnExit {
+    std::string admin, dbname, tablespace;
+    ~DropOnExit() {
+      QueryScalar(admin, absl::StrCat("DROP DATABASE IF EXISTS ", dbname, " WITH (FORCE)"));
+      QueryScalar(admin, absl::StrCat("DROP TABLESPACE IF EXISTS ", tablespace));
+    }
+  } drop{admin, dbname, tablespace};
+
+  ingest::IngestServerOptions o;
+  o.listen_address = "127.0.0.1:0";
+  o.metrics_address = "127.0.0.1:0";
+  o.database_url = db;
+  o.redis_url = Redis().Url();
+  o.transport.plaintext = true;  // loopback
+  o.require_device_auth = false;
+  auto server = ingest::IngestServer::Start(o);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto metric = [&](const std::string& series) {
+    auto body = telemetry::testing::HttpGet((*server)->metrics_port(), "/metrics");
+    return body.ok() ? telemetry::testing::MetricValue(*body, series) : -1;
+  };
+
+  // Far more than fits: 240,000 readings (about 40 MiB with both indexes).
+  constexpr int kBatches = 480, kPerBatch = 500;
+  std::atomic<uint64_t> acked{0};
+  client::BatchStream stream(FastReconnectChannel((*server)->port()), PatientStream(),
+                             [&](const v1::BatchAck& ack) { acked += ack.accepted(); });
+  std::thread producer([&] {
+    for (int b = 0; b < kBatches; ++b) {
+      if (!stream.Send(MakeBatch(absl::StrCat("full-", b), absl::StrCat("f", b % 7),
+                                 b * kPerBatch, kPerBatch))
+               .ok()) {
+        return;
+      }
+    }
+  });
+  ASSERT_TRUE(PollUntil(
+      [&] { return metric("telemetry_ingest_batches_total{outcome=\"failed\"}") > 0; },
+      absl::Seconds(120)));
+  // Full: a clear, retryable error naming the cause...
+  auto stub = v1::IngestService::NewStub(FastReconnectChannel((*server)->port()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  v1::BatchAck ack;
+  grpc::Status st = stub->WriteBatch(&ctx, MakeBatch("full-unary", "fu", 0, kPerBatch), &ack);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
+  EXPECT_NE(st.error_message().find("No space left on device"), std::string::npos)
+      << st.error_message();
+  // ...and every acknowledged reading is in the table.
+  const uint64_t acked_when_full = acked.load();
+  EXPECT_GE(static_cast<uint64_t>(Count(db)), acked_when_full);
+  EXPECT_LT(acked_when_full, static_cast<uint64_t>(kBatches * kPerBatch));
+
+  ASSERT_TRUE((*disk)->Grow("512m"));
+  producer.join();
+  auto stats = stream.Close(absl::Seconds(180));
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_TRUE(stats->failed.empty());
+  EXPECT_EQ(stats->accepted + stats->duplicates, static_cast<uint64_t>(kBatches * kPerBatch));
+  EXPECT_EQ(Count(db), kBatches * kPerBatch);
+  std::printf("disk full after %llu acknowledged readings; all %d stored once after growing\n",
+              static_cast<unsigned long long>(acked_when_full), kBatches * kPerBatch);
   (*server)->Shutdown(absl::Seconds(5));
 }
 
