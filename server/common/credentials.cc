@@ -128,28 +128,41 @@ CredentialStore::CredentialStore(std::unique_ptr<CredentialSource> source,
 
 absl::StatusOr<std::shared_ptr<const CredentialSource::Snapshot>> CredentialStore::Current(
     bool force_if_allowed) {
-  absl::MutexLock lock(&mu_);
   const absl::Time now = absl::Now();
-  bool reload = snapshot_ == nullptr || now - loaded_at_ >= refresh_;
-  if (!reload && force_if_allowed && now - last_forced_ >= absl::Seconds(1)) {
-    last_forced_ = now;
-    reload = true;
+  {
+    absl::MutexLock lock(&mu_);
+    bool reload = snapshot_ == nullptr || now - loaded_at_ >= refresh_;
+    if (!reload && force_if_allowed && now - last_forced_ >= absl::Seconds(1)) {
+      last_forced_ = now;
+      reload = true;
+    }
+    if (!reload) return snapshot_;
+    if (loading_) {
+      // Another call is querying the database. Serve the last snapshot
+      // rather than queue every call behind that query (which, with the
+      // database away, can take its whole connect timeout); only the very
+      // first load is waited for.
+      if (snapshot_ != nullptr) return snapshot_;
+      auto done = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return !loading_; };
+      mu_.Await(absl::Condition(&done));
+      if (snapshot_ != nullptr) return snapshot_;
+      return absl::UnavailableError("credentials cannot be loaded");
+    }
+    loading_ = true;
   }
-  if (reload) {
-    // Under the lock: concurrent callers wait for one load instead of each
-    // querying the database.
-    auto snap = source_->Load();
-    if (snap.ok()) {
-      snapshot_ = std::make_shared<const CredentialSource::Snapshot>(*std::move(snap));
-      loaded_at_ = now;
-    } else {
-      // Keep serving the last good snapshot while the database is away, and
-      // try again in a second, not on every call.
-      loaded_at_ = now - refresh_ + absl::Seconds(1);
-      if (snapshot_ == nullptr) {
-        return absl::UnavailableError(
-            absl::StrCat("credentials cannot be loaded: ", snap.status().message()));
-      }
+  auto snap = source_->Load();  // outside the lock
+  absl::MutexLock lock(&mu_);
+  loading_ = false;
+  if (snap.ok()) {
+    snapshot_ = std::make_shared<const CredentialSource::Snapshot>(*std::move(snap));
+    loaded_at_ = now;
+  } else {
+    // Keep serving the last good snapshot while the database is away, and
+    // try again in a second, not on every call.
+    loaded_at_ = now - refresh_ + absl::Seconds(1);
+    if (snapshot_ == nullptr) {
+      return absl::UnavailableError(
+          absl::StrCat("credentials cannot be loaded: ", snap.status().message()));
     }
   }
   return snapshot_;

@@ -81,11 +81,13 @@ class CredentialStore {
   absl::StatusOr<ApiIdentity> AuthorizeApi(const grpc::ServerContextBase& context,
                                            ApiScope needed);
 
- private:
   // The current snapshot, reloaded when stale or (rate-limited) when
-  // `force_if_allowed`.
+  // `force_if_allowed`. One caller loads; the others meanwhile get the
+  // previous snapshot (they wait only for the very first load).
   absl::StatusOr<std::shared_ptr<const CredentialSource::Snapshot>> Current(
       bool force_if_allowed);
+
+ private:
 
   const std::unique_ptr<CredentialSource> source_;
   const absl::Duration refresh_;
@@ -93,6 +95,7 @@ class CredentialStore {
   std::shared_ptr<const CredentialSource::Snapshot> snapshot_ ABSL_GUARDED_BY(mu_);
   absl::Time loaded_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   absl::Time last_forced_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  bool loading_ ABSL_GUARDED_BY(mu_) = false;  // one caller is querying the source
 };
 
 }  // namespace telemetry

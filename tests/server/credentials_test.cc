@@ -1,11 +1,15 @@
-// The pure parts of caller authentication: token digests, token issue, and
-// which sensors a device pattern allows. (The store and both services are
-// exercised end to end in e2e/security_test.cc.)
+// The pure parts of caller authentication: token digests, token issue,
+// which sensors a device pattern allows, and the store's reload behaviour
+// over a fake source. (The store and both services are exercised end to end
+// in e2e/security_test.cc.)
 #include "server/common/credentials.h"
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
 
 namespace telemetry {
 namespace {
@@ -39,6 +43,62 @@ TEST(CredentialsTest, PatternsAreExactIdsOrPrefixesEndingInStar) {
   EXPECT_FALSE(d.MayWrite(""));
   EXPECT_TRUE((DeviceIdentity{"all", {"*"}}.MayWrite("anything")));
   EXPECT_FALSE((DeviceIdentity{"none", {}}.MayWrite("anything")));
+}
+
+// A source whose loads after the first block until released.
+class GatedSource : public CredentialSource {
+ public:
+  absl::StatusOr<Snapshot> Load() override {
+    absl::MutexLock lock(&mu_);
+    ++loads_;
+    if (loads_ > 1) mu_.Await(absl::Condition(&released_));
+    Snapshot s;
+    s.devices_by_id["generation-" + std::to_string(loads_)] =
+        std::make_shared<DeviceIdentity>(DeviceIdentity{"d", {"*"}});
+    return s;
+  }
+  void Release() {
+    absl::MutexLock lock(&mu_);
+    released_ = true;
+  }
+  int loads() {
+    absl::MutexLock lock(&mu_);
+    return loads_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  int loads_ = 0;
+  bool released_ = false;
+};
+
+TEST(CredentialStoreTest, ASlowReloadDoesNotHoldUpOtherCalls) {
+  auto owned = std::make_unique<GatedSource>();
+  GatedSource* source = owned.get();
+  // Refresh zero: every call wants a reload.
+  CredentialStore store(std::move(owned), absl::ZeroDuration());
+  auto first = store.Current(false);
+  ASSERT_TRUE(first.ok());
+  EXPECT_TRUE((*first)->devices_by_id.contains("generation-1"));
+
+  std::thread loader([&] {
+    auto second = store.Current(false);  // blocks in the gated load
+    ASSERT_TRUE(second.ok());
+    EXPECT_TRUE((*second)->devices_by_id.contains("generation-2"));
+  });
+  // Wait (bounded) until the loader is inside the source.
+  for (absl::Time deadline = absl::Now() + absl::Seconds(10);
+       source->loads() < 2 && absl::Now() < deadline;) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  ASSERT_EQ(source->loads(), 2);
+  // Meanwhile another call gets the previous snapshot at once.
+  auto meanwhile = store.Current(true);
+  ASSERT_TRUE(meanwhile.ok());
+  EXPECT_TRUE((*meanwhile)->devices_by_id.contains("generation-1"));
+  EXPECT_EQ(source->loads(), 2);
+  source->Release();
+  loader.join();
 }
 
 }  // namespace
