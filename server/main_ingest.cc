@@ -63,6 +63,13 @@ ABSL_FLAG(int, stream_window, 16,
 ABSL_FLAG(int, max_message_bytes, 8 << 20, "Largest accepted gRPC message");
 ABSL_FLAG(absl::Duration, statement_timeout, absl::Seconds(30),
           "PostgreSQL statement timeout for writes");
+ABSL_FLAG(absl::Duration, max_connection_age, absl::ZeroDuration(),
+          "Send GOAWAY to connections older than this, so device streams rebalance over "
+          "new replicas behind a load balancer (0: never; 10m suits Kubernetes)");
+ABSL_FLAG(absl::Duration, max_connection_age_grace, absl::Seconds(30),
+          "How long streams on a GOAWAY'd connection may finish");
+ABSL_FLAG(absl::Duration, keepalive_time, absl::Minutes(1),
+          "Ping idle connections this often; drop one silent for 20 s (0: off)");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "How long open streams may finish after SIGTERM");
 
@@ -123,6 +130,9 @@ int main(int argc, char** argv) {
   o.pipeline.flushers = absl::GetFlag(FLAGS_writers);
   o.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   o.statement_timeout = absl::GetFlag(FLAGS_statement_timeout);
+  o.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
+  o.max_connection_age_grace = absl::GetFlag(FLAGS_max_connection_age_grace);
+  o.keepalive_time = absl::GetFlag(FLAGS_keepalive_time);
 
   auto server = telemetry::ingest::IngestServer::Start(o);
   if (!server.ok()) {

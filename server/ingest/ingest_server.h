@@ -57,6 +57,16 @@ struct IngestServerOptions {
   PipelineOptions pipeline;
   absl::Duration statement_timeout = absl::Seconds(30);
   int max_message_bytes = 8 << 20;
+  // Connections older than this get GOAWAY (streams then have the grace to
+  // finish; the client library reconnects and resends what was unacked), so
+  // long-lived device streams spread over new replicas after a scale-out.
+  // Zero: never.
+  absl::Duration max_connection_age = absl::ZeroDuration();
+  absl::Duration max_connection_age_grace = absl::Seconds(30);
+  // The server pings idle connections this often and drops one that does not
+  // answer in 20 s, so a device that lost power does not hold its streams
+  // (and its stream quota) until TCP gives up hours later.
+  absl::Duration keepalive_time = absl::Minutes(1);
   // Native mode: daily partitions kept ready this many days ahead.
   int partition_premake_days = 7;
   // Native mode: how often partitions are created ahead / dropped by

@@ -397,6 +397,39 @@ TEST(FaultTest, DiskFullGetsRetryableErrorsNothingFalselyAckedAndAllLandsOnceThe
   (*server)->Shutdown(absl::Seconds(5));
 }
 
+TEST(FaultTest, MaxConnectionAgeMovesStreamsToNewConnectionsWithoutLossOrDuplicates) {
+  // What a scale-out relies on: the gateway ends old connections (GOAWAY),
+  // the client library reconnects (through the balancer, to any replica)
+  // and resends whatever was unacknowledged.
+  const std::string db = MigratedDatabase();
+  ingest::IngestServerOptions o;
+  o.listen_address = "127.0.0.1:0";
+  o.metrics_address = "";
+  o.database_url = db;
+  o.redis_url = Redis().Url();
+  o.transport.plaintext = true;  // loopback
+  o.require_device_auth = false;
+  o.max_connection_age = absl::Milliseconds(500);
+  o.max_connection_age_grace = absl::Milliseconds(200);
+  auto server = ingest::IngestServer::Start(o);
+  ASSERT_TRUE(server.ok()) << server.status();
+  client::BatchStream stream(FastReconnectChannel((*server)->port()), PatientStream());
+  const absl::Time until = absl::Now() + absl::Seconds(3);
+  int sent = 0;
+  while (absl::Now() < until) {  // the load's length, bounded
+    ASSERT_TRUE(stream.Send(MakeBatch(absl::StrCat("age-", sent), "age", sent * 50, 50)).ok());
+    ++sent;
+    absl::SleepFor(absl::Milliseconds(10));  // pacing, not synchronisation
+  }
+  auto stats = stream.Close(absl::Seconds(60));
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_GT(stats->reconnects, 0u);
+  EXPECT_TRUE(stats->failed.empty());
+  EXPECT_EQ(stats->accepted + stats->duplicates, static_cast<uint64_t>(sent) * 50);
+  EXPECT_EQ(Count(db), sent * 50);
+  (*server)->Shutdown(absl::Seconds(5));
+}
+
 TEST(FaultTest, DeviceStartedBeforeTheGatewayDeliversOnceItComesUp) {
   // The way a device opens its channel (client::OpenChannel, gRPC's default
   // reconnect backoff), not a test-tuned one.
