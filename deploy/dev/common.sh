@@ -11,6 +11,7 @@ TELEMETRY_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
   postgresql-15 postgresql-client-15 redis-server
+  prometheus python3 python3-yaml
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

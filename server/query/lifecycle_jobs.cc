@@ -329,7 +329,7 @@ absl::StatusOr<telemetry::v1::ListChunksResponse> LifecycleJobs::Chunks() {
 }
 
 void LifecycleJobs::ExportJob(const telemetry::v1::Job& job) {
-  const prometheus::Labels labels{{"job", job.name()}};
+  const prometheus::Labels labels{{"job_name", job.name()}};
   if (job.has_last_run_started()) {
     job_last_run_.Add(labels).Set(ToUnixSeconds(job.last_run_started()));
     job_last_duration_.Add(labels).Set(job.last_run_seconds());
@@ -337,9 +337,9 @@ void LifecycleJobs::ExportJob(const telemetry::v1::Job& job) {
   if (job.last_run_status() == "success" || job.last_run_status() == "failure") {
     job_last_success_.Add(labels).Set(job.last_run_status() == "success" ? 1 : 0);
   }
-  job_runs_.Add({{"job", job.name()}, {"result", "success"}})
+  job_runs_.Add({{"job_name", job.name()}, {"result", "success"}})
       .Set(static_cast<double>(job.total_successes()));
-  job_runs_.Add({{"job", job.name()}, {"result", "failure"}})
+  job_runs_.Add({{"job_name", job.name()}, {"result", "failure"}})
       .Set(static_cast<double>(job.total_failures()));
   if (job.has_next_start()) job_next_start_.Add(labels).Set(ToUnixSeconds(job.next_start()));
 }
