@@ -18,6 +18,9 @@
 ABSL_FLAG(std::string, listen, "",
           "gRPC listen address (env INGEST_LISTEN_ADDRESS; default "
           "127.0.0.1:50051)");
+ABSL_FLAG(std::string, health_listen, "",
+          "Plaintext gRPC health-only address for Kubernetes probes (env INGEST_HEALTH_ADDRESS; "
+          "default: none)");
 ABSL_FLAG(std::string, metrics_listen, "",
           "Prometheus /metrics address (env INGEST_METRICS_ADDRESS; default "
           "127.0.0.1:9464; 'off' disables)");
@@ -88,6 +91,7 @@ int main(int argc, char** argv) {
   o.metrics_address = telemetry::FlagOrEnv(
       FLAGS_metrics_listen, "INGEST_METRICS_ADDRESS", "127.0.0.1:9464");
   if (o.metrics_address == "off") o.metrics_address.clear();
+  o.health_address = telemetry::FlagOrEnv(FLAGS_health_listen, "INGEST_HEALTH_ADDRESS");
   o.transport = telemetry::TransportSecurityFromFlags();
   const char* device_auth_env = std::getenv("DEVICE_AUTH");
   o.require_device_auth = absl::GetFlag(FLAGS_device_auth) &&

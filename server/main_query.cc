@@ -14,6 +14,9 @@
 
 ABSL_FLAG(std::string, listen, "",
           "gRPC listen address (env READ_LISTEN_ADDRESS; default 127.0.0.1:50052)");
+ABSL_FLAG(std::string, health_listen, "",
+          "Plaintext gRPC health-only address for Kubernetes probes (env READ_HEALTH_ADDRESS; "
+          "default: none)");
 ABSL_FLAG(std::string, metrics_listen, "",
           "Prometheus /metrics address (env READ_METRICS_ADDRESS; default "
           "127.0.0.1:9465; 'off' disables)");
@@ -55,6 +58,7 @@ int main(int argc, char** argv) {
   o.metrics_address =
       telemetry::FlagOrEnv(FLAGS_metrics_listen, "READ_METRICS_ADDRESS", "127.0.0.1:9465");
   if (o.metrics_address == "off") o.metrics_address.clear();
+  o.health_address = telemetry::FlagOrEnv(FLAGS_health_listen, "READ_HEALTH_ADDRESS");
   o.transport = telemetry::TransportSecurityFromFlags();
   const char* api_auth_env = std::getenv("API_AUTH");
   o.require_api_auth = absl::GetFlag(FLAGS_api_auth) &&

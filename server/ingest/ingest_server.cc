@@ -141,14 +141,27 @@ absl::StatusOr<std::unique_ptr<IngestServer>> IngestServer::Start(
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", o.listen_address));
   }
-  s->server_->GetHealthCheckService()->SetServingStatus(kServiceName, true);
-  s->server_->GetHealthCheckService()->SetServingStatus("", true);
+  if (!o.health_address.empty()) {
+    auto health = HealthServer::Start(o.health_address);
+    if (!health.ok()) {
+      s->server_->Shutdown();
+      s->pipeline_->Shutdown();
+      return health.status();
+    }
+    s->health_ = *std::move(health);
+    s->health_port_ = s->health_->port();
+  }
+  for (const std::string& name : {std::string(kServiceName), std::string()}) {
+    s->server_->GetHealthCheckService()->SetServingStatus(name, true);
+    if (s->health_) s->health_->SetServing(name, true);
+  }
   if (s->mode_ == pg::StorageMode::kNative) {
     s->maintenance_ = std::thread([raw = s.get()] { raw->MaintenanceLoop(); });
   }
   Log(LogLevel::kInfo, "ingest gateway serving",
       {{"grpc_port", std::to_string(s->port_)},
        {"metrics_port", std::to_string(s->metrics_port_)},
+       {"health_port", std::to_string(s->health_port_)},
        {"storage_mode", std::string(pg::StorageModeName(s->mode_))},
        {"transport", std::string(TransportName(o.transport))},
        {"device_auth", o.require_device_auth ? "required" : "off"},
@@ -181,10 +194,13 @@ void IngestServer::Shutdown(absl::Duration grace) {
     if (pipeline_) pipeline_->Shutdown();
     return;
   }
-  server_->GetHealthCheckService()->SetServingStatus(kServiceName, false);
-  server_->GetHealthCheckService()->SetServingStatus("", false);
+  for (const std::string& name : {std::string(kServiceName), std::string()}) {
+    server_->GetHealthCheckService()->SetServingStatus(name, false);
+    if (health_) health_->SetServing(name, false);
+  }
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   pipeline_->Shutdown();
+  if (health_) health_->Shutdown();
   stop_maintenance_.Notify();
   if (maintenance_.joinable()) maintenance_.join();
   Log(LogLevel::kInfo, "ingest gateway stopped");

@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "server/common/health_server.h"
 #include "server/common/transport_security.h"
 #include "server/ingest/ingest_pipeline.h"
 #include "server/ingest/ingest_service.h"
@@ -38,6 +39,8 @@ struct IngestServerOptions {
   std::string listen_address = "127.0.0.1:50051";
   // host:port of the /metrics endpoint; empty disables it.
   std::string metrics_address = "127.0.0.1:9464";
+  // Plaintext gRPC health only (for Kubernetes probes); empty: none.
+  std::string health_address;
   // TLS / mutual TLS, or plaintext when asked for (see transport_security.h).
   ServerTransportSecurity transport;
   // Every call must come from a registered device (bearer token or client
@@ -84,6 +87,7 @@ class IngestServer {
 
   int port() const { return port_; }
   int metrics_port() const { return metrics_port_; }
+  int health_port() const { return health_port_; }  // 0: none
   pg::StorageMode storage_mode() const { return mode_; }
 
   // Stops accepting calls, lets open calls finish for up to `grace` (their
@@ -106,8 +110,10 @@ class IngestServer {
   std::unique_ptr<IngestPipeline> pipeline_;
   std::unique_ptr<IngestServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<telemetry::HealthServer> health_;  // null unless health_address
   int port_ = 0;
   int metrics_port_ = 0;
+  int health_port_ = 0;
   absl::Notification stop_maintenance_;
   std::thread maintenance_;
   bool shut_down_ = false;

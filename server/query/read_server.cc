@@ -101,15 +101,25 @@ absl::StatusOr<std::unique_ptr<ReadServer>> ReadServer::Start(ReadServerOptions 
   if (!s->server_ || s->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", o.listen_address));
   }
-  s->server_->GetHealthCheckService()->SetServingStatus("", true);
-  for (const char* name : {"telemetry.v1.QueryService", "telemetry.v1.AlertService",
+  if (!o.health_address.empty()) {
+    auto health = HealthServer::Start(o.health_address);
+    if (!health.ok()) {
+      s->server_->Shutdown();
+      return health.status();
+    }
+    s->health_ = *std::move(health);
+    s->health_port_ = s->health_->port();
+  }
+  for (const char* name : {"", "telemetry.v1.QueryService", "telemetry.v1.AlertService",
                            "telemetry.v1.MaintenanceService", "telemetry.v1.AdminService"}) {
     s->server_->GetHealthCheckService()->SetServingStatus(name, true);
+    if (s->health_) s->health_->SetServing(name, true);
   }
   s->jobs_->Start();
   Log(LogLevel::kInfo, "read service serving",
       {{"grpc_port", std::to_string(s->port_)},
        {"metrics_port", std::to_string(s->metrics_port_)},
+       {"health_port", std::to_string(s->health_port_)},
        {"storage_mode", std::string(pg::StorageModeName(s->ctx_.mode))},
        {"transport", std::string(TransportName(o.transport))},
        {"api_auth", o.require_api_auth ? "required" : "off"},
@@ -124,7 +134,9 @@ void ReadServer::Shutdown(absl::Duration grace) {
   if (jobs_) jobs_->Stop();
   if (server_) {
     server_->GetHealthCheckService()->SetServingStatus("", false);
+    if (health_) health_->SetServing("", false);
     server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+    if (health_) health_->Shutdown();
     Log(LogLevel::kInfo, "read service stopped");
   }
 }

@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "server/common/transport_security.h"
+#include "server/common/health_server.h"
 #include "server/query/lifecycle_jobs.h"
 #include "server/query/read_context.h"
 
@@ -29,6 +30,8 @@ namespace telemetry::query {
 struct ReadServerOptions {
   std::string listen_address = "127.0.0.1:50052";
   std::string metrics_address = "127.0.0.1:9465";  // empty: no endpoint
+  // Plaintext gRPC health only (for Kubernetes probes); empty: none.
+  std::string health_address;
   // TLS / mutual TLS, or plaintext when asked for (see transport_security.h).
   ServerTransportSecurity transport;
   // Every call must carry an API token (scope read, or admin for writes and
@@ -54,6 +57,7 @@ class ReadServer {
 
   int port() const { return port_; }
   int metrics_port() const { return metrics_port_; }
+  int health_port() const { return health_port_; }  // 0: none
   pg::StorageMode storage_mode() const { return ctx_.mode; }
   LifecycleJobs& jobs() { return *jobs_; }
 
@@ -76,8 +80,10 @@ class ReadServer {
   std::vector<std::unique_ptr<grpc::Service>> services_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<telemetry::HealthServer> health_;  // null unless health_address
   int port_ = 0;
   int metrics_port_ = 0;
+  int health_port_ = 0;
   bool shut_down_ = false;
 };
 

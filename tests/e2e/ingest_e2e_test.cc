@@ -502,6 +502,28 @@ TEST_F(IngestE2ETest, HealthCheckSaysServing) {
   EXPECT_EQ(HealthStatus(channel_, "telemetry.v1.IngestService"), 1);
 }
 
+TEST_F(IngestE2ETest, SeparateHealthPortServesOnlyHealthForProbes) {
+  // Kubernetes' gRPC probes cannot speak TLS: a plaintext port answers
+  // grpc.health.v1 and nothing else.
+  server_->Shutdown(absl::Seconds(5));
+  ingest::IngestServerOptions o;
+  o.transport.plaintext = true;  // loopback
+  o.require_device_auth = false;
+  o.health_address = "127.0.0.1:0";
+  StartServer(o);
+  ASSERT_GT(server_->health_port(), 0);
+  auto health = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->health_port()),
+                                    grpc::InsecureChannelCredentials());
+  EXPECT_EQ(HealthStatus(health, ""), 1);
+  EXPECT_EQ(HealthStatus(health, "telemetry.v1.IngestService"), 1);
+  auto stub = telemetry::v1::IngestService::NewStub(health);
+  grpc::ClientContext ctx;
+  BatchAck ack;
+  EXPECT_EQ(stub->WriteBatch(&ctx, MakeBatch(Key("h"), "s", 0, 1), &ack).error_code(),
+            grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_EQ(RowCount(), 0);
+}
+
 TEST_F(IngestE2ETest, SlowDatabasePushesBackAndLosesNothing) {
   server_->Shutdown(absl::Seconds(5));
   ingest::IngestServerOptions o;
