@@ -270,6 +270,20 @@ int Refresh() {
   return 0;
 }
 
+// Runs retention or compression now (AdminService), e.g. after an alert
+// says it is behind.
+int RunLifecycle(bool compression) {
+  v1::RunLifecycleRequest req;
+  v1::RunLifecycleResponse resp;
+  grpc::ClientContext ctx;
+  auto stub = v1::AdminService::NewStub(Channel());
+  grpc::Status s = compression ? stub->RunCompression(&ctx, req, &resp)
+                               : stub->RunRetention(&ctx, req, &resp);
+  if (!s.ok()) return Fail(compression ? "compress" : "retention", s);
+  std::cout << resp.summary() << "\n";
+  return 0;
+}
+
 }  // namespace
 
 const char kReadCommandsUsage[] = R"(
@@ -284,6 +298,8 @@ Read service commands (READ_ADDRESS, default 127.0.0.1:50052):
   jobs                                     background jobs and their health
   chunks                                   partitions/chunks, sizes, compression
   refresh [--start=T --end=T | --all]      re-materialise the hourly aggregate
+  retention                                drop data past the retention window now
+  compress                                 compress chunks due for it now (timescale)
 Times: RFC 3339, Unix seconds, now, or a negative offset such as -2h.)";
 
 int RunReadCommand(const std::string& command) {
@@ -294,6 +310,8 @@ int RunReadCommand(const std::string& command) {
   if (command == "jobs") return Jobs();
   if (command == "chunks") return Chunks();
   if (command == "refresh") return Refresh();
+  if (command == "retention") return RunLifecycle(/*compression=*/false);
+  if (command == "compress") return RunLifecycle(/*compression=*/true);
   return -1;
 }
 

@@ -760,6 +760,9 @@ TEST_F(ReadServiceTest, TelemetryctlReadCommandsAndExportRoundTrip) {
   std::string jobs = RunCli(absl::StrCat("jobs ", read), &rc);
   EXPECT_EQ(rc, 0) << jobs;
   EXPECT_NE(jobs.find("storage mode: native"), std::string::npos) << jobs;
+  std::string retention = RunCli(absl::StrCat("retention ", read), &rc);
+  EXPECT_EQ(rc, 0) << retention;
+  EXPECT_NE(retention.find("dropped"), std::string::npos) << retention;
   std::string drift = RunCli(
       absl::StrCat("drift --sensor=s1 --reference_start=-6h --reference_end=-3h "
                    "--current_start=-3h --current_end=now ", read),
