@@ -83,9 +83,9 @@ class StreamReactor final
                                              limits.max_streams,
                                              " open streams, its limit; retry in 1000 ms");
         service_->LogRefusal(call_id_, device_.get(), "", why);
+        // counted_stream_ stays false: OnDone has no stream to release.
         Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                             WithCorrelation(why, call_id_)));
-        device_ = nullptr;  // nothing to release in OnDone
         return;
       }
       counted_stream_ = true;
