@@ -185,14 +185,13 @@ absl::StatusOr<std::string> LifecycleJobs::RunRetention() {
   auto conn = ctx_.writer->Acquire();
   if (!conn.ok()) return conn.status();
   if (ctx_.mode == pg::StorageMode::kTimescale) {
-    auto job = (*conn)->Query(
-        "SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = "
-        "'policy_retention' AND hypertable_name = 'sensor_readings'");
-    if (!job.ok()) return job.status();
-    if (job->rows() == 0) return absl::FailedPreconditionError("no retention policy exists");
-    auto r = (*conn)->Query("CALL run_job($1::int)", {std::string(job->Get(0, 0))});
+    // What the retention policy does, with its drop_after, through a
+    // SECURITY DEFINER function (migration 0009): run_job() would need the
+    // policy owner's role.
+    auto r = (*conn)->Query("SELECT telemetry_drop_expired_chunks()");
     if (!r.ok()) return r.status();
-    return std::string("ran the TimescaleDB retention policy job");
+    return absl::StrCat("dropped ", r->Get(0, 0),
+                        " chunks past the retention policy's drop_after");
   }
   auto r = (*conn)->Query(
       "SELECT telemetry_drop_partitions_before(now() - $1::interval)",
@@ -209,14 +208,12 @@ absl::StatusOr<std::string> LifecycleJobs::RunCompression() {
   }
   auto conn = ctx_.writer->Acquire();
   if (!conn.ok()) return conn.status();
-  auto job = (*conn)->Query(
-      "SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = "
-      "'policy_compression' AND hypertable_name = 'sensor_readings'");
-  if (!job.ok()) return job.status();
-  if (job->rows() == 0) return absl::FailedPreconditionError("no compression policy exists");
-  auto r = (*conn)->Query("CALL run_job($1::int)", {std::string(job->Get(0, 0))});
+  // As the compression policy would, with its compress_after (migration
+  // 0009's SECURITY DEFINER function; run_job() needs the policy's owner).
+  auto r = (*conn)->Query("SELECT telemetry_compress_due_chunks()");
   if (!r.ok()) return r.status();
-  return std::string("ran the TimescaleDB compression policy job");
+  return absl::StrCat("compressed ", r->Get(0, 0),
+                      " chunks past the compression policy's compress_after");
 }
 
 absl::StatusOr<std::vector<telemetry::v1::Job>> LifecycleJobs::Jobs() {
