@@ -1,8 +1,12 @@
 #include "server/common/transport_security.h"
 
 #include <grpcpp/security/auth_context.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
 #include <grpcpp/server_context.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -47,19 +51,29 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
         "TLS needs a certificate and a key (--tls_cert and --tls_key); plaintext must be "
         "asked for explicitly (--plaintext), for loopback development only");
   }
+  // Read once here so that a missing or malformed file fails start-up with
+  // a clear error rather than every handshake later.
   auto cert = ReadPem(options.cert_file, "certificate");
   if (!cert.ok()) return cert.status();
   auto key = ReadPem(options.key_file, "private key");
   if (!key.ok()) return key.status();
-  grpc::SslServerCredentialsOptions ssl(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
-  ssl.pem_key_cert_pairs.push_back({*key, *cert});
   if (!options.client_ca_file.empty()) {
     auto ca = ReadPem(options.client_ca_file, "client CA");
     if (!ca.ok()) return ca.status();
-    ssl.pem_root_certs = *ca;
-    ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
   }
-  return grpc::SslServerCredentials(ssl);
+  // Then served from a watcher that re-reads them (gRPC's file-watcher
+  // provider keeps the last good pair when a read fails mid-rotation).
+  const auto refresh = static_cast<unsigned int>(
+      std::max<int64_t>(1, absl::ToInt64Seconds(options.certificate_refresh)));
+  auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+      options.key_file, options.cert_file, options.client_ca_file, refresh);
+  grpc::experimental::TlsServerCredentialsOptions tls(provider);
+  tls.watch_identity_key_cert_pairs();
+  if (!options.client_ca_file.empty()) {
+    tls.watch_root_certs();
+    tls.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  }
+  return grpc::experimental::TlsServerCredentials(tls);
 }
 
 absl::string_view TransportName(const ServerTransportSecurity& options) {

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "absl/strings/string_view.h"
 
 namespace grpc {
@@ -29,6 +30,10 @@ struct ServerTransportSecurity {
   std::string client_ca_file;
   // Plaintext HTTP/2: for loopback development and tests only.
   bool plaintext = false;
+  // How often the three files are re-read. A rotated certificate (a renewed
+  // Kubernetes secret, cert-manager, certbot) is served to new connections
+  // without a restart; open connections keep the one they started with.
+  absl::Duration certificate_refresh = absl::Minutes(1);
 };
 
 // The credentials to listen with. InvalidArgument when neither certificates

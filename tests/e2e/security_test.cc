@@ -159,6 +159,61 @@ TEST_F(SecurityTest, TlsGatewayServesTlsClientsAndRefusesPlaintextAndUnknownCas)
   EXPECT_EQ(Stored("tls-"), 2);
 }
 
+TEST_F(SecurityTest, ARotatedServerCertificateIsServedWithoutARestart) {
+  // The gateway serves copies of the first PKI's files; the test then puts a
+  // second CA's certificate in their place, as a secret renewal would.
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(*dir_) / "rotate";
+  fs::create_directories(dir / "second");
+  fs::copy_file(pki_->server_cert, dir / "server.crt", fs::copy_options::overwrite_existing);
+  fs::copy_file(pki_->server_key, dir / "server.key", fs::copy_options::overwrite_existing);
+  auto second = telemetry::testing::MakeTestPki((dir / "second").string(), {});
+  ASSERT_TRUE(second.ok()) << second.status();
+
+  db_ = MigratedDatabase();
+  ingest::IngestServerOptions o;
+  o.listen_address = "127.0.0.1:0";
+  o.metrics_address = "";
+  o.database_url = db_;
+  o.redis_url = Redis().Url();
+  o.transport.cert_file = (dir / "server.crt").string();
+  o.transport.key_file = (dir / "server.key").string();
+  o.transport.certificate_refresh = absl::Seconds(1);
+  auto s = ingest::IngestServer::Start(o);
+  ASSERT_TRUE(s.ok()) << s.status();
+  gateway_ = *std::move(s);
+
+  // A handshake that completes reaches the service, which wants a token:
+  // UNAUTHENTICATED. One that fails is UNAVAILABLE. A fresh connection each
+  // time, so the handshake is redone.
+  auto handshake_with = [&](const std::string& ca) {
+    auto ch = client::OpenChannel(absl::StrCat("127.0.0.1:", gateway_->port()),
+                                  {.ca_file = ca, .dedicated_connection = true});
+    EXPECT_TRUE(ch.ok());
+    auto stub = v1::IngestService::NewStub(*ch);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    v1::BatchAck ack;
+    return stub->WriteBatch(&ctx, Batch("rot", {"rot-1"}), &ack).error_code();
+  };
+  EXPECT_EQ(handshake_with(pki_->ca_cert), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(handshake_with(second->ca_cert), grpc::StatusCode::UNAVAILABLE);
+
+  // Replace both files atomically (rename), key first.
+  fs::copy_file(second->server_key, dir / "server.key.new");
+  fs::copy_file(second->server_cert, dir / "server.crt.new");
+  fs::rename(dir / "server.key.new", dir / "server.key");
+  fs::rename(dir / "server.crt.new", dir / "server.crt");
+  grpc::StatusCode after = grpc::StatusCode::OK;
+  for (absl::Time deadline = absl::Now() + absl::Seconds(20); absl::Now() < deadline;) {
+    after = handshake_with(second->ca_cert);
+    if (after == grpc::StatusCode::UNAUTHENTICATED) break;
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  EXPECT_EQ(after, grpc::StatusCode::UNAUTHENTICATED) << "the new certificate was never served";
+  EXPECT_EQ(handshake_with(pki_->ca_cert), grpc::StatusCode::UNAVAILABLE);
+}
+
 TEST_F(SecurityTest, DeviceTokensAuthenticateAndSensorOwnershipIsEnforced) {
   StartGateway(/*mtls=*/false, /*credential_refresh=*/absl::Seconds(1));
   const std::string token = AddDevice(db_, "dev-b", "{own-1,ownp-*}");
