@@ -40,9 +40,6 @@ class DeviceLimiter {
   bool OpenStream(absl::string_view key);
   void CloseStream(absl::string_view key);
 
-  bool enabled() const {
-    return limits_.readings_per_second > 0 || limits_.max_streams > 0;
-  }
 
  private:
   struct State {

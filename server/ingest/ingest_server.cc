@@ -149,7 +149,6 @@ absl::StatusOr<std::unique_ptr<IngestServer>> IngestServer::Start(
       return health.status();
     }
     s->health_ = *std::move(health);
-    s->health_port_ = s->health_->port();
   }
   for (const std::string& name : {std::string(kServiceName), std::string()}) {
     s->server_->GetHealthCheckService()->SetServingStatus(name, true);
@@ -161,7 +160,7 @@ absl::StatusOr<std::unique_ptr<IngestServer>> IngestServer::Start(
   Log(LogLevel::kInfo, "ingest gateway serving",
       {{"grpc_port", std::to_string(s->port_)},
        {"metrics_port", std::to_string(s->metrics_port_)},
-       {"health_port", std::to_string(s->health_port_)},
+       {"health_port", std::to_string(s->health_port())},
        {"storage_mode", std::string(pg::StorageModeName(s->mode_))},
        {"transport", std::string(TransportName(o.transport))},
        {"device_auth", o.require_device_auth ? "required" : "off"},

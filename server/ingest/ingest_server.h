@@ -87,7 +87,7 @@ class IngestServer {
 
   int port() const { return port_; }
   int metrics_port() const { return metrics_port_; }
-  int health_port() const { return health_port_; }  // 0: none
+  int health_port() const { return health_ ? health_->port() : 0; }  // 0: none
   pg::StorageMode storage_mode() const { return mode_; }
 
   // Stops accepting calls, lets open calls finish for up to `grace` (their
@@ -113,7 +113,6 @@ class IngestServer {
   std::unique_ptr<telemetry::HealthServer> health_;  // null unless health_address
   int port_ = 0;
   int metrics_port_ = 0;
-  int health_port_ = 0;
   absl::Notification stop_maintenance_;
   std::thread maintenance_;
   bool shut_down_ = false;

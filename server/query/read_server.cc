@@ -108,7 +108,6 @@ absl::StatusOr<std::unique_ptr<ReadServer>> ReadServer::Start(ReadServerOptions 
       return health.status();
     }
     s->health_ = *std::move(health);
-    s->health_port_ = s->health_->port();
   }
   for (const char* name : {"", "telemetry.v1.QueryService", "telemetry.v1.AlertService",
                            "telemetry.v1.MaintenanceService", "telemetry.v1.AdminService"}) {
@@ -119,7 +118,7 @@ absl::StatusOr<std::unique_ptr<ReadServer>> ReadServer::Start(ReadServerOptions 
   Log(LogLevel::kInfo, "read service serving",
       {{"grpc_port", std::to_string(s->port_)},
        {"metrics_port", std::to_string(s->metrics_port_)},
-       {"health_port", std::to_string(s->health_port_)},
+       {"health_port", std::to_string(s->health_port())},
        {"storage_mode", std::string(pg::StorageModeName(s->ctx_.mode))},
        {"transport", std::string(TransportName(o.transport))},
        {"api_auth", o.require_api_auth ? "required" : "off"},

@@ -57,7 +57,7 @@ class ReadServer {
 
   int port() const { return port_; }
   int metrics_port() const { return metrics_port_; }
-  int health_port() const { return health_port_; }  // 0: none
+  int health_port() const { return health_ ? health_->port() : 0; }  // 0: none
   pg::StorageMode storage_mode() const { return ctx_.mode; }
   LifecycleJobs& jobs() { return *jobs_; }
 
@@ -83,7 +83,6 @@ class ReadServer {
   std::unique_ptr<telemetry::HealthServer> health_;  // null unless health_address
   int port_ = 0;
   int metrics_port_ = 0;
-  int health_port_ = 0;
   bool shut_down_ = false;
 };
 

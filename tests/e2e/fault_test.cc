@@ -83,8 +83,9 @@ struct Load {
   static constexpr int kBatches = 80, kPerBatch = 500;
 };
 
-TEST(FaultTest, PostgresKilledWithSigkillMidStreamLosesAndDuplicatesNothing) {
-  const std::string db = MigratedDatabase();
+// Options for an in-process gateway on loopback (plaintext, authentication
+// off: security_test covers those) over `db` and the shared Redis.
+ingest::IngestServerOptions LoopbackGateway(const std::string& db) {
   ingest::IngestServerOptions o;
   o.listen_address = "127.0.0.1:0";
   o.metrics_address = "127.0.0.1:0";
@@ -92,12 +93,21 @@ TEST(FaultTest, PostgresKilledWithSigkillMidStreamLosesAndDuplicatesNothing) {
   o.redis_url = Redis().Url();
   o.transport.plaintext = true;  // loopback
   o.require_device_auth = false;
+  return o;
+}
+
+// `series` on the gateway's /metrics page; -1 when absent or unreachable.
+double Metric(const ingest::IngestServer& server, const std::string& series) {
+  auto body = telemetry::testing::HttpGet(server.metrics_port(), "/metrics");
+  return body.ok() ? telemetry::testing::MetricValue(*body, series) : -1;
+}
+
+TEST(FaultTest, PostgresKilledWithSigkillMidStreamLosesAndDuplicatesNothing) {
+  const std::string db = MigratedDatabase();
+  ingest::IngestServerOptions o = LoopbackGateway(db);
   auto server = ingest::IngestServer::Start(o);
   ASSERT_TRUE(server.ok()) << server.status();
-  auto metric = [&](const std::string& series) {
-    auto body = telemetry::testing::HttpGet((*server)->metrics_port(), "/metrics");
-    return body.ok() ? telemetry::testing::MetricValue(*body, series) : -1;
-  };
+  auto metric = [&](const std::string& series) { return Metric(**server, series); };
 
   client::BatchStream stream(FastReconnectChannel((*server)->port()), PatientStream());
   std::thread producer([&] {
@@ -177,19 +187,10 @@ TEST(FaultTest, ReadOnlyDatabaseGetsClearRetryableErrorsAndNothingFalselyAcked) 
   const std::string db = MigratedDatabase();
   const std::string dbname = db.substr(db.find("dbname=") + 7, db.find(' ', db.find("dbname=")) -
                                                                   db.find("dbname=") - 7);
-  ingest::IngestServerOptions o;
-  o.listen_address = "127.0.0.1:0";
-  o.metrics_address = "127.0.0.1:0";
-  o.database_url = db;
-  o.redis_url = Redis().Url();
-  o.transport.plaintext = true;  // loopback
-  o.require_device_auth = false;
+  ingest::IngestServerOptions o = LoopbackGateway(db);
   auto server = ingest::IngestServer::Start(o);
   ASSERT_TRUE(server.ok()) << server.status();
-  auto metric = [&](const std::string& series) {
-    auto body = telemetry::testing::HttpGet((*server)->metrics_port(), "/metrics");
-    return body.ok() ? telemetry::testing::MetricValue(*body, series) : -1;
-  };
+  auto metric = [&](const std::string& series) { return Metric(**server, series); };
   auto channel = FastReconnectChannel((*server)->port());
   auto stub = v1::IngestService::NewStub(channel);
 
@@ -245,20 +246,12 @@ TEST(FaultTest, ReadOnlyDatabaseGetsClearRetryableErrorsAndNothingFalselyAcked) 
 
 TEST(FaultTest, RedisUnreachableForTheWholeRunStillExactlyOnceWithTheFallbackVisible) {
   const std::string db = MigratedDatabase();
-  ingest::IngestServerOptions o;
-  o.listen_address = "127.0.0.1:0";
-  o.metrics_address = "127.0.0.1:0";
-  o.database_url = db;
+  ingest::IngestServerOptions o = LoopbackGateway(db);
   // A loopback port nothing listens on: Redis is down from the start.
   o.redis_url = absl::StrCat("redis://127.0.0.1:", telemetry::testing::FreeLoopbackPort());
-  o.transport.plaintext = true;  // loopback
-  o.require_device_auth = false;
   auto server = ingest::IngestServer::Start(o);
   ASSERT_TRUE(server.ok()) << server.status();
-  auto metric = [&](const std::string& series) {
-    auto body = telemetry::testing::HttpGet((*server)->metrics_port(), "/metrics");
-    return body.ok() ? telemetry::testing::MetricValue(*body, series) : -1;
-  };
+  auto metric = [&](const std::string& series) { return Metric(**server, series); };
   client::BatchStream stream(FastReconnectChannel((*server)->port()), PatientStream());
   // Every batch once, and every third one again (a client retrying).
   for (int b = 0; b < 30; ++b) {
@@ -353,19 +346,10 @@ TEST(FaultTest, DiskFullGetsRetryableErrorsNothingFalselyAckedAndAllLandsOnceThe
     }
   } drop{admin, dbname, tablespace};
 
-  ingest::IngestServerOptions o;
-  o.listen_address = "127.0.0.1:0";
-  o.metrics_address = "127.0.0.1:0";
-  o.database_url = db;
-  o.redis_url = Redis().Url();
-  o.transport.plaintext = true;  // loopback
-  o.require_device_auth = false;
+  ingest::IngestServerOptions o = LoopbackGateway(db);
   auto server = ingest::IngestServer::Start(o);
   ASSERT_TRUE(server.ok()) << server.status();
-  auto metric = [&](const std::string& series) {
-    auto body = telemetry::testing::HttpGet((*server)->metrics_port(), "/metrics");
-    return body.ok() ? telemetry::testing::MetricValue(*body, series) : -1;
-  };
+  auto metric = [&](const std::string& series) { return Metric(**server, series); };
 
   // Far more than fits: 240,000 readings (about 40 MiB with both indexes).
   constexpr int kBatches = 480, kPerBatch = 500;
@@ -420,13 +404,7 @@ TEST(FaultTest, MaxConnectionAgeMovesStreamsToNewConnectionsWithoutLossOrDuplica
   // the client library reconnects (through the balancer, to any replica)
   // and resends whatever was unacknowledged.
   const std::string db = MigratedDatabase();
-  ingest::IngestServerOptions o;
-  o.listen_address = "127.0.0.1:0";
-  o.metrics_address = "";
-  o.database_url = db;
-  o.redis_url = Redis().Url();
-  o.transport.plaintext = true;  // loopback
-  o.require_device_auth = false;
+  ingest::IngestServerOptions o = LoopbackGateway(db);
   o.max_connection_age = absl::Milliseconds(500);
   o.max_connection_age_grace = absl::Milliseconds(200);
   auto server = ingest::IngestServer::Start(o);
