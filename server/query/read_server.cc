@@ -25,6 +25,12 @@ std::string SessionSql(absl::Duration statement_timeout, bool read_only) {
                       read_only ? "; SET default_transaction_read_only = on" : "");
 }
 
+// Health-check names: the server as a whole ("") and each service.
+constexpr const char* kHealthNames[] = {"", "telemetry.v1.QueryService",
+                                        "telemetry.v1.AlertService",
+                                        "telemetry.v1.MaintenanceService",
+                                        "telemetry.v1.AdminService"};
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ReadServer>> ReadServer::Start(ReadServerOptions options) {
@@ -109,8 +115,7 @@ absl::StatusOr<std::unique_ptr<ReadServer>> ReadServer::Start(ReadServerOptions 
     }
     s->health_ = *std::move(health);
   }
-  for (const char* name : {"", "telemetry.v1.QueryService", "telemetry.v1.AlertService",
-                           "telemetry.v1.MaintenanceService", "telemetry.v1.AdminService"}) {
+  for (const char* name : kHealthNames) {
     s->server_->GetHealthCheckService()->SetServingStatus(name, true);
     if (s->health_) s->health_->SetServing(name, true);
   }
@@ -132,8 +137,11 @@ void ReadServer::Shutdown(absl::Duration grace) {
   shut_down_ = true;
   if (jobs_) jobs_->Stop();
   if (server_) {
-    server_->GetHealthCheckService()->SetServingStatus("", false);
-    if (health_) health_->SetServing("", false);
+    // Every name, not only "": readiness probes ask for a service by name.
+    for (const char* name : kHealthNames) {
+      server_->GetHealthCheckService()->SetServingStatus(name, false);
+      if (health_) health_->SetServing(name, false);
+    }
     server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
     if (health_) health_->Shutdown();
     Log(LogLevel::kInfo, "read service stopped");
