@@ -1,4 +1,5 @@
 #include "client/telemetry_client.h"
+#include "storage/util/mutex.h"
 
 #include <algorithm>
 #include <cmath>
@@ -81,7 +82,7 @@ absl::Status BatchStream::Send(ReadingBatch batch) {
   if (batch.idempotency_key().empty()) {
     return absl::InvalidArgumentError("batch has no idempotency_key");
   }
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto room = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     return abandon_ || closing_ ||
            static_cast<int>(outstanding_.size()) < options_.max_in_flight;
@@ -146,14 +147,14 @@ void BatchStream::ReadLoop(Stream* stream, uint64_t generation) {
   while (stream->Read(&ack)) {
     bool final_ack = false;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       size_t before = outstanding_.size();
       HandleAck(ack);
       final_ack = outstanding_.size() < before;
     }
     if (final_ack && on_final_ack_) on_final_ack_(ack);
   }
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (generation_ == generation) stream_broken_ = true;
 }
 
@@ -161,7 +162,7 @@ void BatchStream::IoLoop() {
   int consecutive_failures = 0;
   while (true) {
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       auto work = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
         return abandon_ || !send_queue_.empty() ||
                (closing_ && outstanding_.empty());
@@ -179,7 +180,7 @@ void BatchStream::IoLoop() {
     context.set_wait_for_ready(true);
     uint64_t generation;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       generation = ++generation_;
       if (generation > 1) ++stats_.reconnects;
       stream_broken_ = false;
@@ -194,13 +195,13 @@ void BatchStream::IoLoop() {
     bool finished_cleanly = false;
     uint64_t acked_before;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       acked_before = stats_.batches_acked;
     }
     while (true) {
       std::optional<ReadingBatch> to_send;
       {
-        absl::MutexLock lock(&mu_);
+        MutexLock lock(&mu_);
         while (true) {
           if (stream_broken_ || abandon_) break;
           if (closing_ && outstanding_.empty()) {
@@ -261,7 +262,7 @@ void BatchStream::IoLoop() {
       stream->WritesDone();
       reader.join();
       (void)stream->Finish();
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       context_ = nullptr;
       return;
     }
@@ -269,14 +270,14 @@ void BatchStream::IoLoop() {
       // Cancel only a stream the server has not ended: cancelling first
       // would replace the server's final status (say UNAUTHENTICATED) with
       // CANCELLED.
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       if (!stream_broken_) context.TryCancel();
     }
     reader.join();
     grpc::Status finish = stream->Finish();
     absl::Duration pause;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       context_ = nullptr;
       if (abandon_) return;
       // A refusal no retry can fix (bad or revoked credentials, an
@@ -297,7 +298,7 @@ void BatchStream::IoLoop() {
           stats_.batches_acked > acked_before ? 1 : consecutive_failures + 1;
       pause = std::max(Backoff(consecutive_failures), RetryPushback(context));
     }
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     mu_.AwaitWithTimeout(absl::Condition(&abandon_), pause);
   }
 }
@@ -305,7 +306,7 @@ void BatchStream::IoLoop() {
 absl::StatusOr<StreamStats> BatchStream::Close(absl::Duration timeout) {
   bool timed_out = false;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     closing_ = true;
     auto drained = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
       return outstanding_.empty() || !fatal_.ok();
@@ -317,7 +318,7 @@ absl::StatusOr<StreamStats> BatchStream::Close(absl::Duration timeout) {
     }
   }
   if (io_thread_.joinable()) io_thread_.join();
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (!fatal_.ok()) return fatal_;
   if (timed_out) {
     return absl::DeadlineExceededError(absl::StrCat(

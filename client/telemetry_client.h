@@ -35,7 +35,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "storage/util/mutex.h"
 #include "absl/time/time.h"
 #include "telemetry/v1/ingest.grpc.pb.h"
 
@@ -120,7 +120,7 @@ class BatchStream {
   std::unique_ptr<telemetry::v1::IngestService::Stub> stub_;
   AckCallback on_final_ack_;
 
-  absl::Mutex mu_;
+  Mutex mu_;
   std::map<std::string, Outstanding> outstanding_ ABSL_GUARDED_BY(mu_);
   std::deque<std::string> send_queue_ ABSL_GUARDED_BY(mu_);
   StreamStats stats_ ABSL_GUARDED_BY(mu_);

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "storage/util/mutex.h"
 #include "absl/time/time.h"
 
 namespace telemetry::load {
@@ -39,14 +39,14 @@ class LatencyRecorder {
  public:
   void Record(absl::Duration d) {
     int64_t us = absl::ToInt64Microseconds(d);
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     window_.push_back(us);
     all_.push_back(us);
   }
   Percentiles TakeWindow() {
     std::vector<int64_t> w;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       w.swap(window_);
     }
     return ComputePercentiles(w);
@@ -54,14 +54,14 @@ class LatencyRecorder {
   Percentiles Total() {
     std::vector<int64_t> a;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       a = all_;
     }
     return ComputePercentiles(a);
   }
 
  private:
-  absl::Mutex mu_;
+  Mutex mu_;
   std::vector<int64_t> window_ ABSL_GUARDED_BY(mu_);
   std::vector<int64_t> all_ ABSL_GUARDED_BY(mu_);
 };

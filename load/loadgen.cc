@@ -27,7 +27,7 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/synchronization/mutex.h"
+#include "storage/util/mutex.h"
 #include "absl/time/clock.h"
 #include "client/channel_flags.h"
 #include "client/telemetry_client.h"
@@ -162,7 +162,7 @@ class Device {
  private:
   void Send(telemetry::client::BatchStream* stream, telemetry::v1::ReadingBatch batch) {
     {
-      absl::MutexLock lock(&mu_);
+      telemetry::MutexLock lock(&mu_);
       sent_at_[batch.idempotency_key()].push_back(absl::Now());
     }
     if (!stream->Send(std::move(batch)).ok()) ++totals_->client_errors;
@@ -171,7 +171,7 @@ class Device {
   void OnAck(const telemetry::v1::BatchAck& ack) {
     absl::Time sent;
     {
-      absl::MutexLock lock(&mu_);
+      telemetry::MutexLock lock(&mu_);
       auto it = sent_at_.find(ack.idempotency_key());
       if (it == sent_at_.end() || it->second.empty()) return;
       sent = it->second.front();  // deliveries of one key: earliest first
@@ -190,7 +190,7 @@ class Device {
   Totals* totals_;
   telemetry::load::LatencyRecorder* latency_;
   std::mt19937_64 rng_;
-  absl::Mutex mu_;
+  telemetry::Mutex mu_;
   absl::flat_hash_map<std::string, std::deque<absl::Time>> sent_at_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<telemetry::client::BatchStream> stream_;
   std::unique_ptr<telemetry::client::BatchStream> retry_stream_;

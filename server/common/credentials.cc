@@ -1,4 +1,5 @@
 #include "server/common/credentials.h"
+#include "storage/util/mutex.h"
 
 #include <grpcpp/server_context.h>
 #include <openssl/evp.h>
@@ -130,7 +131,7 @@ absl::StatusOr<std::shared_ptr<const CredentialSource::Snapshot>> CredentialStor
     bool force_if_allowed) {
   const absl::Time now = absl::Now();
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     bool reload = snapshot_ == nullptr || now - loaded_at_ >= refresh_;
     if (!reload && force_if_allowed && now - last_forced_ >= absl::Seconds(1)) {
       last_forced_ = now;
@@ -151,7 +152,7 @@ absl::StatusOr<std::shared_ptr<const CredentialSource::Snapshot>> CredentialStor
     loading_ = true;
   }
   auto snap = source_->Load();  // outside the lock
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   loading_ = false;
   if (snap.ok()) {
     snapshot_ = std::make_shared<const CredentialSource::Snapshot>(*std::move(snap));

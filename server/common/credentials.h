@@ -15,7 +15,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
+#include "storage/util/mutex.h"
 #include "absl/time/time.h"
 
 namespace grpc {
@@ -91,7 +91,7 @@ class CredentialStore {
 
   const std::unique_ptr<CredentialSource> source_;
   const absl::Duration refresh_;
-  absl::Mutex mu_;
+  Mutex mu_;
   std::shared_ptr<const CredentialSource::Snapshot> snapshot_ ABSL_GUARDED_BY(mu_);
   absl::Time loaded_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   absl::Time last_forced_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();

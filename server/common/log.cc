@@ -1,4 +1,5 @@
 #include "server/common/log.h"
+#include "storage/util/mutex.h"
 
 #include <cstdio>
 
@@ -30,7 +31,7 @@ std::string JsonEscape(absl::string_view s) {
 
 bool LogRateLimiter::Allow(int64_t* left_out) {
   const absl::Time now = absl::Now();
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (now - window_start_ >= interval_) {
     window_start_ = now;
     in_window_ = 0;

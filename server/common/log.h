@@ -13,7 +13,7 @@
 #include <utility>
 
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
+#include "storage/util/mutex.h"
 #include "absl/time/time.h"
 
 namespace telemetry {
@@ -41,7 +41,7 @@ class LogRateLimiter {
  private:
   const int burst_;
   const absl::Duration interval_;
-  absl::Mutex mu_;
+  Mutex mu_;
   absl::Time window_start_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   int in_window_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;

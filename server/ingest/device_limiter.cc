@@ -1,4 +1,5 @@
 #include "server/ingest/device_limiter.h"
+#include "storage/util/mutex.h"
 
 #include <algorithm>
 #include <cmath>
@@ -13,7 +14,7 @@ DeviceLimiter::DeviceLimiter(DeviceLimits limits, size_t max_batch_readings)
 absl::Duration DeviceLimiter::AdmitReadings(absl::string_view key, size_t readings,
                                             absl::Time now) {
   if (limits_.readings_per_second <= 0) return absl::ZeroDuration();
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (++ops_ % 4096 == 0) Prune(now);
   State& s = states_[key];
   if (s.refilled == absl::InfinitePast()) {
@@ -36,7 +37,7 @@ absl::Duration DeviceLimiter::AdmitReadings(absl::string_view key, size_t readin
 
 bool DeviceLimiter::OpenStream(absl::string_view key) {
   if (limits_.max_streams <= 0) return true;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   State& s = states_[key];
   if (s.refilled == absl::InfinitePast()) {
     s.tokens = capacity_;
@@ -49,7 +50,7 @@ bool DeviceLimiter::OpenStream(absl::string_view key) {
 
 void DeviceLimiter::CloseStream(absl::string_view key) {
   if (limits_.max_streams <= 0) return;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = states_.find(key);
   if (it != states_.end() && it->second.streams > 0) --it->second.streams;
 }

@@ -13,7 +13,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
+#include "storage/util/mutex.h"
 #include "absl/time/time.h"
 
 namespace telemetry::ingest {
@@ -53,7 +53,7 @@ class DeviceLimiter {
 
   const DeviceLimits limits_;
   const double capacity_;
-  absl::Mutex mu_;
+  Mutex mu_;
   absl::flat_hash_map<std::string, State> states_ ABSL_GUARDED_BY(mu_);
   uint64_t ops_ ABSL_GUARDED_BY(mu_) = 0;
 };

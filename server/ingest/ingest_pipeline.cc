@@ -1,4 +1,5 @@
 #include "server/ingest/ingest_pipeline.h"
+#include "storage/util/mutex.h"
 
 #include <unistd.h>
 
@@ -34,7 +35,7 @@ IngestPipeline::~IngestPipeline() { Shutdown(); }
 void IngestPipeline::Shutdown() {
   std::vector<absl::AnyInvocable<void() &&>> waiters;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     shutting_down_ = true;
     waiters.swap(space_waiters_);
   }
@@ -45,13 +46,13 @@ void IngestPipeline::Shutdown() {
 }
 
 size_t IngestPipeline::queued_readings() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return reserved_rows_;
 }
 
 void IngestPipeline::NotifyWhenSpace(absl::AnyInvocable<void() &&> callback) {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (!shutting_down_ && reserved_rows_ > 0) {
       space_waiters_.push_back(std::move(callback));
       return;
@@ -103,7 +104,7 @@ absl::Status IngestPipeline::Submit(const std::string& key,
     return absl::OkStatus();
   }
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (shutting_down_) {
       return absl::UnavailableError("the gateway is shutting down");
     }
@@ -143,7 +144,7 @@ absl::Status IngestPipeline::Submit(const std::string& key,
         std::vector<std::pair<Callback, BatchOutcome>> calls;
         std::vector<Waiter> waiters;
         {
-          absl::MutexLock lock(&mu_);
+          MutexLock lock(&mu_);
           auto node = in_flight_.extract(key);
           waiters = std::move(node.mapped());
           reserved_rows_ -= n;
@@ -174,7 +175,7 @@ absl::Status IngestPipeline::Submit(const std::string& key,
   p.key = key;
   p.rows = std::move(rows);
   p.done = std::move(done);
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   --submitting_;
   queue_rows_ += n;
   queue_.push_back(std::move(p));
@@ -189,7 +190,7 @@ void IngestPipeline::FlusherLoop(TelemetrySink* sink) {
   std::vector<Pending> group;
   while (true) {
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       while (true) {
         if (queue_.empty()) {
           // A Submit between its reservation and its push still counts as
@@ -254,7 +255,7 @@ void IngestPipeline::WriteGroup(TelemetrySink* sink,
   std::vector<absl::AnyInvocable<void() &&>> space;
   std::vector<std::vector<Waiter>> waiters(group.size());
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     size_t rows = 0;
     for (size_t i = 0; i < group.size(); ++i) {
       rows += group[i].rows.size();

@@ -37,7 +37,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
+#include "storage/util/mutex.h"
 #include "absl/time/time.h"
 #include "server/common/ingest_metrics.h"
 #include "storage/dedupe_store.h"
@@ -128,7 +128,7 @@ class IngestPipeline {
   std::atomic<int> dedupe_up_{-1};  // -1 unknown, 0 down, 1 up
   const std::string token_prefix_;
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
   size_t queue_rows_ ABSL_GUARDED_BY(mu_) = 0;      // rows in queue_
   size_t reserved_rows_ ABSL_GUARDED_BY(mu_) = 0;   // queued + being written

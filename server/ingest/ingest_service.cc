@@ -6,7 +6,7 @@
 #include <optional>
 #include <utility>
 
-#include "absl/synchronization/mutex.h"
+#include "storage/util/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/strings/str_cat.h"
 #include "server/common/correlation.h"
@@ -64,7 +64,7 @@ class StreamReactor final
     auto device = service_->Authenticate(*context, call_id_);
     if (!device.ok()) {
       {
-        absl::MutexLock lock(&mu_);
+        MutexLock lock(&mu_);
         finished_ = true;
       }
       Finish(ToGrpcStatus(device.status(), call_id_));
@@ -74,7 +74,7 @@ class StreamReactor final
     if (device_ != nullptr) {
       if (!service_->limiter().OpenStream(device_->device_id)) {
         {
-          absl::MutexLock lock(&mu_);
+          MutexLock lock(&mu_);
           finished_ = true;
         }
         const DeviceLimits& limits = service_->options().device_limits;
@@ -93,25 +93,32 @@ class StreamReactor final
     MaybeStartRead();
   }
 
+  // The reading reaction owns request_ and messages_ from the moment its
+  // read completes until it has consumed the message: reading_ stays true
+  // until then, so no other thread (an OnWriteDone freeing window, a
+  // pipeline callback) can StartRead into request_ while it is being
+  // parsed, and reading reactions never overlap.
   void OnReadDone(bool ok) override {
-    {
-      absl::MutexLock lock(&mu_);
-      reading_ = false;
-      if (!ok) reads_done_ = true;
-    }
     if (!ok) {
+      {
+        MutexLock lock(&mu_);
+        reading_ = false;
+        reads_done_ = true;
+      }
       MaybeFinish();
       return;
+    }
+    {
+      MutexLock lock(&mu_);
+      ++window_;  // from now until its ack is written or dropped
     }
     ReadingBatch batch;
     absl::Status parsed = ParseBatch(request_, &batch);
     request_.Clear();
-    if (!parsed.ok()) {
+    if (parsed.ok()) {
+      HandleBatch(batch);
+    } else {
       // Only this message is refused; the stream goes on.
-      {
-        absl::MutexLock lock(&mu_);
-        ++window_;
-      }
       BatchAck ack;
       ack.set_correlation_id(NextBatchId());
       ack.set_status_code(static_cast<int32_t>(parsed.code()));
@@ -119,16 +126,19 @@ class StreamReactor final
       if (service_->metrics()) service_->metrics()->batches_invalid.Increment();
       service_->LogRefusal(ack.correlation_id(), device_.get(), "", ack.status_message());
       EnqueueAck(ack);
-      MaybeStartRead();
-      return;
     }
-    HandleBatch(batch);
+    {
+      MutexLock lock(&mu_);
+      reading_ = false;  // request_ is free again
+    }
+    MaybeStartRead();
+    MaybeFinish();
   }
 
   void OnWriteDone(bool ok) override {
     bool start_write = false;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       --window_;
       if (!ok) {
         write_failed_ = true;
@@ -161,11 +171,9 @@ class StreamReactor final
     BatchAck ack;
   };
 
+  // Runs inside the reading reaction (see OnReadDone); the message already
+  // counts in window_.
   void HandleBatch(const ReadingBatch& batch) {
-    {
-      absl::MutexLock lock(&mu_);
-      ++window_;
-    }
     BatchAck ack;
     ValidatedBatch v = service_->Validate(batch, device_.get(), &ack);
     ack.set_correlation_id(NextBatchId());
@@ -173,7 +181,6 @@ class StreamReactor final
       service_->LogRefusal(ack.correlation_id(), device_.get(), batch.idempotency_key(),
                            ack.status_message());
       EnqueueAck(ack);
-      MaybeStartRead();
       return;
     }
     if (absl::Duration wait = service_->Throttle(device_.get(), v.rows.size());
@@ -183,13 +190,12 @@ class StreamReactor final
       service_->LogRefusal(ack.correlation_id(), device_.get(), batch.idempotency_key(),
                            ack.status_message());
       EnqueueAck(ack);
-      MaybeStartRead();
       return;
     }
     auto parked = std::make_unique<Parked>(Parked{
         IngestServiceImpl::DedupeKey(batch, device_.get()), std::move(v.rows), std::move(ack)});
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       ++pending_;
     }
     Submit(std::move(parked));
@@ -214,7 +220,7 @@ class StreamReactor final
         service_->LogRefusal(ack.correlation_id(), device_.get(), "", ack.status_message());
       }
       {
-        absl::MutexLock lock(&mu_);
+        MutexLock lock(&mu_);
         --pending_;
       }
       EnqueueAck(ack);
@@ -231,14 +237,14 @@ class StreamReactor final
     if (s.code() == absl::StatusCode::kResourceExhausted) {
       // Stop reading (flow control reaches the client) until space frees.
       {
-        absl::MutexLock lock(&mu_);
+        MutexLock lock(&mu_);
         parked_ = true;
       }
       Ref();  // for the space callback
       service_->pipeline()->NotifyWhenSpace(
           [this, p = std::move(parked)]() mutable {
             {
-              absl::MutexLock lock(&mu_);
+              MutexLock lock(&mu_);
               parked_ = false;
             }
             Submit(std::move(p));
@@ -249,20 +255,22 @@ class StreamReactor final
     BatchAck ack = std::move(parked->ack);
     ApplyOutcome(BatchOutcome{s, 0, 0}, &ack);
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       --pending_;
     }
     EnqueueAck(ack);
     MaybeFinish();
   }
 
+  // Writes `ack` now, or queues it behind the write in progress. Once a
+  // write has failed the client is gone: the ack is dropped.
   void EnqueueAck(const BatchAck& ack) {
     bool start_write = false;
     grpc::ByteBuffer bytes = Serialize(ack);
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       if (write_failed_ || finished_) {
-        --window_;  // the client is gone; the ack has nowhere to go
+        --window_;  // the ack has nowhere to go
       } else if (writing_) {
         acks_.push_back(std::move(bytes));
       } else {
@@ -274,10 +282,14 @@ class StreamReactor final
     if (start_write) StartWrite(&current_ack_);
   }
 
+  // Starts the next read unless one is in progress (or its reaction is still
+  // consuming request_), the window is full, a batch is parked, or the
+  // stream is ending. After a failed write nothing more is read: the call is
+  // dead, and any read in progress completes with ok=false.
   void MaybeStartRead() {
     {
-      absl::MutexLock lock(&mu_);
-      if (reading_ || reads_done_ || parked_ || finished_ ||
+      MutexLock lock(&mu_);
+      if (reading_ || reads_done_ || write_failed_ || parked_ || finished_ ||
           window_ >= service_->options().max_stream_window) {
         return;
       }
@@ -286,11 +298,13 @@ class StreamReactor final
     StartRead(&request_);
   }
 
+  // Finishes once nothing is in progress: no read, no write, no batch in
+  // the pipeline or parked, and the client half-closed (or a write failed).
   void MaybeFinish() {
     {
-      absl::MutexLock lock(&mu_);
-      if (finished_ || !reads_done_ || pending_ > 0 || parked_ || writing_ ||
-          reading_) {
+      MutexLock lock(&mu_);
+      if (finished_ || !(reads_done_ || write_failed_) || pending_ > 0 || parked_ ||
+          writing_ || reading_) {
         return;
       }
       finished_ = true;
@@ -300,13 +314,13 @@ class StreamReactor final
 
   IngestServiceImpl* const service_;
   const std::string call_id_;
-  uint64_t messages_ = 0;     // read so far (only the reading reaction counts)
+  uint64_t messages_ = 0;     // read so far (only the reading reaction touches it)
   std::atomic<int> refs_{1};  // gRPC's, until OnDone; plus one per callback
   std::shared_ptr<const DeviceIdentity> device_;  // null: authentication off
   bool counted_stream_ = false;                    // in the device's stream count
-  grpc::ByteBuffer request_;  // owned by the in-progress read
-  absl::Mutex mu_;
-  grpc::ByteBuffer current_ack_;  // owned by the in-progress write
+  grpc::ByteBuffer request_;  // owned by the read in progress and its reaction
+  Mutex mu_;
+  grpc::ByteBuffer current_ack_;  // set under mu_ with writing_; owned by that write
   std::deque<grpc::ByteBuffer> acks_ ABSL_GUARDED_BY(mu_);
   int window_ ABSL_GUARDED_BY(mu_) = 0;   // read, ack not yet written
   int pending_ ABSL_GUARDED_BY(mu_) = 0;  // awaiting a pipeline outcome

@@ -1,4 +1,5 @@
 #include "server/query/lifecycle_jobs.h"
+#include "storage/util/mutex.h"
 
 #include <algorithm>
 #include <cmath>
@@ -81,11 +82,11 @@ void LifecycleJobs::Stop() {
 void LifecycleJobs::RunJob(JobState& job, const std::function<absl::Status()>& body) {
   absl::Time start = absl::Now();
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     job.last_start = start;
   }
   absl::Status s = body();
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   job.last_duration = absl::Now() - start;
   job.next_start = start + job.schedule;
   if (s.ok()) {
@@ -106,7 +107,7 @@ void LifecycleJobs::Loop() {
       ctx_.mode == pg::StorageMode::kNative && options_.run_native_jobs;
   absl::Time next_stats = absl::Now();
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     refresh_.next_start = absl::Now();
     retention_.next_start = absl::Now();
   }
@@ -115,7 +116,7 @@ void LifecycleJobs::Loop() {
     if (native_jobs) {
       bool refresh_due, retention_due;
       {
-        absl::MutexLock lock(&mu_);
+        MutexLock lock(&mu_);
         refresh_due = now >= refresh_.next_start;
         retention_due = now >= retention_.next_start;
       }
@@ -135,7 +136,7 @@ void LifecycleJobs::Loop() {
     }
     absl::Time wake = next_stats;
     if (native_jobs) {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       wake = std::min({wake, refresh_.next_start, retention_.next_start});
     }
     if (stop_.WaitForNotificationWithTimeout(
@@ -219,7 +220,7 @@ absl::StatusOr<std::string> LifecycleJobs::RunCompression() {
 absl::StatusOr<std::vector<telemetry::v1::Job>> LifecycleJobs::Jobs() {
   std::vector<telemetry::v1::Job> jobs;
   if (ctx_.mode == pg::StorageMode::kNative) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     for (const JobState* s : {&refresh_, &retention_}) {
       telemetry::v1::Job j;
       j.set_name(s->name);

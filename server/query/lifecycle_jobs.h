@@ -25,7 +25,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "storage/util/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "server/query/read_context.h"
@@ -97,7 +97,7 @@ class LifecycleJobs {
   prometheus::Gauge& rows_;
   prometheus::Gauge& compression_ratio_;
 
-  absl::Mutex mu_;
+  Mutex mu_;
   JobState refresh_ ABSL_GUARDED_BY(mu_);
   JobState retention_ ABSL_GUARDED_BY(mu_);
   absl::Notification stop_;

@@ -14,7 +14,7 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
+#include "storage/util/mutex.h"
 #include "absl/time/clock.h"
 #include "server/common/credentials.h"
 #include "storage/pg/connection_pool.h"
@@ -41,22 +41,22 @@ class WatermarkCache {
  public:
   // The cached value, or nullopt when it must be read again.
   std::optional<int64_t> Get() {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (absl::Now() < expires_) return value_;
     return std::nullopt;
   }
   void Put(int64_t value) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     value_ = value;
     expires_ = absl::Now() + absl::Seconds(1);
   }
   void Invalidate() {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     expires_ = absl::InfinitePast();
   }
 
  private:
-  absl::Mutex mu_;
+  Mutex mu_;
   int64_t value_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time expires_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 };

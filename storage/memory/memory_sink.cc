@@ -1,4 +1,5 @@
 #include "storage/memory/memory_sink.h"
+#include "storage/util/mutex.h"
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -7,33 +8,33 @@
 namespace telemetry {
 
 size_t MemoryDatabase::rows() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return keys_.size();
 }
 
 int64_t MemoryDatabase::groups_written() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return groups_;
 }
 
 size_t MemoryDatabase::largest_group() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return largest_group_;
 }
 
 void MemoryDatabase::FailNextWrites(int n, absl::Status status) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   fail_next_ = n;
   fail_status_ = std::move(status);
 }
 
 void MemoryDatabase::SetGateOpen(bool open) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   gate_open_ = open;
 }
 
 int64_t MemoryDatabase::writes_waiting() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return waiting_;
 }
 
@@ -41,7 +42,7 @@ absl::StatusOr<std::vector<TelemetrySink::BatchResult>>
 MemorySink::WriteBatches(
     absl::Span<const std::vector<ReadingRow>* const> batches,
     bool /*may_contain_duplicates*/) {
-  absl::MutexLock lock(&db_->mu_);
+  MutexLock lock(&db_->mu_);
   ++db_->waiting_;
   db_->mu_.Await(absl::Condition(&db_->gate_open_));
   --db_->waiting_;
@@ -68,7 +69,7 @@ MemorySink::WriteBatches(
 
 DedupeStore::Claim MemoryDedupeStore::TryClaim(const std::string& key,
                                                const std::string& token) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   Claim c;
   if (!available_) return c;
   auto [it, inserted] = values_.emplace(key, "p:" + token);
@@ -84,7 +85,7 @@ DedupeStore::Claim MemoryDedupeStore::TryClaim(const std::string& key,
 }
 
 bool MemoryDedupeStore::Complete(const std::vector<Completion>& completions) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (!available_) return false;
   for (const Completion& c : completions) {
     if (c.committed) {
@@ -97,12 +98,12 @@ bool MemoryDedupeStore::Complete(const std::vector<Completion>& completions) {
 }
 
 void MemoryDedupeStore::SetAvailable(bool available) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   available_ = available;
 }
 
 std::string MemoryDedupeStore::Value(const std::string& key) const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = values_.find(key);
   return it == values_.end() ? "" : it->second;
 }

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "storage/util/mutex.h"
 #include "storage/dedupe_store.h"
 #include "storage/telemetry_sink.h"
 
@@ -32,7 +32,7 @@ class MemoryDatabase {
 
  private:
   friend class MemorySink;
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   std::set<std::pair<std::string, int64_t>> keys_ ABSL_GUARDED_BY(mu_);
   int64_t groups_ ABSL_GUARDED_BY(mu_) = 0;
   size_t largest_group_ ABSL_GUARDED_BY(mu_) = 0;
@@ -62,7 +62,7 @@ class MemoryDedupeStore : public DedupeStore {
   std::string Value(const std::string& key) const;
 
  private:
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   std::map<std::string, std::string> values_ ABSL_GUARDED_BY(mu_);
   bool available_ ABSL_GUARDED_BY(mu_) = true;
 };

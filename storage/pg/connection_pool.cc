@@ -1,4 +1,5 @@
 #include "storage/pg/connection_pool.h"
+#include "storage/util/mutex.h"
 
 #include <utility>
 
@@ -16,7 +17,7 @@ absl::StatusOr<ConnectionPool::Lease> ConnectionPool::Acquire(
     absl::Duration timeout) {
   std::unique_ptr<Connection> conn;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto slot_free = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
       return !idle_.empty() || leased_ < max_size_;
     };
@@ -39,7 +40,7 @@ absl::StatusOr<ConnectionPool::Lease> ConnectionPool::Acquire(
     if (!s.ok()) opened = s;
   }
   if (!opened.ok()) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     --leased_;
     return opened.status();
   }
@@ -49,13 +50,13 @@ absl::StatusOr<ConnectionPool::Lease> ConnectionPool::Acquire(
 void ConnectionPool::Release(std::unique_ptr<Connection> conn) {
   bool reusable = conn->healthy() && !conn->InTransaction();
   if (!reusable) conn.reset();  // close outside the lock
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   --leased_;
   if (reusable) idle_.push_back(std::move(conn));
 }
 
 int ConnectionPool::open_connections() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return static_cast<int>(idle_.size()) + leased_;
 }
 

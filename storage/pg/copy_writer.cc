@@ -1,4 +1,5 @@
 #include "storage/pg/copy_writer.h"
+#include "storage/util/mutex.h"
 
 #include <algorithm>
 #include <utility>
@@ -57,23 +58,23 @@ ON CONFLICT (sensor_id) DO NOTHING)sql";
 }  // namespace
 
 bool WriterCaches::SensorKnown(absl::string_view sensor_id) const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return sensors_.contains(sensor_id);
 }
 
 void WriterCaches::AddSensors(const std::vector<std::string>& sensor_ids) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (sensors_.size() + sensor_ids.size() > max_sensors_) sensors_.clear();
   sensors_.insert(sensor_ids.begin(), sensor_ids.end());
 }
 
 bool WriterCaches::DayKnown(int64_t day) const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return days_.contains(day);
 }
 
 void WriterCaches::AddDays(int64_t first_day, int64_t last_day) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   for (int64_t d = first_day; d <= last_day; ++d) days_.insert(d);
 }
 

@@ -23,7 +23,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
-#include "absl/synchronization/mutex.h"
+#include "storage/util/mutex.h"
 #include "absl/time/time.h"
 #include "storage/pg/connection.h"
 #include "storage/pg/migration.h"
@@ -54,7 +54,7 @@ class WriterCaches {
 
  private:
   const size_t max_sensors_;
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   absl::flat_hash_set<std::string> sensors_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<int64_t> days_ ABSL_GUARDED_BY(mu_);
 };

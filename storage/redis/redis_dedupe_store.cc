@@ -1,4 +1,5 @@
 #include "storage/redis/redis_dedupe_store.h"
+#include "storage/util/mutex.h"
 
 #include <hiredis/hiredis.h>
 #include <sys/time.h>
@@ -96,7 +97,7 @@ RedisDedupeStore::RedisDedupeStore(RedisDedupeOptions options)
     : options_(std::move(options)) {}
 
 RedisDedupeStore::~RedisDedupeStore() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   Disconnect();
 }
 
@@ -138,7 +139,7 @@ bool RedisDedupeStore::EnsureConnected() {
 
 DedupeStore::Claim RedisDedupeStore::TryClaim(const std::string& key,
                                               const std::string& token) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   Claim claim;
   if (!EnsureConnected()) return claim;
   Append(ctx_, {"EVAL", kClaimScript, "1", options_.key_prefix + key,
@@ -168,7 +169,7 @@ DedupeStore::Claim RedisDedupeStore::TryClaim(const std::string& key,
 
 bool RedisDedupeStore::Complete(const std::vector<Completion>& completions) {
   if (completions.empty()) return true;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (!EnsureConnected()) return false;
   const std::string committed_ms =
       std::to_string(absl::ToInt64Milliseconds(options_.committed_ttl));

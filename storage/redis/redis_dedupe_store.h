@@ -18,7 +18,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "storage/util/mutex.h"
 #include "absl/time/time.h"
 #include "storage/dedupe_store.h"
 
@@ -62,7 +62,7 @@ class RedisDedupeStore : public DedupeStore {
   void RecordError() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const RedisDedupeOptions options_;
-  absl::Mutex mu_;
+  Mutex mu_;
   redisContext* ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
   absl::Time next_connect_attempt_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::atomic<int64_t> errors_{0};

@@ -9,7 +9,7 @@
 #include <thread>
 
 #include "absl/container/flat_hash_set.h"
-#include "absl/synchronization/mutex.h"
+#include "storage/util/mutex.h"
 
 namespace telemetry {
 namespace {
@@ -49,7 +49,7 @@ TEST(CredentialsTest, PatternsAreExactIdsOrPrefixesEndingInStar) {
 class GatedSource : public CredentialSource {
  public:
   absl::StatusOr<Snapshot> Load() override {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     ++loads_;
     if (loads_ > 1) mu_.Await(absl::Condition(&released_));
     Snapshot s;
@@ -58,16 +58,16 @@ class GatedSource : public CredentialSource {
     return s;
   }
   void Release() {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     released_ = true;
   }
   int loads() {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return loads_;
   }
 
  private:
-  absl::Mutex mu_;
+  Mutex mu_;
   int loads_ = 0;
   bool released_ = false;
 };
