@@ -11,7 +11,7 @@ TELEMETRY_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
   postgresql-15 postgresql-client-15 redis-server
-  prometheus python3 python3-yaml
+  prometheus python3 python3-yaml python3-grpcio python3-protobuf
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

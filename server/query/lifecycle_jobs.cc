@@ -79,26 +79,26 @@ void LifecycleJobs::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void LifecycleJobs::RunJob(JobState& job, const std::function<absl::Status()>& body) {
+void LifecycleJobs::RunJob(JobState* job_state, const std::function<absl::Status()>& body) {
   absl::Time start = absl::Now();
   {
     MutexLock lock(&mu_);
-    job.last_start = start;
+    job_state->last_start = start;
   }
   absl::Status s = body();
   MutexLock lock(&mu_);
-  job.last_duration = absl::Now() - start;
-  job.next_start = start + job.schedule;
+  job_state->last_duration = absl::Now() - start;
+  job_state->next_start = start + job_state->schedule;
   if (s.ok()) {
-    job.last_status = "success";
-    ++job.successes;
+    job_state->last_status = "success";
+    ++job_state->successes;
   } else if (s.code() == absl::StatusCode::kAborted) {
-    job.last_status = "skipped";  // another replica is running it
+    job_state->last_status = "skipped";  // another replica is running it
   } else {
-    job.last_status = "failure";
-    ++job.failures;
+    job_state->last_status = "failure";
+    ++job_state->failures;
     Log(LogLevel::kWarning, "background job failed",
-        {{"job", job.name}, {"error", std::string(s.message())}});
+        {{"job", job_state->name}, {"error", std::string(s.message())}});
   }
 }
 
@@ -121,14 +121,14 @@ void LifecycleJobs::Loop() {
         retention_due = now >= retention_.next_start;
       }
       if (refresh_due) {
-        RunJob(refresh_, [this] {
+        RunJob(&refresh_, [this] {
           int64_t now_us = absl::ToUnixMicros(absl::Now());
           return Refresh(now_us - absl::ToInt64Microseconds(options_.refresh_start_offset),
                          now_us - absl::ToInt64Microseconds(options_.refresh_end_offset))
               .status();
         });
       }
-      if (retention_due) RunJob(retention_, [this] { return RunRetention().status(); });
+      if (retention_due) RunJob(&retention_, [this] { return RunRetention().status(); });
     }
     if (absl::Now() >= next_stats) {
       CollectStats();

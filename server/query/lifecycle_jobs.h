@@ -80,7 +80,8 @@ class LifecycleJobs {
     absl::Time next_start = absl::InfinitePast();
   };
   void Loop();
-  void RunJob(JobState& job, const std::function<absl::Status()>& body)
+  // `job_state` is one of the guarded members; read and written under mu_.
+  void RunJob(JobState* job_state, const std::function<absl::Status()>& body)
       ABSL_LOCKS_EXCLUDED(mu_);
   void ExportJob(const telemetry::v1::Job& job);
 

@@ -233,29 +233,34 @@ grpc::Status QueryServiceImpl::HourlySummary(
     bool materialized;
   };
   std::vector<Bucket> buckets;
-  std::vector<int64_t> invalidated;
+  std::vector<std::pair<int64_t, int64_t>> stale;  // [from, to) to compute raw
   const std::string ids_param = ToTextArray(ids);
   if (watermark > lo) {
-    // One round trip: the materialised buckets, minus hours written since
-    // they were materialised (native mode logs those; TimescaleDB's log is
-    // internal), and those hours themselves, to be computed raw below.
+    // One round trip: the materialised buckets, minus the ranges the
+    // aggregate holds wrongly or not at all, and those ranges themselves,
+    // to be computed raw below. Native mode logs the hours written since
+    // they were materialised; TimescaleDB's own invalidation logs name both
+    // those and the hours no refresh ever covered (migration 0010).
     const std::string inv =
-        native ? "SELECT DISTINCT hour FROM telemetry_aggregate_invalidations "
-                 "WHERE hour >= " + MicrosToTimestampSql(2) + " AND hour < " +
-                     MicrosToTimestampSql(3)
-               : "SELECT NULL::timestamptz AS hour WHERE false";
+        native ? "SELECT DISTINCT hour AS range_start, hour + interval '1 hour' AS range_end "
+                 "FROM telemetry_aggregate_invalidations WHERE hour >= " +
+                     MicrosToTimestampSql(2) + " AND hour < " + MicrosToTimestampSql(3)
+               : "SELECT range_start, range_end FROM telemetry_summary_stale_ranges(" +
+                     MicrosToTimestampSql(2) + ", " + MicrosToTimestampSql(3) + ")";
     auto r = (*conn)->QueryBinary(
         absl::StrCat("WITH inv AS (", inv, ") SELECT sensor_id, hour"
                      ", avg_value, max_value, min_value, reading_count "
-                     "FROM sensor_readings_summary_hourly WHERE sensor_id = ANY ($1::text[]) "
+                     "FROM sensor_readings_summary_hourly c WHERE sensor_id = ANY ($1::text[]) "
                      "AND hour >= ", MicrosToTimestampSql(2), " AND hour < ",
-                     MicrosToTimestampSql(3), " AND hour NOT IN (SELECT hour FROM inv) "
-                     "UNION ALL SELECT NULL, hour, NULL, NULL, NULL, NULL FROM inv"),
+                     MicrosToTimestampSql(3), " AND NOT EXISTS (SELECT 1 FROM inv WHERE "
+                     "c.hour >= inv.range_start AND c.hour < inv.range_end) "
+                     "UNION ALL SELECT NULL, range_start, NULL, NULL, NULL, ",
+                     TimestampToMicrosSql("range_end"), " FROM inv"),
         {ids_param, std::to_string(lo), std::to_string(watermark)});
     if (!r.ok()) return scope.Done(r.status());
     for (int i = 0; i < r->rows(); ++i) {
       if (r->IsNull(i, 0)) {
-        invalidated.push_back(r->GetTimestampMicros(i, 1));
+        stale.emplace_back(r->GetTimestampMicros(i, 1), r->GetInt(i, 5));
         continue;
       }
       buckets.push_back({std::string(r->Get(i, 0)), r->GetTimestampMicros(i, 1), r->GetDouble(i, 2),
@@ -269,11 +274,19 @@ grpc::Status QueryServiceImpl::HourlySummary(
                          r.GetInt(i, 5), materialized});
     }
   };
-  // Raw ranges: [watermark, hi) and each invalidated hour, each an index
-  // range scan (no join the planner could turn into a full scan).
+  // Raw ranges: the stale ones and [watermark, hi), adjacent ones merged,
+  // each an index range scan (no join the planner could turn into a full
+  // scan).
+  if (watermark < hi) stale.emplace_back(watermark, hi);
+  std::sort(stale.begin(), stale.end());
   std::vector<std::pair<int64_t, int64_t>> ranges;
-  for (int64_t h : invalidated) ranges.emplace_back(h, h + kHourUs);
-  if (watermark < hi) ranges.emplace_back(watermark, hi);
+  for (const auto& [from, to] : stale) {
+    if (!ranges.empty() && from <= ranges.back().second) {
+      ranges.back().second = std::max(ranges.back().second, to);
+    } else {
+      ranges.emplace_back(from, to);
+    }
+  }
   const std::string raw_sql = absl::StrCat(
       "SELECT sensor_id, date_trunc('hour', \"timestamp\", 'UTC')"
       ", avg(value), max(value), min(value), count(*) FROM sensor_readings "
@@ -308,8 +321,7 @@ absl::StatusOr<int64_t> QueryServiceImpl::Watermark(pg::Connection& conn) {
           ? absl::StrCat("SELECT ", TimestampToMicrosSql("watermark"),
                          " FROM telemetry_aggregate_state WHERE name = "
                          "'sensor_readings_summary_hourly' AND watermark > '-infinity'")
-          : absl::StrCat("SELECT ", TimestampToMicrosSql("max(hour) + interval '1 hour'"),
-                         " FROM sensor_readings_summary_hourly"));
+          : absl::StrCat("SELECT ", TimestampToMicrosSql("telemetry_summary_watermark()")));
   if (!r.ok()) return r.status();
   int64_t us = INT64_MIN;  // nothing materialised
   if (r->rows() > 0 && !r->IsNull(0, 0)) us = r->GetInt(0, 0);

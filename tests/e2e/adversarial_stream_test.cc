@@ -23,6 +23,7 @@
 #include "server/ingest/ingest_server.h"
 #include "storage/util/mutex.h"
 #include "telemetry/v1/ingest.grpc.pb.h"
+#include "tests/support/exact_batches.h"
 #include "tests/support/http_get.h"
 #include "tests/support/servers_environment.h"
 
@@ -37,48 +38,6 @@ namespace v1 = telemetry::v1;
 
 constexpr int kPerBatch = 20;
 constexpr char kStreamMethod[] = "/telemetry.v1.IngestService/StreamReadings";
-
-// Every reading is unique and its value and quality follow from its key, so
-// the database can be checked for exactly the values sent: batch b, reading
-// i is sensor "adv-<b % 5>" at BaseTime() + (b * kPerBatch + i) ms with value
-// b * 1000 + i + 0.5 and quality 1 - i / 1024 (both exact in binary).
-absl::Time BaseTime() {
-  static const absl::Time base = absl::Now() - absl::Hours(2);
-  return absl::FromUnixMillis(absl::ToUnixMillis(base) / 1000 * 1000);
-}
-
-// Idempotency keys are remembered in the shared Redis across tests, so each
-// test sends under its own prefix.
-std::string& KeyPrefix() {
-  static std::string prefix;
-  return prefix;
-}
-
-v1::ReadingBatch Batch(int b) {
-  v1::ReadingBatch batch;
-  batch.set_idempotency_key(absl::StrCat(KeyPrefix(), b));
-  for (int i = 0; i < kPerBatch; ++i) {
-    v1::Reading* r = batch.add_readings();
-    r->set_sensor_id(absl::StrCat("adv-", b % 5));
-    const int64_t ms = absl::ToUnixMillis(BaseTime()) + int64_t{b} * kPerBatch + i;
-    r->mutable_timestamp()->set_seconds(ms / 1000);
-    r->mutable_timestamp()->set_nanos(static_cast<int32_t>(ms % 1000) * 1'000'000);
-    r->set_value(b * 1000.0 + i + 0.5);
-    r->set_quality(1.0 - i / 1024.0);
-    r->set_unit("bar");
-  }
-  return batch;
-}
-
-// Rows whose value or quality is not what batch/reading position implies.
-std::string WrongRowsSql() {
-  const std::string pos = absl::StrCat(
-      "((extract(epoch FROM \"timestamp\") * 1000)::bigint - ", absl::ToUnixMillis(BaseTime()),
-      ")");
-  return absl::StrCat("SELECT count(*) FROM sensor_readings WHERE value <> (", pos, " / ",
-                      kPerBatch, ") * 1000 + (", pos, " % ", kPerBatch,
-                      ") + 0.5 OR quality <> 1 - (", pos, " % ", kPerBatch, ") / 1024.0");
-}
 
 struct StreamResult {
   grpc::Status status;
@@ -189,8 +148,12 @@ class AdversarialStreamTest : public ::testing::Test {
  protected:
   void SetUp() override {
     db_ = MigratedDatabase();
-    KeyPrefix() = absl::StrCat(db_.substr(db_.rfind('=') + 1), "-", absl::ToUnixMicros(absl::Now()),
-                               "-");
+    // Idempotency keys live on in the shared Redis: a prefix per test.
+    batches_ = {.key_prefix = absl::StrCat(db_.substr(db_.rfind('=') + 1), "-",
+                                           absl::ToUnixMicros(absl::Now()), "-"),
+                .sensor_prefix = "adv-",
+                .base_ms = telemetry::testing::FreshBaseMs(),
+                .per_batch = kPerBatch};
     ingest::IngestServerOptions o;
     o.listen_address = "127.0.0.1:0";
     o.metrics_address = "127.0.0.1:0";
@@ -211,9 +174,11 @@ class AdversarialStreamTest : public ::testing::Test {
     if (server_) server_->Shutdown(absl::Seconds(5));
   }
 
-  static std::vector<std::string> Messages(int first, int count) {
+  std::vector<std::string> Messages(int first, int count) const {
     std::vector<std::string> out;
-    for (int b = first; b < first + count; ++b) out.push_back(Batch(b).SerializeAsString());
+    for (int b = first; b < first + count; ++b) {
+      out.push_back(batches_.Batch(b).SerializeAsString());
+    }
     return out;
   }
 
@@ -255,18 +220,13 @@ class AdversarialStreamTest : public ::testing::Test {
     return acked;
   }
 
-  // Rows stored for batch keys `keys` (KeyPrefix() + b).
+  // Rows stored for the batches whose keys are `keys`.
   int64_t RowsOf(const std::set<std::string>& keys) {
-    if (keys.empty()) return 0;
-    std::string list;
+    std::set<int> batches;
     for (const std::string& k : keys) {
-      absl::StrAppend(&list, list.empty() ? "" : ",", k.substr(KeyPrefix().size()));
+      batches.insert(std::stoi(k.substr(batches_.key_prefix.size())));
     }
-    const std::string pos = absl::StrCat("((extract(epoch FROM \"timestamp\") * 1000)::bigint - ",
-                                         absl::ToUnixMillis(BaseTime()), ")");
-    return std::stoll(QueryScalar(
-        db_, absl::StrCat("SELECT count(*) FROM sensor_readings WHERE ", pos, " / ", kPerBatch,
-                          " IN (", list, ")")));
+    return std::stoll(QueryScalar(db_, batches_.RowsOfSql(batches)));
   }
 
   // Resends batches [0, count) as unary calls, the way a client that lost
@@ -276,7 +236,7 @@ class AdversarialStreamTest : public ::testing::Test {
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
       v1::BatchAck ack;
-      grpc::Status st = stub_->WriteBatch(&ctx, Batch(b), &ack);
+      grpc::Status st = stub_->WriteBatch(&ctx, batches_.Batch(b), &ack);
       ASSERT_TRUE(st.ok()) << b << ": " << st.error_message();
       ASSERT_EQ(ack.accepted() + ack.duplicates(), static_cast<uint32_t>(kPerBatch));
     }
@@ -287,7 +247,7 @@ class AdversarialStreamTest : public ::testing::Test {
   void ExpectExactlyOnce(int count) {
     EXPECT_EQ(QueryScalar(db_, "SELECT count(*) FROM sensor_readings"),
               std::to_string(count * kPerBatch));
-    EXPECT_EQ(QueryScalar(db_, WrongRowsSql()), "0");
+    EXPECT_EQ(QueryScalar(db_, batches_.WrongRowsSql()), "0");
     EXPECT_TRUE(PollUntil(
         [&] {
           auto body = telemetry::testing::HttpGet(server_->metrics_port(), "/metrics");
@@ -299,6 +259,7 @@ class AdversarialStreamTest : public ::testing::Test {
   }
 
   std::string db_;
+  telemetry::testing::ExactBatches batches_;
   std::unique_ptr<ingest::IngestServer> server_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<grpc::GenericStub> generic_;
