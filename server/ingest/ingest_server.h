@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
-#include "absl/synchronization/notification.h"
+#include "storage/util/mutex.h"
 #include "absl/time/time.h"
 #include "server/common/health_server.h"
 #include "server/common/transport_security.h"
@@ -113,7 +113,7 @@ class IngestServer {
   std::unique_ptr<telemetry::HealthServer> health_;  // null unless health_address
   int port_ = 0;
   int metrics_port_ = 0;
-  absl::Notification stop_maintenance_;
+  Notification stop_maintenance_;
   std::thread maintenance_;
   bool shut_down_ = false;
 };

@@ -26,7 +26,6 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "storage/util/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "server/query/read_context.h"
 #include "telemetry/v1/query.pb.h"
@@ -101,7 +100,7 @@ class LifecycleJobs {
   Mutex mu_;
   JobState refresh_ ABSL_GUARDED_BY(mu_);
   JobState retention_ ABSL_GUARDED_BY(mu_);
-  absl::Notification stop_;
+  Notification stop_;
   std::thread thread_;
 };
 

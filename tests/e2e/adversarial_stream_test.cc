@@ -18,10 +18,9 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
+#include "storage/util/mutex.h"
 #include "absl/time/clock.h"
 #include "server/ingest/ingest_server.h"
-#include "storage/util/mutex.h"
 #include "telemetry/v1/ingest.grpc.pb.h"
 #include "tests/support/exact_batches.h"
 #include "tests/support/http_get.h"
@@ -141,7 +140,7 @@ class RawStream final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::B
   grpc::ByteBuffer read_buffer_;
   Mutex mu_;
   StreamResult result_ ABSL_GUARDED_BY(mu_);
-  absl::Notification done_;
+  Notification done_;
 };
 
 class AdversarialStreamTest : public ::testing::Test {

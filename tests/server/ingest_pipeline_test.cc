@@ -5,7 +5,7 @@
 #include <atomic>
 #include <memory>
 
-#include "absl/synchronization/notification.h"
+#include "storage/util/mutex.h"
 #include "storage/memory/memory_sink.h"
 
 namespace telemetry::ingest {
@@ -22,7 +22,7 @@ std::vector<ReadingRow> Rows(const std::string& sensor, int n, int64_t t0 = 0) {
 
 // Collects one batch's outcome.
 struct Result {
-  absl::Notification done;
+  Notification done;
   BatchOutcome outcome;
   IngestPipeline::Callback Callback() {
     return [this](const BatchOutcome& o) {
@@ -125,7 +125,7 @@ TEST_F(IngestPipelineTest, FullQueueRefusesUntilSpaceFrees) {
   EXPECT_EQ(rows.size(), 60u) << "a refused batch must be left intact";
   EXPECT_EQ(pipeline_->queued_readings(), 60u);
 
-  absl::Notification space;
+  Notification space;
   pipeline_->NotifyWhenSpace([&space] { space.Notify(); });
   EXPECT_FALSE(space.HasBeenNotified());
   db_.SetGateOpen(true);
