@@ -116,11 +116,15 @@ TEST(FaultTest, PostgresKilledWithSigkillMidStreamLosesAndDuplicatesNothing) {
                                   b * Load::kPerBatch, Load::kPerBatch));
     }
   });
-  ASSERT_TRUE(PollUntil([&] { return Count(db) >= 5'000; }));
-  ASSERT_TRUE(Pg().Kill().ok());  // no shutdown checkpoint: crash recovery on start
-  ASSERT_TRUE(PollUntil([&] { return metric("telemetry_postgres_errors_total") > 0; }));
-  ASSERT_TRUE(Pg().Restart().ok());
+  // No ASSERT while the producer runs: it must be joined whatever happens,
+  // and PostgreSQL must be up again for it to finish.
+  EXPECT_TRUE(PollUntil([&] { return Count(db) >= 5'000; }));
+  EXPECT_TRUE(Pg().Kill().ok());  // no shutdown checkpoint: crash recovery on start
+  EXPECT_TRUE(PollUntil([&] { return metric("telemetry_postgres_errors_total") > 0; }));
+  absl::Status restarted = Pg().running() ? absl::OkStatus() : Pg().Restart();
+  EXPECT_TRUE(restarted.ok()) << restarted;
   producer.join();
+  ASSERT_TRUE(restarted.ok());
   auto stats = stream.Close(absl::Seconds(120));
   ASSERT_TRUE(stats.ok()) << stats.status();
   EXPECT_TRUE(stats->failed.empty());
@@ -163,15 +167,17 @@ TEST(FaultTest, GatewayKilledWithSigkillAndRestartedClientRetriesExactlyOnce) {
                                   b * Load::kPerBatch, Load::kPerBatch));
     }
   });
-  ASSERT_TRUE(PollUntil([&] { return Count(db) >= 5'000; }));
-  ASSERT_EQ(kill(gateway, SIGKILL), 0);
+  // No ASSERT while the producer runs: it must be joined whatever happens.
+  EXPECT_TRUE(PollUntil([&] { return Count(db) >= 5'000; }));
+  EXPECT_EQ(kill(gateway, SIGKILL), 0);
   EXPECT_EQ(telemetry::testing::WaitForExit(gateway, absl::Seconds(30)), 128 + SIGKILL);
   // Batches the dead gateway had claimed in Redis but not committed are
   // resent; the new gateway sees the stale claim and falls back to the
   // primary key.
   gateway = StartGatewayBinary(db, port, log);
-  ASSERT_GT(gateway, 0);
+  EXPECT_GT(gateway, 0);
   producer.join();
+  ASSERT_GT(gateway, 0);
   auto stats = stream.Close(absl::Seconds(120));
   ASSERT_TRUE(stats.ok()) << stats.status();
   EXPECT_TRUE(stats->failed.empty());

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
@@ -233,17 +234,29 @@ absl::Status PostgresServer::Launch() {
     argv.push_back("shared_preload_libraries=timescaledb");
     argv.push_back("-c");
     argv.push_back("timescaledb.telemetry_level=off");
+    // One job scheduler per database with the extension: room for the
+    // test databases of a whole binary.
+    argv.push_back("-c");
+    argv.push_back("max_worker_processes=40");
+    argv.push_back("-c");
+    argv.push_back("timescaledb.max_background_workers=32");
   }
   pid_ = Spawn(argv, PostgresUser(), root_ + "/postgres.log");
   if (pid_ < 0) return absl::InternalError("fork failed");
   std::string conninfo = ConnInfo();
+  bool died = false;
   bool ready = PollUntil(
       [&] {
-        if (waitpid(pid_, nullptr, WNOHANG) == pid_) return true;  // died
-        return PQping(conninfo.c_str()) == PQPING_OK;
+        if (waitpid(pid_, nullptr, WNOHANG) == pid_) died = true;  // and reaped
+        return died || PQping(conninfo.c_str()) == PQPING_OK;
       },
       absl::Seconds(60));
   if (!ready || PQping(conninfo.c_str()) != PQPING_OK) {
+    if (died) {
+      pid_ = -1;  // reaped: never signal a PID that may be reused
+    } else {
+      (void)StopProcess(&pid_, SIGKILL, absl::Seconds(30));
+    }
     return absl::UnavailableError(absl::StrCat(
         "PostgreSQL did not start; see ", root_, "/postgres.log"));
   }
@@ -276,11 +289,41 @@ absl::Status PostgresServer::Kill() {
   return StopProcess(&pid_, SIGKILL, absl::Seconds(30));
 }
 
+namespace {
+
+// Whether a process other than this one runs with `dir` as its working
+// directory: a killed postmaster's backends (children it can no longer
+// reap, so not ours to wait for) keep PostgreSQL's data directory busy
+// until each notices and exits.
+bool AnyProcessIn(const std::string& dir) {
+  std::error_code ec;
+  const fs::path target = fs::canonical(dir, ec);
+  if (ec) return false;
+  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename();
+    if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
+    std::error_code link_ec;
+    if (fs::read_symlink(entry.path() / "cwd", link_ec) == target) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 absl::Status PostgresServer::Restart() {
   if (pid_ > 0) return absl::FailedPreconditionError("still running");
-  // After SIGKILL, children of the old postmaster may linger briefly and
-  // hold the shared memory; Launch() polls until the new one answers.
-  return Launch();
+  // After SIGKILL the old backends linger until they notice, holding the
+  // data directory's shared memory; a postmaster started meanwhile exits
+  // at once ("pre-existing shared memory block is still in use"). Wait for
+  // them, then start, retrying a start that still lost that race.
+  (void)PollUntil([&] { return !AnyProcessIn(root_ + "/data"); }, absl::Seconds(30));
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  absl::Status started = Launch();
+  while (!started.ok() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(200));  // back off between attempts
+    started = Launch();
+  }
+  return started;
 }
 
 PostgresServer::~PostgresServer() {
