@@ -54,7 +54,9 @@ ABSL_FLAG(absl::Duration, max_future_skew, absl::Minutes(5),
 ABSL_FLAG(int, retention_days, 180,
           "Readings older than this are refused (and dropped by retention)");
 ABSL_FLAG(int, queue_readings, 200000,
-          "Bound on readings queued or being written (memory bound)");
+          "Bound on readings queued or being written");
+ABSL_FLAG(int, queue_mib, 256,
+          "Bound on the memory those readings hold, in MiB (the memory bound)");
 ABSL_FLAG(int, flush_readings, 5000,
           "Flush a commit group once this many readings wait");
 ABSL_FLAG(absl::Duration, flush_interval, absl::Milliseconds(5),
@@ -126,6 +128,7 @@ int main(int argc, char** argv) {
   o.service.max_stream_window = absl::GetFlag(FLAGS_stream_window);
   o.pipeline.max_queued_readings =
       static_cast<size_t>(absl::GetFlag(FLAGS_queue_readings));
+  o.pipeline.max_queued_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_queue_mib)) << 20;
   o.pipeline.flush_readings =
       static_cast<size_t>(absl::GetFlag(FLAGS_flush_readings));
   o.pipeline.flush_interval = absl::GetFlag(FLAGS_flush_interval);

@@ -1,10 +1,10 @@
 #include "server/common/credentials.h"
-#include "storage/util/mutex.h"
 
 #include <grpcpp/server_context.h>
 #include <openssl/evp.h>
 #include <sys/random.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/escaping.h"
@@ -12,6 +12,7 @@
 #include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "server/common/log.h"
 #include "server/common/transport_security.h"
 #include "storage/pg/connection.h"
 
@@ -38,13 +39,23 @@ absl::StatusOr<std::string> NewBearerToken() {
   return token;
 }
 
+absl::string_view BearerTokenFromHeader(absl::string_view value) {
+  constexpr absl::string_view kScheme = "bearer";
+  if (value.size() <= kScheme.size() ||
+      !absl::EqualsIgnoreCase(value.substr(0, kScheme.size()), kScheme) ||
+      value[kScheme.size()] != ' ') {
+    return "";
+  }
+  value.remove_prefix(kScheme.size());
+  while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+  return value;
+}
+
 std::string BearerTokenOf(const grpc::ServerContextBase& context) {
   const auto& metadata = context.client_metadata();
   auto it = metadata.find("authorization");
   if (it == metadata.end()) return "";
-  absl::string_view value(it->second.data(), it->second.size());
-  if (!absl::ConsumePrefix(&value, "Bearer ")) return "";
-  return std::string(value);
+  return std::string(BearerTokenFromHeader(absl::string_view(it->second.data(), it->second.size())));
 }
 
 bool DeviceIdentity::MayWrite(absl::string_view sensor_id) const {
@@ -62,7 +73,7 @@ namespace {
 
 class DatabaseSource final : public CredentialSource {
  public:
-  explicit DatabaseSource(std::string url) : url_(std::move(url)) {}
+  DatabaseSource(std::string url, CredentialTable table) : url_(std::move(url)), table_(table) {}
 
   absl::StatusOr<Snapshot> Load() override {
     if (conn_ == nullptr || !conn_->healthy()) {
@@ -71,11 +82,24 @@ class DatabaseSource final : public CredentialSource {
       conn_ = *std::move(conn);
     }
     Snapshot snap;
-    // One row per pattern (none: one row with NULL), so no array parsing.
+    if (table_ == CredentialTable::kDevices) {
+      if (absl::Status s = LoadDevices(&snap); !s.ok()) return s;
+    } else if (absl::Status s = LoadApiTokens(&snap); !s.ok()) {
+      return s;
+    }
+    return snap;
+  }
+
+ private:
+  // A missing privilege ("42501") leaves the table's part empty.
+  absl::Status LoadDevices(Snapshot* out) {
+    Snapshot& snap = *out;
+    // One row per credential and pattern (none: one row with NULL), so no
+    // array parsing; a device with two live tokens is two identities.
     auto devices = conn_->Query(
         "SELECT d.device_id, coalesce(encode(d.token_sha256, 'hex'), ''), p "
         "FROM device_credentials d LEFT JOIN LATERAL unnest(d.sensor_patterns) p ON true "
-        "WHERE d.revoked_at IS NULL ORDER BY d.device_id");
+        "WHERE d.revoked_at IS NULL ORDER BY d.device_id, d.token_sha256");
     if (devices.ok()) {
       std::shared_ptr<DeviceIdentity> current;
       std::string digest;
@@ -85,7 +109,8 @@ class DatabaseSource final : public CredentialSource {
         snap.devices_by_id[current->device_id] = current;
       };
       for (int i = 0; i < devices->rows(); ++i) {
-        if (current == nullptr || current->device_id != devices->Get(i, 0)) {
+        if (current == nullptr || current->device_id != devices->Get(i, 0) ||
+            digest != devices->Get(i, 1)) {
           publish();
           current = std::make_shared<DeviceIdentity>();
           current->device_id = std::string(devices->Get(i, 0));
@@ -97,35 +122,74 @@ class DatabaseSource final : public CredentialSource {
     } else if (pg::SqlStateOf(devices.status()) != "42501") {  // not "no privilege"
       return devices.status();
     }
+    return absl::OkStatus();
+  }
+
+  absl::Status LoadApiTokens(Snapshot* snap) {
     auto api = conn_->Query(
         "SELECT encode(token_sha256, 'hex'), name, scope FROM api_tokens "
         "WHERE revoked_at IS NULL");
     if (api.ok()) {
       for (int i = 0; i < api->rows(); ++i) {
-        snap.api_by_token[std::string(api->Get(i, 0))] =
+        snap->api_by_token[std::string(api->Get(i, 0))] =
             ApiIdentity{std::string(api->Get(i, 1)),
                         api->Get(i, 2) == "admin" ? ApiScope::kAdmin : ApiScope::kRead};
       }
     } else if (pg::SqlStateOf(api.status()) != "42501") {
       return api.status();
     }
-    return snap;
+    return absl::OkStatus();
   }
 
- private:
   const std::string url_;
+  const CredentialTable table_;
   std::unique_ptr<pg::Connection> conn_;  // used by one Load at a time
 };
 
 }  // namespace
 
-std::unique_ptr<CredentialSource> DatabaseCredentialSource(std::string database_url) {
-  return std::make_unique<DatabaseSource>(std::move(database_url));
+std::unique_ptr<CredentialSource> DatabaseCredentialSource(std::string database_url,
+                                                           CredentialTable table) {
+  return std::make_unique<DatabaseSource>(std::move(database_url), table);
 }
 
 CredentialStore::CredentialStore(std::unique_ptr<CredentialSource> source,
                                  absl::Duration refresh)
     : source_(std::move(source)), refresh_(refresh) {}
+
+CredentialStore::~CredentialStore() {
+  if (!stop_.HasBeenNotified()) stop_.Notify();
+  if (refresher_.joinable()) refresher_.join();
+}
+
+void CredentialStore::StartBackgroundRefresh() {
+  if (refresher_.joinable()) return;
+  refresher_ = std::thread([this] {
+    // Half the interval, so a call never finds the snapshot stale.
+    const absl::Duration every = std::max(refresh_ / 2, absl::Milliseconds(50));
+    while (!stop_.WaitForNotificationWithTimeout(every)) (void)Current(false);
+  });
+}
+
+absl::Status CredentialStore::StillValid(const grpc::ServerContextBase& context,
+                                         uint64_t* generation) {
+  std::shared_ptr<const CredentialSource::Snapshot> snap;
+  {
+    MutexLock lock(&mu_);
+    if (*generation == generation_ || snapshot_ == nullptr) return absl::OkStatus();
+    *generation = generation_;
+    snap = snapshot_;
+  }
+  const std::string cn = PeerCertificateName(context);
+  if (!cn.empty() && snap->devices_by_id.contains(cn)) return absl::OkStatus();
+  const std::string token = BearerTokenOf(context);
+  if (!token.empty() && snap->devices_by_token.contains(Sha256Hex(token))) {
+    return absl::OkStatus();
+  }
+  return absl::UnauthenticatedError(
+      "this device's credential was revoked; the stream ends here (batches acknowledged "
+      "before this one were stored)");
+}
 
 absl::StatusOr<std::shared_ptr<const CredentialSource::Snapshot>> CredentialStore::Current(
     bool force_if_allowed) {
@@ -157,13 +221,22 @@ absl::StatusOr<std::shared_ptr<const CredentialSource::Snapshot>> CredentialStor
   if (snap.ok()) {
     snapshot_ = std::make_shared<const CredentialSource::Snapshot>(*std::move(snap));
     loaded_at_ = now;
+    ++generation_;
   } else {
     // Keep serving the last good snapshot while the database is away, and
     // try again in a second, not on every call.
     loaded_at_ = now - refresh_ + absl::Seconds(1);
+    static LogRateLimiter limit(1, absl::Seconds(10));
+    int64_t left_out = 0;
+    if (limit.Allow(&left_out)) {
+      Log(LogLevel::kWarning, "credentials cannot be loaded",
+          {{"error", std::string(snap.status().message())},
+           {"serving", snapshot_ != nullptr ? "the previous snapshot" : "nothing"},
+           {"similar_lines_left_out", absl::StrCat(left_out)}});
+    }
     if (snapshot_ == nullptr) {
-      return absl::UnavailableError(
-          absl::StrCat("credentials cannot be loaded: ", snap.status().message()));
+      // The detail (it names the database) is in the log, not the reply.
+      return absl::UnavailableError("credentials cannot be loaded; retry later");
     }
   }
   return snapshot_;

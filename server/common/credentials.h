@@ -10,13 +10,14 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "storage/util/mutex.h"
 #include "absl/time/time.h"
+#include "storage/util/mutex.h"
 
 namespace grpc {
 class ServerContextBase;
@@ -30,8 +31,11 @@ std::string Sha256Hex(absl::string_view text);
 // A new bearer token: 32 random bytes from the kernel, base64url.
 absl::StatusOr<std::string> NewBearerToken();
 
-// The token of an "authorization: Bearer <token>" header, or "".
+// The token of an "authorization: Bearer <token>" header, or "". The
+// scheme is case-insensitive (RFC 7235 section 2.1, as RFC 6750 uses it).
 std::string BearerTokenOf(const grpc::ServerContextBase& context);
+// The same for a header value alone.
+absl::string_view BearerTokenFromHeader(absl::string_view value);
 
 struct DeviceIdentity {
   std::string device_id;
@@ -62,19 +66,39 @@ class CredentialSource {
   virtual absl::StatusOr<Snapshot> Load() = 0;
 };
 
-// Loads both tables over its own connection (the service's login role needs
-// SELECT on the table it uses; a missing privilege leaves that part empty).
-std::unique_ptr<CredentialSource> DatabaseCredentialSource(std::string database_url);
+// Which credentials a service authenticates: the gateway devices, the read
+// service API clients. Each login role may read only its own table, so a
+// source reads only that one (reading the other would log "permission
+// denied" in PostgreSQL on every refresh).
+enum class CredentialTable { kDevices, kApiTokens };
+
+// Loads `table` over its own connection (a missing privilege leaves the
+// snapshot empty rather than failing).
+std::unique_ptr<CredentialSource> DatabaseCredentialSource(std::string database_url,
+                                                           CredentialTable table);
 
 class CredentialStore {
  public:
   CredentialStore(std::unique_ptr<CredentialSource> source, absl::Duration refresh);
+  ~CredentialStore();  // stops the background refresh
+
+  // Reloads every `refresh` on a thread of its own, so the snapshot stays
+  // fresh with no call paying for the query, and open streams see a
+  // revocation (StillValid) within one refresh interval. Idempotent.
+  void StartBackgroundRefresh();
 
   // The calling device: its verified client-certificate CN when it has one
   // (mutual TLS), else its bearer token. Unauthenticated when neither
   // matches a live credential; Unavailable when the table cannot be read.
   absl::StatusOr<std::shared_ptr<const DeviceIdentity>> AuthenticateDevice(
       const grpc::ServerContextBase& context);
+
+  // Whether the credential `context` authenticated with still names a live
+  // device, in the current snapshot; never queries the database (the
+  // background refresh keeps the snapshot fresh), so a reaction may call
+  // it. `generation` is the caller's: when no snapshot was loaded since it
+  // last asked, the answer is OK without a lookup.
+  absl::Status StillValid(const grpc::ServerContextBase& context, uint64_t* generation);
 
   // The calling API client, by bearer token; PermissionDenied when its
   // scope is below `needed`.
@@ -96,6 +120,9 @@ class CredentialStore {
   absl::Time loaded_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   absl::Time last_forced_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   bool loading_ ABSL_GUARDED_BY(mu_) = false;  // one caller is querying the source
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;  // snapshots loaded so far
+  Notification stop_;
+  std::thread refresher_;
 };
 
 }  // namespace telemetry

@@ -75,6 +75,10 @@ IngestMetrics::IngestMetrics(prometheus::Registry& r)
       queue_capacity_readings(
           Gauge(r, "telemetry_ingest_queue_capacity_readings",
                 "Bound on telemetry_ingest_queue_readings")),
+      queue_bytes(Gauge(r, "telemetry_ingest_queue_bytes",
+                        "Memory held by the readings accepted but not yet acknowledged")),
+      queue_capacity_bytes(Gauge(r, "telemetry_ingest_queue_capacity_bytes",
+                                 "Bound on telemetry_ingest_queue_bytes")),
       active_streams(Gauge(r, "telemetry_ingest_active_streams",
                            "Open StreamReadings calls")),
       redis_errors(Counters(r, "telemetry_redis_errors_total",

@@ -39,6 +39,8 @@ class IngestMetrics : public pg::WriteObserver {
   // Readings queued or being written (bounded by the queue capacity).
   prometheus::Gauge& queue_readings;
   prometheus::Gauge& queue_capacity_readings;
+  prometheus::Gauge& queue_bytes;  // memory those readings hold
+  prometheus::Gauge& queue_capacity_bytes;
   prometheus::Gauge& active_streams;
   // Dedupe store (Redis) health.
   prometheus::Counter& redis_errors;

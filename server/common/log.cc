@@ -1,11 +1,11 @@
 #include "server/common/log.h"
-#include "storage/util/mutex.h"
 
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "storage/util/mutex.h"
 
 namespace telemetry {
 

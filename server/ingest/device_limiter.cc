@@ -1,8 +1,9 @@
 #include "server/ingest/device_limiter.h"
-#include "storage/util/mutex.h"
 
 #include <algorithm>
 #include <cmath>
+
+#include "storage/util/mutex.h"
 
 namespace telemetry::ingest {
 

@@ -13,8 +13,8 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
-#include "storage/util/mutex.h"
 #include "absl/time/time.h"
+#include "storage/util/mutex.h"
 
 namespace telemetry::ingest {
 

@@ -1,15 +1,36 @@
 #include "server/ingest/ingest_pipeline.h"
-#include "storage/util/mutex.h"
 
 #include <unistd.h>
 
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/common/log.h"
+#include "storage/util/mutex.h"
 
 namespace telemetry::ingest {
+
+namespace {
+
+// Heap bytes of a string's buffer (none while it fits the small-string
+// buffer inside the object).
+size_t HeapBytes(const std::string& s) {
+  return s.capacity() > std::string().capacity() ? s.capacity() + 1 : 0;
+}
+size_t HeapBytes(const std::optional<std::string>& s) { return s ? HeapBytes(*s) : 0; }
+
+}  // namespace
+
+size_t QueuedBytes(const std::vector<ReadingRow>& rows) {
+  size_t bytes = rows.capacity() * sizeof(ReadingRow);
+  for (const ReadingRow& r : rows) {
+    bytes += HeapBytes(r.sensor_id) + HeapBytes(r.sensor_type) + HeapBytes(r.unit) +
+             HeapBytes(r.metadata_json);
+  }
+  return bytes;
+}
 
 IngestPipeline::IngestPipeline(PipelineOptions options, DedupeStore* dedupe,
                                SinkFactory sink_factory,
@@ -22,6 +43,7 @@ IngestPipeline::IngestPipeline(PipelineOptions options, DedupeStore* dedupe,
   if (metrics_) {
     metrics_->queue_capacity_readings.Set(
         static_cast<double>(options_.max_queued_readings));
+    metrics_->queue_capacity_bytes.Set(static_cast<double>(options_.max_queued_bytes));
   }
   int n = options_.flushers < 1 ? 1 : options_.flushers;
   for (int i = 0; i < n; ++i) sinks_.push_back(sink_factory());
@@ -80,6 +102,11 @@ void IngestPipeline::Finish(
   calls.emplace_back(std::move(done), std::move(outcome));
 }
 
+void IngestPipeline::SetQueueGauges() {
+  metrics_->queue_readings.Set(static_cast<double>(reserved_rows_));
+  metrics_->queue_bytes.Set(static_cast<double>(reserved_bytes_));
+}
+
 void IngestPipeline::NoteDedupeHealth(bool up) {
   if (metrics_) metrics_->redis_up.Set(up ? 1 : 0);
   int now = up ? 1 : 0;
@@ -103,6 +130,7 @@ absl::Status IngestPipeline::Submit(const std::string& key,
     std::move(done)(BatchOutcome{});
     return absl::OkStatus();
   }
+  const size_t bytes = QueuedBytes(rows);
   {
     MutexLock lock(&mu_);
     if (shutting_down_) {
@@ -115,18 +143,18 @@ absl::Status IngestPipeline::Submit(const std::string& key,
     }
     // An empty queue takes any batch, so one larger than the bound still
     // makes progress.
-    if (reserved_rows_ > 0 &&
-        reserved_rows_ + n > options_.max_queued_readings) {
+    if (reserved_rows_ > 0 && (reserved_rows_ + n > options_.max_queued_readings ||
+                               reserved_bytes_ + bytes > options_.max_queued_bytes)) {
       if (metrics_) metrics_->batches_overloaded.Increment();
       return absl::ResourceExhaustedError(absl::StrCat(
-          "the gateway's write queue is full (", reserved_rows_, " of ",
-          options_.max_queued_readings,
-          " readings waiting for the database); retry with backoff"));
+          "the gateway's write queue is full (", reserved_rows_, " readings, ",
+          reserved_bytes_ >> 20, " MiB waiting for the database); retry with backoff"));
     }
     reserved_rows_ += n;
+    reserved_bytes_ += bytes;
     ++submitting_;
     in_flight_.emplace(key, std::vector<Waiter>());
-    if (metrics_) metrics_->queue_readings.Set(static_cast<double>(reserved_rows_));
+    if (metrics_) SetQueueGauges();
   }
 
   Pending p;
@@ -148,8 +176,9 @@ absl::Status IngestPipeline::Submit(const std::string& key,
           auto node = in_flight_.extract(key);
           waiters = std::move(node.mapped());
           reserved_rows_ -= n;
+          reserved_bytes_ -= bytes;
           --submitting_;
-          if (metrics_) metrics_->queue_readings.Set(static_cast<double>(reserved_rows_));
+          if (metrics_) SetQueueGauges();
         }
         Finish(calls, arrived, std::move(done), BatchOutcome{absl::OkStatus(), 0, n});
         for (Waiter& w : waiters) {
@@ -174,6 +203,7 @@ absl::Status IngestPipeline::Submit(const std::string& key,
   }
   p.key = key;
   p.rows = std::move(rows);
+  p.bytes = bytes;
   p.done = std::move(done);
   MutexLock lock(&mu_);
   --submitting_;
@@ -256,14 +286,16 @@ void IngestPipeline::WriteGroup(TelemetrySink* sink,
   std::vector<std::vector<Waiter>> waiters(group.size());
   {
     MutexLock lock(&mu_);
-    size_t rows = 0;
+    size_t rows = 0, bytes = 0;
     for (size_t i = 0; i < group.size(); ++i) {
       rows += group[i].rows.size();
+      bytes += group[i].bytes;
       auto node = in_flight_.extract(group[i].key);
       if (!node.empty()) waiters[i] = std::move(node.mapped());
     }
     reserved_rows_ -= rows;
-    if (metrics_) metrics_->queue_readings.Set(static_cast<double>(reserved_rows_));
+    reserved_bytes_ -= bytes;
+    if (metrics_) SetQueueGauges();
     space.swap(space_waiters_);
   }
   for (size_t i = 0; i < group.size(); ++i) {

@@ -37,19 +37,23 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
-#include "storage/util/mutex.h"
 #include "absl/time/time.h"
 #include "server/common/ingest_metrics.h"
 #include "storage/dedupe_store.h"
 #include "storage/reading_row.h"
 #include "storage/telemetry_sink.h"
+#include "storage/util/mutex.h"
 
 namespace telemetry::ingest {
 
 struct PipelineOptions {
-  // Bound on readings queued or being written. Affects memory: roughly
-  // 150 bytes per reading plus metadata.
+  // Bounds on what is queued or being written, from Submit to the ack: in
+  // readings, and in bytes of memory the rows hold (QueuedBytes: each row's
+  // struct and its strings, metadata included; about 190 bytes for a
+  // reading with short strings and no metadata). Whichever is reached first
+  // refuses further batches.
   size_t max_queued_readings = 200'000;
+  size_t max_queued_bytes = 256 << 20;
   // A group is flushed once this many readings wait...
   size_t flush_readings = 5'000;
   // ...or once its oldest batch has waited this long (latency bound).
@@ -65,6 +69,10 @@ struct BatchOutcome {
   uint32_t accepted = 0;
   uint32_t duplicates = 0;
 };
+
+// Memory `rows` hold while queued: the row structs and the heap blocks of
+// their strings.
+size_t QueuedBytes(const std::vector<ReadingRow>& rows);
 
 class IngestPipeline {
  public:
@@ -102,6 +110,7 @@ class IngestPipeline {
     std::string key;
     std::string token;
     std::vector<ReadingRow> rows;
+    size_t bytes = 0;             // QueuedBytes(rows), reserved at Submit
     bool claimed = false;         // we hold the dedupe key
     bool may_contain_duplicates = false;
     absl::Time arrived;
@@ -116,6 +125,7 @@ class IngestPipeline {
   void FlusherLoop(TelemetrySink* sink);
   void WriteGroup(TelemetrySink* sink, std::vector<Pending>& group);
   bool FlushDue() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  void SetQueueGauges() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Records whether the dedupe store answered; logs on each change.
   void NoteDedupeHealth(bool up);
   void Finish(std::vector<std::pair<Callback, BatchOutcome>>& calls,
@@ -132,6 +142,7 @@ class IngestPipeline {
   std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
   size_t queue_rows_ ABSL_GUARDED_BY(mu_) = 0;      // rows in queue_
   size_t reserved_rows_ ABSL_GUARDED_BY(mu_) = 0;   // queued + being written
+  size_t reserved_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // their QueuedBytes
   absl::flat_hash_map<std::string, std::vector<Waiter>> in_flight_
       ABSL_GUARDED_BY(mu_);
   std::vector<absl::AnyInvocable<void() &&>> space_waiters_

@@ -106,9 +106,12 @@ absl::StatusOr<std::unique_ptr<IngestServer>> IngestServer::Start(
       metrics);
   if (o.require_device_auth) {
     s->credentials_ = std::make_unique<CredentialStore>(
-        DatabaseCredentialSource(o.database_url), o.credential_refresh);
+        DatabaseCredentialSource(o.database_url, CredentialTable::kDevices), o.credential_refresh);
+    s->credentials_->StartBackgroundRefresh();
   }
-  s->service_ = std::make_unique<IngestServiceImpl>(o.service, s->pipeline_.get(), metrics,
+  IngestServiceOptions service_options = o.service;
+  service_options.max_message_bytes = o.max_message_bytes;
+  s->service_ = std::make_unique<IngestServiceImpl>(service_options, s->pipeline_.get(), metrics,
                                                     s->credentials_.get());
 
   auto credentials = MakeServerCredentials(o.transport);
@@ -121,7 +124,14 @@ absl::StatusOr<std::unique_ptr<IngestServer>> IngestServer::Start(
   grpc::ServerBuilder builder;
   builder.AddListeningPort(o.listen_address, *credentials, &s->port_);
   builder.RegisterService(s->service_.get());
-  builder.SetMaxReceiveMessageSize(o.max_message_bytes);
+  // gRPC itself refuses a message over its receive limit with
+  // RESOURCE_EXHAUSTED (which our API documents as "resend the same batch")
+  // and ends the whole stream. So the transport takes up to twice the
+  // documented limit and the service refuses what is over the limit as
+  // INVALID_ARGUMENT, that message alone; only beyond twice the limit does
+  // gRPC's own refusal apply.
+  builder.SetMaxReceiveMessageSize(o.max_message_bytes > (1 << 30) ? o.max_message_bytes
+                                                                   : 2 * o.max_message_bytes);
   if (o.max_connection_age > absl::ZeroDuration()) {
     builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
                                static_cast<int>(absl::ToInt64Milliseconds(o.max_connection_age)));
@@ -154,6 +164,12 @@ absl::StatusOr<std::unique_ptr<IngestServer>> IngestServer::Start(
     s->server_->GetHealthCheckService()->SetServingStatus(name, true);
     if (s->health_) s->health_->SetServing(name, true);
   }
+  // Readiness follows the database; liveness ("") stays SERVING.
+  s->readiness_ = std::make_unique<DatabaseReadiness>(
+      o.database_url, o.readiness_interval, [raw = s.get()](bool ready) {
+        raw->server_->GetHealthCheckService()->SetServingStatus(kServiceName, ready);
+        if (raw->health_) raw->health_->SetServing(kServiceName, ready);
+      });
   if (s->mode_ == pg::StorageMode::kNative) {
     s->maintenance_ = std::thread([raw = s.get()] { raw->MaintenanceLoop(); });
   }
@@ -193,10 +209,14 @@ void IngestServer::Shutdown(absl::Duration grace) {
     if (pipeline_) pipeline_->Shutdown();
     return;
   }
+  readiness_.reset();  // no status change after this
   for (const std::string& name : {std::string(kServiceName), std::string()}) {
     server_->GetHealthCheckService()->SetServingStatus(name, false);
     if (health_) health_->SetServing(name, false);
   }
+  // Open streams stop reading and end as soon as what they accepted is
+  // acknowledged; the grace then bounds only that (and unary calls).
+  service_->DrainStreams();
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   pipeline_->Shutdown();
   if (health_) health_->Shutdown();

@@ -10,13 +10,14 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
-#include "storage/util/mutex.h"
 #include "absl/time/time.h"
 #include "server/common/health_server.h"
+#include "server/common/readiness.h"
 #include "server/common/transport_security.h"
 #include "server/ingest/ingest_pipeline.h"
 #include "server/ingest/ingest_service.h"
 #include "storage/pg/migrator.h"
+#include "storage/util/mutex.h"
 
 namespace grpc {
 class Server;
@@ -70,6 +71,9 @@ struct IngestServerOptions {
   // answer in 20 s, so a device that lost power does not hold its streams
   // (and its stream quota) until TCP gives up hours later.
   absl::Duration keepalive_time = absl::Minutes(1);
+  // How often the database is probed for readiness: the health status of
+  // "telemetry.v1.IngestService" follows it ("" stays SERVING).
+  absl::Duration readiness_interval = absl::Seconds(2);
   // Native mode: daily partitions kept ready this many days ahead.
   int partition_premake_days = 7;
   // Native mode: how often partitions are created ahead / dropped by
@@ -111,6 +115,7 @@ class IngestServer {
   std::unique_ptr<IngestServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<telemetry::HealthServer> health_;  // null unless health_address
+  std::unique_ptr<DatabaseReadiness> readiness_;
   int port_ = 0;
   int metrics_port_ = 0;
   Notification stop_maintenance_;

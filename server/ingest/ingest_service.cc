@@ -6,12 +6,12 @@
 #include <optional>
 #include <utility>
 
-#include "storage/util/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/strings/str_cat.h"
 #include "server/common/correlation.h"
 #include "server/common/log.h"
 #include "server/common/status_util.h"
+#include "storage/util/mutex.h"
 
 namespace telemetry::ingest {
 namespace {
@@ -20,13 +20,24 @@ using telemetry::v1::BatchAck;
 using telemetry::v1::ReadingBatch;
 
 // Parses a ReadingBatch from the wire; InvalidArgument saying why not.
-absl::Status ParseBatch(const grpc::ByteBuffer& bytes, ReadingBatch* batch) {
+// A message over `max_bytes` is refused too (resending it cannot succeed),
+// after parsing, so that its refusal can name its idempotency key.
+absl::Status ParseBatch(const grpc::ByteBuffer& bytes, size_t max_bytes, ReadingBatch* batch) {
+  const size_t size = bytes.Length();
   grpc::ByteBuffer copy(bytes);  // shares the slices
   grpc::Status st = grpc::SerializationTraits<ReadingBatch>::Deserialize(&copy, batch);
-  if (st.ok()) return absl::OkStatus();
-  return absl::InvalidArgumentError(
-      "the message is not a valid telemetry.v1.ReadingBatch (a string field that is not "
-      "UTF-8, metadata nested beyond protobuf's depth limit, or bytes that are not protobuf)");
+  if (!st.ok()) {
+    return absl::InvalidArgumentError(
+        "the message is not a valid telemetry.v1.ReadingBatch (a string field that is not "
+        "UTF-8, metadata nested beyond protobuf's depth limit, or bytes that are not protobuf)");
+  }
+  if (size > max_bytes) {
+    batch->clear_readings();
+    return absl::InvalidArgumentError(absl::StrCat("the message is ", size,
+                                                   " bytes; the limit is ", max_bytes,
+                                                   " bytes: split the batch"));
+  }
+  return absl::OkStatus();
 }
 
 grpc::ByteBuffer Serialize(const BatchAck& ack) {
@@ -36,14 +47,22 @@ grpc::ByteBuffer Serialize(const BatchAck& ack) {
   return out;
 }
 
-void ApplyOutcome(const BatchOutcome& outcome, BatchAck* ack) {
+// Completes `ack` with the pipeline's outcome, and counts the batch's
+// rejected readings once: not when the batch was not stored, nor when it
+// was a resend answered as a duplicate (its rejections were counted the
+// first time).
+void ApplyOutcome(const BatchOutcome& outcome, IngestMetrics* metrics, BatchAck* ack) {
   if (!outcome.status.ok()) {
     ack->set_status_code(static_cast<int32_t>(outcome.status.code()));
-    ack->set_status_message(std::string(outcome.status.message()));
+    ack->set_status_message(PublicMessage(outcome.status));  // the detail is logged
     return;
   }
   ack->set_accepted(outcome.accepted);
   ack->set_duplicates(outcome.duplicates);
+  const bool resend = outcome.accepted == 0 && outcome.duplicates > 0;
+  if (metrics != nullptr && !resend) {
+    metrics->readings_rejected.Increment(static_cast<double>(ack->rejected()));
+  }
 }
 
 // One per StreamReadings call. gRPC keeps the reactor alive during its own
@@ -55,10 +74,11 @@ void ApplyOutcome(const BatchOutcome& outcome, BatchAck* ack) {
 // OnDone) and one per callback handed to the pipeline (dropped as the
 // callback's last act), and whoever drops the last deletes it.
 class StreamReactor final
-    : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+    : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
+      public DrainableStream {
  public:
   StreamReactor(IngestServiceImpl* service, grpc::CallbackServerContext* context)
-      : service_(service), call_id_(CallCorrelationId(*context)) {
+      : service_(service), context_(context), call_id_(CallCorrelationId(*context)) {
     if (service_->metrics()) service_->metrics()->active_streams.Increment();
     context->AddInitialMetadata(kRequestIdHeader, call_id_);
     auto device = service_->Authenticate(*context, call_id_);
@@ -90,7 +110,32 @@ class StreamReactor final
       }
       counted_stream_ = true;
     }
+    if (!service_->RegisterStream(this)) {  // the gateway is shutting down
+      {
+        MutexLock lock(&mu_);
+        finished_ = true;
+      }
+      Finish(ShuttingDown());
+      return;
+    }
+    registered_ = true;
     MaybeStartRead();
+  }
+
+  static grpc::Status ShuttingDown() {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                        "the gateway is shutting down: reconnect and resend what was not "
+                        "acknowledged");
+  }
+
+  void Drain(const grpc::Status& status) override {
+    {
+      MutexLock lock(&mu_);
+      if (finished_ || ended_) return;
+      ended_ = true;
+      final_status_ = status;
+    }
+    MaybeFinish();
   }
 
   // The reading reaction owns request_ and messages_ from the moment its
@@ -99,32 +144,42 @@ class StreamReactor final
   // pipeline callback) can StartRead into request_ while it is being
   // parsed, and reading reactions never overlap.
   void OnReadDone(bool ok) override {
-    if (!ok) {
-      {
-        MutexLock lock(&mu_);
+    bool discard = false;
+    {
+      MutexLock lock(&mu_);
+      awaiting_read_ = false;
+      if (!ok) reads_done_ = true;
+      // Read after the stream was ended (drain, revocation): not processed,
+      // not acknowledged, so the client resends it elsewhere.
+      discard = ok && (ended_ || finished_);
+      if (!ok || discard) {
         reading_ = false;
-        reads_done_ = true;
+      } else {
+        ++window_;  // from now until its ack is written or dropped
       }
+    }
+    if (!ok || discard) {
+      request_.Clear();
       MaybeFinish();
       return;
     }
-    {
-      MutexLock lock(&mu_);
-      ++window_;  // from now until its ack is written or dropped
-    }
     ReadingBatch batch;
-    absl::Status parsed = ParseBatch(request_, &batch);
+    absl::Status parsed =
+        ParseBatch(request_, service_->options().max_message_bytes, &batch);
     request_.Clear();
     if (parsed.ok()) {
       HandleBatch(batch);
     } else {
-      // Only this message is refused; the stream goes on.
+      // Only this message is refused; the stream goes on. Its key is known
+      // when it parsed (an oversized batch).
       BatchAck ack;
+      ack.set_idempotency_key(batch.idempotency_key());
       ack.set_correlation_id(NextBatchId());
       ack.set_status_code(static_cast<int32_t>(parsed.code()));
       ack.set_status_message(std::string(parsed.message()));
       if (service_->metrics()) service_->metrics()->batches_invalid.Increment();
-      service_->LogRefusal(ack.correlation_id(), device_.get(), "", ack.status_message());
+      service_->LogRefusal(ack.correlation_id(), device_.get(), ack.idempotency_key(),
+                           ack.status_message());
       EnqueueAck(ack);
     }
     {
@@ -159,6 +214,7 @@ class StreamReactor final
   }
 
   void OnDone() override {
+    if (registered_) service_->UnregisterStream(this);
     if (service_->metrics()) service_->metrics()->active_streams.Decrement();
     if (counted_stream_) service_->limiter().CloseStream(device_->device_id);
     Unref();
@@ -175,6 +231,25 @@ class StreamReactor final
   // counts in window_.
   void HandleBatch(const ReadingBatch& batch) {
     BatchAck ack;
+    // A device revoked while its stream is open: this batch is refused and
+    // the stream ends with UNAUTHENTICATED once what was accepted before
+    // is acknowledged.
+    if (absl::Status live = service_->StillAuthenticated(*context_, &credential_generation_);
+        !live.ok()) {
+      ack.set_idempotency_key(batch.idempotency_key());
+      ack.set_correlation_id(NextBatchId());
+      ack.set_status_code(static_cast<int32_t>(live.code()));
+      ack.set_status_message(std::string(live.message()));
+      service_->LogRefusal(ack.correlation_id(), device_.get(), batch.idempotency_key(),
+                           ack.status_message());
+      {
+        MutexLock lock(&mu_);
+        ended_ = true;
+        final_status_ = ToGrpcStatus(live, call_id_);
+      }
+      EnqueueAck(ack);
+      return;
+    }
     ValidatedBatch v = service_->Validate(batch, device_.get(), &ack);
     ack.set_correlation_id(NextBatchId());
     if (!v.status.ok()) {
@@ -204,8 +279,8 @@ class StreamReactor final
   // "<call id>.<n>" for the stream's n-th message.
   std::string NextBatchId() { return absl::StrCat(call_id_, ".", ++messages_); }
 
-  void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
-  void Unref() {
+  void Ref() override { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void Unref() override {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 
@@ -215,9 +290,10 @@ class StreamReactor final
     Ref();  // for `done`
     IngestPipeline::Callback done = [this, ack = parked->ack](
                                         const BatchOutcome& outcome) mutable {
-      ApplyOutcome(outcome, &ack);
+      ApplyOutcome(outcome, service_->metrics(), &ack);
       if (!outcome.status.ok()) {
-        service_->LogRefusal(ack.correlation_id(), device_.get(), "", ack.status_message());
+        service_->LogRefusal(ack.correlation_id(), device_.get(), ack.idempotency_key(),
+                             outcome.status.message());
       }
       {
         MutexLock lock(&mu_);
@@ -253,7 +329,7 @@ class StreamReactor final
       return;
     }
     BatchAck ack = std::move(parked->ack);
-    ApplyOutcome(BatchOutcome{s, 0, 0}, &ack);
+    ApplyOutcome(BatchOutcome{s, 0, 0}, service_->metrics(), &ack);
     {
       MutexLock lock(&mu_);
       --pending_;
@@ -289,46 +365,61 @@ class StreamReactor final
   void MaybeStartRead() {
     {
       MutexLock lock(&mu_);
-      if (reading_ || reads_done_ || write_failed_ || parked_ || finished_ ||
+      if (reading_ || reads_done_ || write_failed_ || ended_ || parked_ || finished_ ||
           window_ >= service_->options().max_stream_window) {
         return;
       }
       reading_ = true;
+      awaiting_read_ = true;
     }
     StartRead(&request_);
   }
 
   // Finishes once nothing is in progress: no read, no write, no batch in
-  // the pipeline or parked, and the client half-closed (or a write failed).
+  // the pipeline or parked, and the client half-closed (or a write failed,
+  // or the server ended the stream).
   void MaybeFinish() {
+    grpc::Status status;
     {
       MutexLock lock(&mu_);
-      if (finished_ || !(reads_done_ || write_failed_) || pending_ > 0 || parked_ ||
-          writing_ || reading_) {
+      // A read the client may never complete does not hold up a stream the
+      // server ended; one whose message is being consumed does.
+      const bool read_in_the_way = reading_ && !(ended_ && awaiting_read_);
+      if (finished_ || !(reads_done_ || write_failed_ || ended_) || pending_ > 0 || parked_ ||
+          writing_ || read_in_the_way) {
         return;
       }
       finished_ = true;
+      status = final_status_;
     }
-    Finish(grpc::Status::OK);
+    Finish(status);
   }
 
   IngestServiceImpl* const service_;
+  grpc::CallbackServerContext* const context_;  // valid until OnDone
   const std::string call_id_;
   uint64_t messages_ = 0;     // read so far (only the reading reaction touches it)
+  uint64_t credential_generation_ = 0;  // likewise (see StillAuthenticated)
   std::atomic<int> refs_{1};  // gRPC's, until OnDone; plus one per callback
   std::shared_ptr<const DeviceIdentity> device_;  // null: authentication off
   bool counted_stream_ = false;                    // in the device's stream count
+  bool registered_ = false;                        // with the service, for drains
   grpc::ByteBuffer request_;  // owned by the read in progress and its reaction
   Mutex mu_;
   grpc::ByteBuffer current_ack_;  // set under mu_ with writing_; owned by that write
   std::deque<grpc::ByteBuffer> acks_ ABSL_GUARDED_BY(mu_);
   int window_ ABSL_GUARDED_BY(mu_) = 0;   // read, ack not yet written
   int pending_ ABSL_GUARDED_BY(mu_) = 0;  // awaiting a pipeline outcome
+  // A read is started or its message is being consumed (see OnReadDone).
   bool reading_ ABSL_GUARDED_BY(mu_) = false;
+  // Started and not yet completed: only the client can complete it.
+  bool awaiting_read_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool parked_ ABSL_GUARDED_BY(mu_) = false;
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
   bool write_failed_ ABSL_GUARDED_BY(mu_) = false;
+  bool ended_ ABSL_GUARDED_BY(mu_) = false;  // the server ends the stream: no more reads
+  grpc::Status final_status_ ABSL_GUARDED_BY(mu_);
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
 };
 
@@ -363,6 +454,42 @@ void IngestServiceImpl::SetThrottled(const DeviceIdentity& device, absl::Duratio
   ack->mutable_retry_after()->set_seconds(absl::ToInt64Seconds(wait));
   ack->mutable_retry_after()->set_nanos(
       static_cast<int32_t>(absl::ToInt64Nanoseconds(wait % absl::Seconds(1))));
+}
+
+bool IngestServiceImpl::RegisterStream(DrainableStream* stream) {
+  MutexLock lock(&streams_mu_);
+  if (draining_) return false;
+  streams_.insert(stream);
+  return true;
+}
+
+void IngestServiceImpl::UnregisterStream(DrainableStream* stream) {
+  MutexLock lock(&streams_mu_);
+  streams_.erase(stream);
+}
+
+void IngestServiceImpl::DrainStreams() {
+  std::vector<DrainableStream*> open;
+  {
+    MutexLock lock(&streams_mu_);
+    draining_ = true;
+    for (DrainableStream* s : streams_) {
+      s->Ref();  // alive until drained, even if it ends meanwhile
+      open.push_back(s);
+    }
+  }
+  for (DrainableStream* s : open) {
+    s->Drain(StreamReactor::ShuttingDown());
+    s->Unref();
+  }
+}
+
+absl::Status IngestServiceImpl::StillAuthenticated(const grpc::CallbackServerContext& context,
+                                                 uint64_t* generation) {
+  if (credentials_ == nullptr) return absl::OkStatus();
+  absl::Status s = credentials_->StillValid(context, generation);
+  if (!s.ok() && metrics_) metrics_->auth_failures.Increment();
+  return s;
 }
 
 absl::StatusOr<std::shared_ptr<const DeviceIdentity>> IngestServiceImpl::Authenticate(
@@ -446,10 +573,7 @@ ValidatedBatch IngestServiceImpl::Validate(const ReadingBatch& batch,
   }
   ack->set_rejected(static_cast<uint32_t>(v.rejections.size()));
   for (auto& r : v.rejections) *ack->add_rejections() = std::move(r);
-  if (metrics_) {
-    metrics_->readings_rejected.Increment(static_cast<double>(v.rejections.size()));
-  }
-  return v;
+  return v;  // rejections are counted with the outcome (ApplyOutcome)
 }
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
@@ -469,7 +593,8 @@ grpc::ServerUnaryReactor* IngestServiceImpl::WriteBatch(grpc::CallbackServerCont
     return reactor;
   }
   ReadingBatch request;
-  if (absl::Status parsed = ParseBatch(*request_bytes, &request); !parsed.ok()) {
+  if (absl::Status parsed = ParseBatch(*request_bytes, options_.max_message_bytes, &request);
+      !parsed.ok()) {
     if (metrics_) metrics_->batches_invalid.Increment();
     LogRefusal(call_id, device->get(), "", parsed.message());
     reactor->Finish(ToGrpcStatus(parsed, call_id));
@@ -502,7 +627,7 @@ grpc::ServerUnaryReactor* IngestServiceImpl::WriteBatch(grpc::CallbackServerCont
           reactor->Finish(ToGrpcStatus(outcome.status, ack.correlation_id()));
           return;
         }
-        ApplyOutcome(outcome, &ack);
+        ApplyOutcome(outcome, metrics_, &ack);
         *response = Serialize(ack);
         reactor->Finish(grpc::Status::OK);
       });

@@ -15,11 +15,13 @@
 #ifndef TELEMETRY_SERVER_INGEST_INGEST_SERVICE_H_
 #define TELEMETRY_SERVER_INGEST_INGEST_SERVICE_H_
 
+#include "absl/container/flat_hash_set.h"
 #include "server/common/credentials.h"
 #include "server/common/ingest_metrics.h"
 #include "server/ingest/device_limiter.h"
 #include "server/ingest/ingest_pipeline.h"
 #include "server/ingest/validator.h"
+#include "storage/util/mutex.h"
 #include "telemetry/v1/ingest.grpc.pb.h"
 
 namespace telemetry::ingest {
@@ -31,6 +33,20 @@ struct IngestServiceOptions {
   DeviceLimits device_limits;
   // Batches one stream may have read but not yet acknowledged.
   int max_stream_window = 16;
+  // A larger message is refused as INVALID_ARGUMENT (on a stream, that
+  // message alone). IngestServer sets it from its own max_message_bytes.
+  size_t max_message_bytes = 8 << 20;
+};
+
+// An open stream as the service sees it, so that shutdown can end them.
+class DrainableStream {
+ public:
+  virtual ~DrainableStream() = default;
+  // Stop reading; finish with `status` once what was accepted is
+  // acknowledged.
+  virtual void Drain(const grpc::Status& status) = 0;
+  virtual void Ref() = 0;
+  virtual void Unref() = 0;
 };
 
 class IngestServiceImpl final
@@ -54,6 +70,13 @@ class IngestServiceImpl final
   // Unauthenticated/Unavailable as CredentialStore says.
   absl::StatusOr<std::shared_ptr<const DeviceIdentity>> Authenticate(
       const grpc::CallbackServerContext& context, const std::string& call_id);
+
+  // OK while the credential the call authenticated with is live (always,
+  // with authentication off). Never queries the database: a reaction calls
+  // it for every batch. `generation` is the caller's (see
+  // CredentialStore::StillValid).
+  absl::Status StillAuthenticated(const grpc::CallbackServerContext& context,
+                                  uint64_t* generation);
 
   // One warning line (rate-limited) for a batch of which nothing was stored:
   // refused whole, throttled, or failed in the database.
@@ -80,6 +103,17 @@ class IngestServiceImpl final
   static void SetThrottled(const DeviceIdentity& device, absl::Duration wait,
                            double readings_per_second, telemetry::v1::BatchAck* ack);
 
+  // Shutdown, first step: refuses new streams and ends every open one as
+  // soon as its accepted batches are acknowledged, with UNAVAILABLE (the
+  // client reconnects elsewhere and resends what was not acknowledged),
+  // instead of leaving devices to hold their streams for the whole grace.
+  void DrainStreams();
+
+  // Open streams register themselves (the reactor, constructor to OnDone).
+  // Register is false while draining: the stream must refuse itself.
+  bool RegisterStream(DrainableStream* stream);
+  void UnregisterStream(DrainableStream* stream);
+
   DeviceLimiter& limiter() { return limiter_; }
   IngestPipeline* pipeline() { return pipeline_; }
   IngestMetrics* metrics() { return metrics_; }
@@ -91,6 +125,9 @@ class IngestServiceImpl final
   IngestMetrics* const metrics_;
   CredentialStore* const credentials_;
   DeviceLimiter limiter_;
+  Mutex streams_mu_;
+  absl::flat_hash_set<DrainableStream*> streams_ ABSL_GUARDED_BY(streams_mu_);
+  bool draining_ ABSL_GUARDED_BY(streams_mu_) = false;
 };
 
 }  // namespace telemetry::ingest

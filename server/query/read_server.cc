@@ -68,7 +68,8 @@ absl::StatusOr<std::unique_ptr<ReadServer>> ReadServer::Start(ReadServerOptions 
   s->ctx_.watermark = &s->watermark_;
   if (o.require_api_auth) {
     s->credentials_ = std::make_unique<CredentialStore>(
-        DatabaseCredentialSource(o.database_url), o.credential_refresh);
+        DatabaseCredentialSource(o.database_url, CredentialTable::kApiTokens), o.credential_refresh);
+    s->credentials_->StartBackgroundRefresh();
     s->ctx_.credentials = s->credentials_.get();
   }
   s->jobs_ = std::make_unique<LifecycleJobs>(&s->ctx_, o.lifecycle, *s->registry_);
@@ -119,6 +120,15 @@ absl::StatusOr<std::unique_ptr<ReadServer>> ReadServer::Start(ReadServerOptions 
     s->server_->GetHealthCheckService()->SetServingStatus(name, true);
     if (s->health_) s->health_->SetServing(name, true);
   }
+  // Readiness follows the database; liveness ("") stays SERVING.
+  s->readiness_ = std::make_unique<DatabaseReadiness>(
+      o.database_url, o.readiness_interval, [raw = s.get()](bool ready) {
+        for (const char* name : kHealthNames) {
+          if (*name == '\0') continue;
+          raw->server_->GetHealthCheckService()->SetServingStatus(name, ready);
+          if (raw->health_) raw->health_->SetServing(name, ready);
+        }
+      });
   s->jobs_->Start();
   Log(LogLevel::kInfo, "read service serving",
       {{"grpc_port", std::to_string(s->port_)},
@@ -138,6 +148,7 @@ void ReadServer::Shutdown(absl::Duration grace) {
   if (jobs_) jobs_->Stop();
   if (server_) {
     // Every name, not only "": readiness probes ask for a service by name.
+    readiness_.reset();  // no status change after this
     for (const char* name : kHealthNames) {
       server_->GetHealthCheckService()->SetServingStatus(name, false);
       if (health_) health_->SetServing(name, false);

@@ -13,6 +13,7 @@
 #include "absl/time/time.h"
 #include "server/common/transport_security.h"
 #include "server/common/health_server.h"
+#include "server/common/readiness.h"
 #include "server/query/lifecycle_jobs.h"
 #include "server/query/read_context.h"
 
@@ -32,6 +33,9 @@ struct ReadServerOptions {
   std::string metrics_address = "127.0.0.1:9465";  // empty: no endpoint
   // Plaintext gRPC health only (for Kubernetes probes); empty: none.
   std::string health_address;
+  // How often the database is probed for readiness: the health status of
+  // every service name but "" follows it ("" is liveness and stays SERVING).
+  absl::Duration readiness_interval = absl::Seconds(2);
   // TLS / mutual TLS, or plaintext when asked for (see transport_security.h).
   ServerTransportSecurity transport;
   // Every call must carry an API token (scope read, or admin for writes and
@@ -81,6 +85,7 @@ class ReadServer {
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<telemetry::HealthServer> health_;  // null unless health_address
+  std::unique_ptr<DatabaseReadiness> readiness_;
   int port_ = 0;
   int metrics_port_ = 0;
   bool shut_down_ = false;

@@ -1,5 +1,4 @@
 #include "storage/pg/copy_writer.h"
-#include "storage/util/mutex.h"
 
 #include <algorithm>
 #include <utility>
@@ -8,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "storage/pg/copy_encoding.h"
+#include "storage/util/mutex.h"
 
 namespace telemetry::pg {
 namespace {
@@ -228,7 +228,7 @@ absl::StatusOr<std::vector<TelemetrySink::BatchResult>> CopyWriter::WriteOnce(
   rows.reserve(total);
   absl::flat_hash_set<std::pair<absl::string_view, int64_t>> seen;
   if (batches.size() > 1) seen.reserve(total);
-  int64_t min_day = INT64_MAX, max_day = INT64_MIN;
+  std::vector<int64_t> days;  // of every row, for partitions
   std::vector<std::string> new_sensors, new_types;
   absl::flat_hash_set<absl::string_view> new_sensor_set;
   for (size_t b = 0; b < batches.size(); ++b) {
@@ -240,9 +240,7 @@ absl::StatusOr<std::vector<TelemetrySink::BatchResult>> CopyWriter::WriteOnce(
         continue;
       }
       rows.push_back({static_cast<int32_t>(b), &row});
-      int64_t day = DayOf(row.timestamp_us);
-      min_day = std::min(min_day, day);
-      max_day = std::max(max_day, day);
+      days.push_back(DayOf(row.timestamp_us));
       if (!new_sensor_set.contains(row.sensor_id) &&
           !caches_->SensorKnown(row.sensor_id)) {
         new_sensor_set.insert(row.sensor_id);
@@ -253,17 +251,23 @@ absl::StatusOr<std::vector<TelemetrySink::BatchResult>> CopyWriter::WriteOnce(
   }
   if (rows.empty()) return results;
 
-  // Partitions are created in their own transactions, before the data's.
+  // Partitions are created in their own transactions, before the data's:
+  // only for the days that receive rows (one reading 170 days old makes one
+  // partition, not 170), each run of consecutive unknown days in one call.
   if (options_.mode == StorageMode::kNative) {
-    for (int64_t d = min_day; d <= max_day; ++d) {
-      if (caches_->DayKnown(d)) continue;
-      // Create the whole unknown stretch in one call.
-      int64_t end = d;
-      while (end < max_day && !caches_->DayKnown(end + 1)) ++end;
-      if (absl::Status s = EnsurePartitionsForDays(d, end); !s.ok()) {
+    std::sort(days.begin(), days.end());
+    days.erase(std::unique(days.begin(), days.end()), days.end());
+    for (size_t i = 0; i < days.size(); ++i) {
+      if (caches_->DayKnown(days[i])) continue;
+      size_t last = i;
+      while (last + 1 < days.size() && days[last + 1] == days[last] + 1 &&
+             !caches_->DayKnown(days[last + 1])) {
+        ++last;
+      }
+      if (absl::Status s = EnsurePartitionsForDays(days[i], days[last]); !s.ok()) {
         return Fail(s);
       }
-      d = end;
+      i = last;
     }
   }
   // Sorted registration keeps concurrent writers from deadlocking on the

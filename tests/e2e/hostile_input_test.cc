@@ -292,15 +292,13 @@ TEST_F(HostileInputTest, InvalidUtf8OnTheWireIsRefusedAndTheServerStaysUp) {
   EXPECT_TRUE(Healthy());
 }
 
-TEST_F(HostileInputTest, AnUnparsableMessageOnAStreamIsRefusedAloneAndTheStreamGoesOn) {
-  v1::ReadingBatch before, after;
-  before.set_idempotency_key("before");
-  *before.add_readings() = Good(10);
-  after.set_idempotency_key("after");
-  *after.add_readings() = Good(11);
-  const std::vector<std::string> messages = {before.SerializeAsString(), InvalidUtf8Batch("bad"),
-                                             after.SerializeAsString()};
-  grpc::GenericStub generic(channel_);
+// Sends `messages` as raw bytes on one stream, half-closes, and returns
+// every ack and the call's status.
+std::vector<v1::BatchAck> StreamRaw(const std::shared_ptr<grpc::Channel>& channel,
+                                    const std::vector<std::string>& messages,
+                                    grpc::Status* status) {
+  std::vector<v1::BatchAck> acks;
+  grpc::GenericStub generic(channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
   grpc::CompletionQueue cq;
@@ -311,35 +309,50 @@ TEST_F(HostileInputTest, AnUnparsableMessageOnAStreamIsRefusedAloneAndTheStreamG
     return cq.Next(&tag, &ok) && reinterpret_cast<intptr_t>(tag) == want && ok;
   };
   call->StartCall(reinterpret_cast<void*>(1));
-  ASSERT_TRUE(step(1));
+  bool alive = step(1);
   for (const std::string& m : messages) {
+    if (!alive) break;
     grpc::Slice slice(m);
     grpc::ByteBuffer buffer(&slice, 1);
     call->Write(buffer, reinterpret_cast<void*>(2));
-    ASSERT_TRUE(step(2));
+    alive = step(2);
   }
-  call->WritesDone(reinterpret_cast<void*>(3));
-  ASSERT_TRUE(step(3));
-  std::vector<v1::BatchAck> acks;
-  for (int i = 0; i < 3; ++i) {
+  if (alive) {
+    call->WritesDone(reinterpret_cast<void*>(3));
+    alive = step(3);
+  }
+  while (alive) {
     grpc::ByteBuffer buffer;
     call->Read(&buffer, reinterpret_cast<void*>(4));
-    ASSERT_TRUE(step(4));
+    if (!step(4)) break;
     std::vector<grpc::Slice> slices;
-    ASSERT_TRUE(buffer.Dump(&slices).ok());
+    EXPECT_TRUE(buffer.Dump(&slices).ok());
     std::string bytes;
     for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
     v1::BatchAck ack;
-    ASSERT_TRUE(ack.ParseFromString(bytes));
+    EXPECT_TRUE(ack.ParseFromString(bytes));
     acks.push_back(ack);
   }
-  grpc::Status st;
-  call->Finish(&st, reinterpret_cast<void*>(5));
-  ASSERT_TRUE(cq.Next(&tag, &ok));
-  EXPECT_TRUE(st.ok()) << st.error_message();
+  call->Finish(status, reinterpret_cast<void*>(5));
+  EXPECT_TRUE(cq.Next(&tag, &ok));
   cq.Shutdown();
   while (cq.Next(&tag, &ok)) {
   }
+  return acks;
+}
+
+TEST_F(HostileInputTest, AnUnparsableMessageOnAStreamIsRefusedAloneAndTheStreamGoesOn) {
+  v1::ReadingBatch before, after;
+  before.set_idempotency_key("before");
+  *before.add_readings() = Good(10);
+  after.set_idempotency_key("after");
+  *after.add_readings() = Good(11);
+  grpc::Status st;
+  std::vector<v1::BatchAck> acks = StreamRaw(
+      channel_, {before.SerializeAsString(), InvalidUtf8Batch("bad"), after.SerializeAsString()},
+      &st);
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  ASSERT_EQ(acks.size(), 3u);
   int refused = 0;
   for (const v1::BatchAck& a : acks) {
     if (a.status_code() == grpc::StatusCode::INVALID_ARGUMENT) {
@@ -354,6 +367,40 @@ TEST_F(HostileInputTest, AnUnparsableMessageOnAStreamIsRefusedAloneAndTheStreamG
   EXPECT_EQ(QueryScalar(db_, "SELECT count(*) FROM sensor_readings WHERE sensor_id IN "
                              "('good-10', 'good-11')"),
             "2");
+  EXPECT_EQ(QueryScalar(db_, "SELECT count(*) FROM sensor_readings"), "2");
+}
+
+TEST_F(HostileInputTest, AMessageOverTheSizeLimitIsRefusedAsNotRetryableAndTheStreamGoesOn) {
+  // 20 MiB against the 16 MiB limit: INVALID_ARGUMENT with the limit, not
+  // gRPC's RESOURCE_EXHAUSTED, which our API documents as "resend".
+  v1::ReadingBatch big;
+  big.set_idempotency_key("big");
+  v1::Reading r = Good(20);
+  r.set_sensor_type(std::string(20 << 20, 't'));
+  *big.add_readings() = r;
+  v1::BatchAck unary_ack;
+  grpc::Status unary = Write(big, &unary_ack);
+  EXPECT_EQ(unary.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << unary.error_message();
+  EXPECT_NE(unary.error_message().find("the limit is 16777216 bytes"), std::string::npos)
+      << unary.error_message();
+
+  v1::ReadingBatch before, after;
+  before.set_idempotency_key("before-big");
+  *before.add_readings() = Good(21);
+  after.set_idempotency_key("after-big");
+  *after.add_readings() = Good(22);
+  grpc::Status st;
+  std::vector<v1::BatchAck> acks = StreamRaw(
+      channel_, {before.SerializeAsString(), big.SerializeAsString(), after.SerializeAsString()},
+      &st);
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  ASSERT_EQ(acks.size(), 3u);
+  std::map<std::string, v1::BatchAck> by_key;
+  for (const v1::BatchAck& a : acks) by_key[a.idempotency_key()] = a;
+  EXPECT_EQ(by_key["big"].status_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(by_key["big"].status_message().find("split the batch"), std::string::npos);
+  EXPECT_EQ(by_key["before-big"].accepted(), 1u);
+  EXPECT_EQ(by_key["after-big"].accepted(), 1u);
   EXPECT_EQ(QueryScalar(db_, "SELECT count(*) FROM sensor_readings"), "2");
 }
 

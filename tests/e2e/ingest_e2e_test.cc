@@ -278,13 +278,17 @@ TEST_F(IngestE2ETest, PostgresRestartMidStreamLosesAndDuplicatesNothing) {
   });
   // Stop PostgreSQL once part of the data is in, restart it once the gateway
   // has noticed.
-  ASSERT_TRUE(PollUntil([&] {
+  // No ASSERT while the producer runs: it must be joined whatever happens,
+  // and PostgreSQL must be up again for it to finish.
+  EXPECT_TRUE(PollUntil([&] {
     return Metric("telemetry_ingest_readings_total{outcome=\"accepted\"}") >= 5000;
   }));
-  ASSERT_TRUE(Pg().Stop().ok());
-  ASSERT_TRUE(PollUntil([&] { return Metric("telemetry_postgres_errors_total") > 0; }));
-  ASSERT_TRUE(Pg().Restart().ok());
+  EXPECT_TRUE(Pg().Stop().ok());
+  EXPECT_TRUE(PollUntil([&] { return Metric("telemetry_postgres_errors_total") > 0; }));
+  absl::Status restarted = Pg().running() ? absl::OkStatus() : Pg().Restart();
+  EXPECT_TRUE(restarted.ok()) << restarted;
   producer.join();
+  ASSERT_TRUE(restarted.ok());
   auto stats = stream.Close(absl::Seconds(120));
   ASSERT_TRUE(stats.ok()) << stats.status();
   EXPECT_TRUE(stats->failed.empty());
@@ -349,9 +353,17 @@ TEST_F(IngestE2ETest, EveryValidationRuleRejectsOnlyItsReading) {
   EXPECT_EQ(Q("SELECT count(*) FROM sensor_readings WHERE sensor_id <> 'good'"), "0");
   EXPECT_EQ(Metric("telemetry_ingest_readings_total{outcome=\"rejected\"}"),
             static_cast<double>(cases.size()));
+  // A resend of the same batch is answered with the same rejections, but
+  // they are the same readings: not counted again.
+  BatchAck resent;
+  ASSERT_TRUE(Write(batch, &resent).ok());
+  EXPECT_EQ(resent.duplicates(), cases.size() + 1);
+  EXPECT_EQ(resent.rejected(), cases.size());
+  EXPECT_EQ(Metric("telemetry_ingest_readings_total{outcome=\"rejected\"}"),
+            static_cast<double>(cases.size()));
 }
 
-TEST_F(IngestE2ETest, BatchLevelErrorsAreInvalidArgumentOrResourceExhausted) {
+TEST_F(IngestE2ETest, BatchLevelErrorsAreInvalidArgumentWithTheLimit) {
   BatchAck ack;
   ReadingBatch no_key = MakeBatch("", "s", 0, 1);
   grpc::Status s = Write(no_key, &ack);
@@ -365,11 +377,19 @@ TEST_F(IngestE2ETest, BatchLevelErrorsAreInvalidArgumentOrResourceExhausted) {
   EXPECT_TRUE(absl::StartsWith(s.error_message(), "batch has 10001 readings; the limit is 10000"))
       << s.error_message();
 
+  // Over the 8 MiB message limit: not retryable, and the message says so.
   ReadingBatch oversized = MakeBatch(Key("huge"), "s", 0, 1);
   (*oversized.mutable_readings(0)->mutable_metadata()->mutable_fields())["blob"]
       .set_string_value(std::string(9 << 20, 'x'));
   s = Write(oversized, &ack);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_NE(s.error_message().find("the limit is 8388608 bytes"), std::string::npos)
+      << s.error_message();
+  // Beyond twice the limit gRPC itself refuses the message.
+  (*oversized.mutable_readings(0)->mutable_metadata()->mutable_fields())["blob"]
+      .set_string_value(std::string(17 << 20, 'x'));
+  s = Write(oversized, &ack);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
   EXPECT_EQ(RowCount(), 0);
 }
 
@@ -502,6 +522,21 @@ TEST_F(IngestE2ETest, HealthCheckSaysServing) {
   EXPECT_EQ(HealthStatus(channel_, "telemetry.v1.IngestService"), 1);
 }
 
+TEST_F(IngestE2ETest, ReadinessFollowsTheDatabaseAndLivenessStaysServing) {
+  constexpr int kServing = 1, kNotServing = 2;
+  const std::string service = "telemetry.v1.IngestService";
+  ASSERT_EQ(HealthStatus(channel_, service), kServing);
+  ASSERT_TRUE(Pg().Stop().ok());
+  // No ASSERT until PostgreSQL is back: later tests need it.
+  EXPECT_TRUE(PollUntil([&] { return HealthStatus(channel_, service) == kNotServing; }))
+      << "still ready with the database stopped";
+  EXPECT_EQ(HealthStatus(channel_, ""), kServing) << "liveness must not follow the database";
+  absl::Status restarted = Pg().Restart();
+  ASSERT_TRUE(restarted.ok()) << restarted;
+  EXPECT_TRUE(PollUntil([&] { return HealthStatus(channel_, service) == kServing; }))
+      << "not ready again after the database came back";
+}
+
 TEST_F(IngestE2ETest, SeparateHealthPortServesOnlyHealthForProbes) {
   // Kubernetes' gRPC probes cannot speak TLS: a plaintext port answers
   // grpc.health.v1 and nothing else.
@@ -547,7 +582,8 @@ TEST_F(IngestE2ETest, SlowDatabasePushesBackAndLosesNothing) {
       }
     });
   }
-  ASSERT_TRUE(PollUntil([&] { return Metric("telemetry_ingest_queue_readings") == 3000; }));
+  // No ASSERT until the lock is released and the callers joined.
+  EXPECT_TRUE(PollUntil([&] { return Metric("telemetry_ingest_queue_readings") == 3000; }));
   // The queue is full: a unary call is refused at once, retryably.
   BatchAck ack;
   grpc::Status refused = Write(MakeBatch(Key("u3"), "u", 3000, 1000), &ack);
@@ -555,10 +591,10 @@ TEST_F(IngestE2ETest, SlowDatabasePushesBackAndLosesNothing) {
   // A stream is not refused: it stops being read until space frees.
   client::BatchStream stream(channel_, {});
   for (int b = 0; b < 5; ++b) {
-    ASSERT_TRUE(stream.Send(MakeBatch(Key(absl::StrCat("st", b)), "st", b * 1000, 1000)).ok());
+    EXPECT_TRUE(stream.Send(MakeBatch(Key(absl::StrCat("st", b)), "st", b * 1000, 1000)).ok());
   }
   EXPECT_LE(Metric("telemetry_ingest_queue_readings"), 3000);
-  ASSERT_TRUE((*locker)->Exec("COMMIT").ok());
+  EXPECT_TRUE((*locker)->Exec("COMMIT").ok());
   for (auto& t : unary) t.join();
   auto stats = stream.Close(absl::Seconds(60));
   ASSERT_TRUE(stats.ok()) << stats.status();
@@ -585,11 +621,40 @@ TEST_F(IngestE2ETest, ShutdownAcknowledgesEverythingItAccepted) {
     EXPECT_EQ(ack.status_code(), 0) << ack.status_message();
     accepted += ack.accepted();
   }
-  EXPECT_TRUE(stream->Finish().ok());
+  grpc::Status st = stream->Finish();
   stopper.join();
-  EXPECT_EQ(acks, 10);
-  EXPECT_EQ(accepted, 1000u);
-  EXPECT_EQ(RowCount(), 1000);
+  // Batches the gateway had read when the shutdown began are acknowledged;
+  // the rest it no longer reads, and says so with a retryable status.
+  if (acks < 10) {
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
+  } else {
+    EXPECT_TRUE(st.ok() || st.error_code() == grpc::StatusCode::UNAVAILABLE)
+        << st.error_message();
+  }
+  EXPECT_EQ(accepted, static_cast<uint32_t>(acks) * 100u);
+  EXPECT_EQ(RowCount(), static_cast<int64_t>(accepted));
+}
+
+TEST_F(IngestE2ETest, ShutdownEndsOpenStreamsAtOnceWithARetryableStatus) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(90));
+  auto stream = stub_->StreamReadings(&ctx);
+  BatchAck ack;
+  for (int b = 0; b < 3; ++b) {
+    ASSERT_TRUE(stream->Write(MakeBatch(Key(absl::StrCat("open", b)), "open", b * 100, 100)));
+    ASSERT_TRUE(stream->Read(&ack));
+    ASSERT_EQ(ack.status_code(), 0) << ack.status_message();
+  }
+  // The device keeps its stream open. A long grace must not be waited out:
+  // the gateway ends the stream as soon as it has nothing left to ack.
+  std::thread stopper([&] { server_->Shutdown(absl::Minutes(2)); });
+  while (stream->Read(&ack)) {
+  }
+  grpc::Status st = stream->Finish();
+  stopper.join();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
+  EXPECT_NE(st.error_message().find("shutting down"), std::string::npos) << st.error_message();
+  EXPECT_EQ(RowCount(), 300);
 }
 
 TEST_F(IngestE2ETest, TimescaleModeIngestsExactlyOnce) {

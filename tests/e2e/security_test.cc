@@ -298,6 +298,45 @@ TEST_F(SecurityTest, DeviceTokensAuthenticateAndSensorOwnershipIsEnforced) {
   EXPECT_EQ(Stored("own"), 6);
 }
 
+TEST_F(SecurityTest, RevokingADeviceEndsItsOpenStreamWithUnauthenticated) {
+  StartGateway(/*mtls=*/false, /*credential_refresh=*/absl::Milliseconds(200));
+  const std::string token = AddDevice(db_, "dev-rv", "{rev-*}");
+  auto dev = IngestStub({.bearer_token = token});
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  auto stream = dev->StreamReadings(&ctx);
+  v1::BatchAck ack;
+  ASSERT_TRUE(stream->Write(Batch("rv-0", {"rev-0"})));
+  ASSERT_TRUE(stream->Read(&ack));
+  EXPECT_EQ(ack.status_code(), 0) << ack.status_message();
+
+  QueryScalar(db_, "UPDATE device_credentials SET revoked_at = now() WHERE device_id = "
+                   "'dev-rv' RETURNING 1");
+  // The device keeps sending on its open stream, one batch per ack, until
+  // the gateway refuses (bounded: the refresh is 200 ms here).
+  int sent = 1;
+  bool refused = false;
+  for (absl::Time deadline = absl::Now() + absl::Seconds(20); absl::Now() < deadline; ++sent) {
+    const std::string n = absl::StrCat(sent);
+    if (!stream->Write(Batch("rv-" + n, {"rev-" + n})) || !stream->Read(&ack)) break;
+    if (ack.status_code() == grpc::StatusCode::UNAUTHENTICATED) {
+      refused = true;
+      EXPECT_NE(ack.status_message().find("revoked"), std::string::npos) << ack.status_message();
+      break;
+    }
+    EXPECT_EQ(ack.status_code(), 0) << ack.status_message();
+    absl::SleepFor(absl::Milliseconds(20));  // the device's pace, not synchronisation
+  }
+  EXPECT_TRUE(refused) << "the stream went on after the revocation";
+  stream->WritesDone();
+  while (stream->Read(&ack)) {
+  }
+  grpc::Status st = stream->Finish();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAUTHENTICATED) << st.error_message();
+  // The refused batch was not stored; everything acknowledged before was.
+  EXPECT_EQ(Stored("rev-"), sent);  // rev-0 and the batches acked before the refusal
+}
+
 TEST_F(SecurityTest, ClientLibraryStopsAtOnceOnARefusalNoRetryCanFix) {
   StartGateway(/*mtls=*/false);
   auto ch = client::OpenChannel(absl::StrCat("127.0.0.1:", gateway_->port()),

@@ -77,6 +77,21 @@ TEST_F(CopyWriterTest, CopiesBatchesAndRegistersTheirSensors) {
   EXPECT_EQ(Q("SELECT count(*) FROM sensor_readings_p20260101"), "150");
 }
 
+TEST_F(CopyWriterTest, CreatesPartitionsOnlyForTheDaysThatReceiveRows) {
+  // Two readings 170 days apart: two partitions, not 171.
+  auto a = Rows("old-1", 0, 1);
+  auto b = Rows("old-1", 170 * 86400, 1);
+  auto c = Rows("old-1", 171 * 86400, 1);  // the next day: one call with b's
+  const std::string before = Q("SELECT count(*) FROM pg_inherits WHERE inhparent = "
+                               "'sensor_readings'::regclass");
+  ASSERT_TRUE(writer_->WriteBatches({&a, &b, &c}, false).ok());
+  EXPECT_EQ(Q("SELECT count(*) FROM pg_inherits WHERE inhparent = "
+              "'sensor_readings'::regclass"),
+            std::to_string(std::stoi(before) + 3));
+  EXPECT_EQ(Q("SELECT count(*) FROM sensor_readings_default"), "0");
+  EXPECT_EQ(Q("SELECT count(*) FROM sensor_readings"), "3");
+}
+
 TEST_F(CopyWriterTest, RoundTripsEveryColumnExactly) {
   ReadingRow r;
   r.sensor_id = "s'; DROP TABLE sensors; --";

@@ -3,13 +3,13 @@
 // over a fake source. (The store and both services are exercised end to end
 // in e2e/security_test.cc.)
 #include "server/common/credentials.h"
+#include "storage/util/mutex.h"
 
 #include <gtest/gtest.h>
 
 #include <thread>
 
 #include "absl/container/flat_hash_set.h"
-#include "storage/util/mutex.h"
 
 namespace telemetry {
 namespace {
@@ -17,6 +17,16 @@ namespace {
 TEST(CredentialsTest, Sha256HexMatchesTheStandardVectors) {
   EXPECT_EQ(Sha256Hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST(CredentialsTest, TheBearerSchemeIsCaseInsensitive) {
+  EXPECT_EQ(BearerTokenFromHeader("Bearer abc"), "abc");
+  EXPECT_EQ(BearerTokenFromHeader("bearer abc"), "abc");
+  EXPECT_EQ(BearerTokenFromHeader("BEARER  abc"), "abc");
+  EXPECT_EQ(BearerTokenFromHeader("Basic abc"), "");
+  EXPECT_EQ(BearerTokenFromHeader("Bearerabc"), "");
+  EXPECT_EQ(BearerTokenFromHeader("Bearer"), "");
+  EXPECT_EQ(BearerTokenFromHeader(""), "");
 }
 
 TEST(CredentialsTest, NewBearerTokensAre256BitsAndDistinct) {

@@ -1,11 +1,11 @@
 #include "server/ingest/ingest_pipeline.h"
+#include "storage/util/mutex.h"
 
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <memory>
 
-#include "storage/util/mutex.h"
 #include "storage/memory/memory_sink.h"
 
 namespace telemetry::ingest {
@@ -134,6 +134,32 @@ TEST_F(IngestPipelineTest, FullQueueRefusesUntilSpaceFrees) {
   ASSERT_TRUE(a.Wait() && b.Wait());
   EXPECT_EQ(db_.rows(), 120u);
   EXPECT_EQ(pipeline_->queued_readings(), 0u);
+}
+
+TEST_F(IngestPipelineTest, TheQueueIsBoundedInBytesToo) {
+  // Few readings, much metadata: the byte bound refuses what the reading
+  // bound would let in.
+  auto fat = [](const std::string& sensor) {
+    std::vector<ReadingRow> rows = Rows(sensor, 10);
+    for (ReadingRow& r : rows) r.metadata_json = std::string(4096, 'm');
+    return rows;
+  };
+  PipelineOptions o;
+  o.max_queued_readings = 1'000'000;
+  o.max_queued_bytes = 64 * 1024;
+  Start(o);
+  db_.SetGateOpen(false);
+  Result a, b;
+  ASSERT_TRUE(Submit("a", fat("s"), &a).ok());  // ~41 KiB: fits
+  EXPECT_GT(QueuedBytes(fat("x")), 40u * 1024);
+  std::vector<ReadingRow> rows = fat("t");
+  EXPECT_EQ(pipeline_->Submit("b", std::move(rows), b.Callback()).code(),
+            absl::StatusCode::kResourceExhausted);
+  db_.SetGateOpen(true);
+  ASSERT_TRUE(a.Wait());
+  ASSERT_TRUE(Submit("b", std::move(rows), &b).ok());  // space again
+  ASSERT_TRUE(b.Wait());
+  EXPECT_EQ(db_.rows(), 20u);
 }
 
 TEST_F(IngestPipelineTest, FailedWriteReleasesTheKeySoARetryIsStored) {
