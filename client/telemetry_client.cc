@@ -1,5 +1,4 @@
 #include "client/telemetry_client.h"
-#include "storage/util/mutex.h"
 
 #include <algorithm>
 #include <cmath>
@@ -9,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "storage/util/mutex.h"
 
 namespace telemetry::client {
 

@@ -35,8 +35,8 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "storage/util/mutex.h"
 #include "absl/time/time.h"
+#include "storage/util/mutex.h"
 #include "telemetry/v1/ingest.grpc.pb.h"
 
 namespace telemetry::client {

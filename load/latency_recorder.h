@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "storage/util/mutex.h"
 #include "absl/time/time.h"
+#include "storage/util/mutex.h"
 
 namespace telemetry::load {
 

@@ -14,11 +14,11 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "storage/util/mutex.h"
 #include "absl/time/clock.h"
 #include "server/common/credentials.h"
 #include "storage/pg/connection_pool.h"
 #include "storage/pg/migration.h"
+#include "storage/util/mutex.h"
 
 namespace telemetry::query {
 

@@ -1,9 +1,9 @@
 #include "storage/memory/memory_sink.h"
-#include "storage/util/mutex.h"
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "storage/util/mutex.h"
 
 namespace telemetry {
 

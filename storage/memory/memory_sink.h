@@ -12,9 +12,9 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "storage/util/mutex.h"
 #include "storage/dedupe_store.h"
 #include "storage/telemetry_sink.h"
+#include "storage/util/mutex.h"
 
 namespace telemetry {
 

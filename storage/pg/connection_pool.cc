@@ -1,7 +1,8 @@
 #include "storage/pg/connection_pool.h"
-#include "storage/util/mutex.h"
 
 #include <utility>
+
+#include "storage/util/mutex.h"
 
 namespace telemetry::pg {
 

@@ -13,9 +13,9 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "storage/util/mutex.h"
 #include "absl/time/time.h"
 #include "storage/pg/connection.h"
+#include "storage/util/mutex.h"
 
 namespace telemetry::pg {
 

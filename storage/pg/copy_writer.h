@@ -23,11 +23,11 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
-#include "storage/util/mutex.h"
 #include "absl/time/time.h"
 #include "storage/pg/connection.h"
 #include "storage/pg/migration.h"
 #include "storage/telemetry_sink.h"
+#include "storage/util/mutex.h"
 
 namespace telemetry::pg {
 

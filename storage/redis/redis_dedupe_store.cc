@@ -1,5 +1,4 @@
 #include "storage/redis/redis_dedupe_store.h"
-#include "storage/util/mutex.h"
 
 #include <hiredis/hiredis.h>
 #include <sys/time.h>
@@ -9,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "storage/util/mutex.h"
 
 namespace telemetry {
 namespace {

@@ -18,9 +18,9 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "storage/util/mutex.h"
 #include "absl/time/time.h"
 #include "storage/dedupe_store.h"
+#include "storage/util/mutex.h"
 
 struct redisContext;
 struct redisReply;

@@ -18,9 +18,9 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "storage/util/mutex.h"
 #include "absl/time/clock.h"
 #include "server/ingest/ingest_server.h"
+#include "storage/util/mutex.h"
 #include "telemetry/v1/ingest.grpc.pb.h"
 #include "tests/support/exact_batches.h"
 #include "tests/support/http_get.h"
