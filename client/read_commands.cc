@@ -63,6 +63,12 @@ bool ParseTimeArg(const std::string& arg, absl::Time* out) {
     *out = now + offset;
     return true;
   }
+  int64_t days;  // "-7d": days, which absl durations do not spell
+  if (arg.size() > 2 && arg[0] == '-' && arg.back() == 'd' &&
+      absl::SimpleAtoi(absl::string_view(arg).substr(1, arg.size() - 2), &days) && days >= 0) {
+    *out = now - absl::Hours(24) * days;
+    return true;
+  }
   double seconds;
   if (absl::SimpleAtod(arg, &seconds)) {
     *out = absl::FromUnixMicros(static_cast<int64_t>(seconds * 1e6));
@@ -128,6 +134,10 @@ int Latest() {
   if (!s.ok()) return Fail("latest", s);
   WriteCsvHeader(std::cout);
   for (const auto& r : resp.readings()) WriteCsvRow(std::cout, r);
+  if (resp.truncated()) {
+    std::cerr << "telemetryctl: only the newest " << resp.readings_size()
+              << " fit in one response (3 MiB); use `telemetryctl range` for more\n";
+  }
   return 0;
 }
 
@@ -136,7 +146,7 @@ int Range() {
   req.set_sensor_id(absl::GetFlag(FLAGS_sensor));
   if (!SetTime(absl::GetFlag(FLAGS_start), req.mutable_start()) ||
       !SetTime(absl::GetFlag(FLAGS_end), req.mutable_end())) {
-    return FailArg("--start/--end: use RFC 3339, Unix seconds, now or -<duration>");
+    return FailArg("--start/--end: use RFC 3339, Unix seconds, now, -<duration> or -<n>d");
   }
   std::ofstream file;
   std::ostream* out = &std::cout;
@@ -171,7 +181,7 @@ int Summary() {
   }
   if (!SetTime(absl::GetFlag(FLAGS_start), req.mutable_start()) ||
       !SetTime(absl::GetFlag(FLAGS_end), req.mutable_end())) {
-    return FailArg("--start/--end: use RFC 3339, Unix seconds, now or -<duration>");
+    return FailArg("--start/--end: use RFC 3339, Unix seconds, now, -<duration> or -<n>d");
   }
   v1::HourlySummaryResponse resp;
   grpc::ClientContext ctx;
@@ -230,6 +240,7 @@ int Jobs() {
               << ", " << j.total_successes() << " ok / " << j.total_failures()
               << " failed, next " << (j.has_next_start() ? FormatTs(j.next_start()) : "-")
               << "\n";
+    if (!j.last_error().empty()) std::cout << "  last error: " << j.last_error() << "\n";
   }
   return 0;
 }
@@ -259,7 +270,7 @@ int Refresh() {
   if (!absl::GetFlag(FLAGS_all) &&
       (!SetTime(absl::GetFlag(FLAGS_start), req.mutable_start()) ||
        !SetTime(absl::GetFlag(FLAGS_end), req.mutable_end()))) {
-    return FailArg("--start/--end: use RFC 3339, Unix seconds, now or -<duration>");
+    return FailArg("--start/--end: use RFC 3339, Unix seconds, now, -<duration> or -<n>d");
   }
   v1::RefreshAggregateResponse resp;
   grpc::ClientContext ctx;

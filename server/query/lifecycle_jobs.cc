@@ -1,5 +1,4 @@
 #include "server/query/lifecycle_jobs.h"
-#include "storage/util/mutex.h"
 
 #include <algorithm>
 #include <cmath>
@@ -11,6 +10,7 @@
 #include "absl/time/clock.h"
 #include "server/common/log.h"
 #include "server/query/sql_values.h"
+#include "storage/util/mutex.h"
 
 namespace telemetry::query {
 namespace {
@@ -46,8 +46,9 @@ LifecycleJobs::LifecycleJobs(const ReadContext* ctx, LifecycleOptions options,
       job_next_start_(GaugeFamily(registry, "telemetry_job_next_start_timestamp_seconds",
                                   "When each job runs next")),
       staleness_(GaugeFamily(registry, "telemetry_aggregate_staleness_seconds",
-                             "Now minus the end of the newest materialised hour of "
-                             "sensor_readings_summary_hourly (-1: nothing materialised)")
+                             "Now minus the watermark of sensor_readings_summary_hourly: "
+                             "how far refreshes lag, not the newest data (-1: never "
+                             "refreshed)")
                      .Add({})),
       chunks_(GaugeFamily(registry, "telemetry_storage_chunks",
                           "Partitions (native) or chunks (timescale) of sensor_readings")
@@ -91,14 +92,14 @@ void LifecycleJobs::RunJob(JobState* job_state, const std::function<absl::Status
   job_state->next_start = start + job_state->schedule;
   if (s.ok()) {
     job_state->last_status = "success";
+    job_state->last_error.clear();
     ++job_state->successes;
   } else if (s.code() == absl::StatusCode::kAborted) {
     job_state->last_status = "skipped";  // another replica is running it
   } else {
     job_state->last_status = "failure";
-    ++job_state->failures;
-    Log(LogLevel::kWarning, "background job failed",
-        {{"job", job_state->name}, {"error", std::string(s.message())}});
+    job_state->last_error = std::string(s.message());
+    ++job_state->failures;  // logged by the stats pass (ExportJob), as in timescale mode
   }
 }
 
@@ -154,16 +155,26 @@ absl::StatusOr<int64_t> LifecycleJobs::Refresh(std::optional<int64_t> start_us,
   auto conn = ctx_.writer->Acquire();
   if (!conn.ok()) return conn.status();
   if (ctx_.mode == pg::StorageMode::kTimescale) {
+    const std::string window =
+        absl::StrCat("CASE WHEN $1::bigint IS NULL THEN NULL ELSE ", MicrosToTimestampSql(1),
+                     " END, CASE WHEN $2::bigint IS NULL THEN NULL ELSE ",
+                     MicrosToTimestampSql(2), " END");
+    const std::vector<pg::Param> params = {
+        start_us ? pg::Param(std::to_string(*start_us)) : pg::Param(),
+        end_us ? pg::Param(std::to_string(*end_us)) : pg::Param()};
     // A procedure that cannot run inside a transaction block: autocommit.
     auto r = (*conn)->Query(
         absl::StrCat("CALL refresh_continuous_aggregate('sensor_readings_summary_hourly', ",
-                     "CASE WHEN $1::bigint IS NULL THEN NULL ELSE ", MicrosToTimestampSql(1),
-                     " END, CASE WHEN $2::bigint IS NULL THEN NULL ELSE ",
-                     MicrosToTimestampSql(2), " END)"),
-        {start_us ? pg::Param(std::to_string(*start_us)) : pg::Param(),
-         end_us ? pg::Param(std::to_string(*end_us)) : pg::Param()});
-    if (!r.ok()) return r.status();
-    return 0;
+                     window, ")"),
+        params);
+    if (r.ok()) return 0;
+    if (pg::SqlStateOf(r.status()) != "42501") return r.status();
+    // Not the aggregate's owner (the least-privilege maintainer login):
+    // have the owner's one-shot job do it (migration 0011) and wait for it.
+    auto job = (*conn)->Query(absl::StrCat("SELECT telemetry_request_refresh(", window, ")"),
+                              params);
+    if (!job.ok()) return job.status();
+    return WaitForRefreshJob(**conn, job->GetInt(0, 0));
   }
   absl::StatusOr<pg::Result> r =
       (!start_us && !end_us)
@@ -180,6 +191,38 @@ absl::StatusOr<int64_t> LifecycleJobs::Refresh(std::optional<int64_t> start_us,
     return absl::AbortedError("another refresh of the aggregate is running; retry later");
   }
   return hours;
+}
+
+absl::StatusOr<int64_t> LifecycleJobs::WaitForRefreshJob(pg::Connection& conn, int64_t job_id) {
+  const absl::Time deadline = absl::Now() + options_.on_demand_refresh_timeout;
+  const std::string id = std::to_string(job_id);
+  while (true) {
+    auto r = conn.Query(
+        "SELECT coalesce(s.last_run_status, '') FROM timescaledb_information.jobs j "
+        "LEFT JOIN timescaledb_information.job_stats s USING (job_id) WHERE j.job_id = $1",
+        {id});
+    if (!r.ok()) return r.status();
+    if (r->rows() == 0) {
+      return absl::InternalError(absl::StrCat("refresh job ", id, " disappeared"));
+    }
+    const std::string status(r->Get(0, 0));
+    if (status == "Success") return 0;
+    if (status == "Failed") {
+      auto e = conn.Query(
+          "SELECT coalesce(err_message, '') FROM timescaledb_information.job_errors "
+          "WHERE job_id = $1 ORDER BY finish_time DESC LIMIT 1",
+          {id});
+      return absl::AbortedError(absl::StrCat(
+          "the refresh job ", id, " failed",
+          e.ok() && e->rows() > 0 ? absl::StrCat(": ", e->Get(0, 0)) : std::string()));
+    }
+    if (absl::Now() >= deadline) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "the refresh job ", id, " has not finished yet; `telemetryctl jobs` shows it"));
+    }
+    // TimescaleDB's scheduler gives no notification to wait on: poll it.
+    absl::SleepFor(absl::Milliseconds(200));
+  }
 }
 
 absl::StatusOr<std::string> LifecycleJobs::RunRetention() {
@@ -232,6 +275,7 @@ absl::StatusOr<std::vector<telemetry::v1::Job>> LifecycleJobs::Jobs() {
         j.set_last_run_seconds(absl::ToDoubleSeconds(s->last_duration));
       }
       j.set_last_run_status(s->last_status);
+      j.set_last_error(s->last_error);
       j.set_total_successes(s->successes);
       j.set_total_failures(s->failures);
       if (options_.run_native_jobs && s->next_start != absl::InfinitePast()) {
@@ -264,6 +308,20 @@ absl::StatusOr<std::vector<telemetry::v1::Job>> LifecycleJobs::Jobs() {
     j.set_total_failures(r->GetInt(i, 6));
     if (!r->IsNull(i, 7)) SetFromMicros(r->GetInt(i, 7), j.mutable_next_start());
     jobs.push_back(std::move(j));
+  }
+  // The last error of each failed job. A separate query: a role that may
+  // not read job_errors still gets the list.
+  auto errors = (*conn)->Query(
+      "SELECT DISTINCT ON (e.proc_name) e.proc_name, coalesce(e.err_message, '') "
+      "FROM timescaledb_information.job_errors e WHERE e.proc_name LIKE 'policy_%' "
+      "ORDER BY e.proc_name, e.finish_time DESC");
+  if (errors.ok()) {
+    for (telemetry::v1::Job& j : jobs) {
+      if (j.last_run_status() != "failure") continue;
+      for (int i = 0; i < errors->rows(); ++i) {
+        if (errors->Get(i, 0) == j.name()) j.set_last_error(std::string(errors->Get(i, 1)));
+      }
+    }
   }
   return jobs;
 }
@@ -301,11 +359,19 @@ absl::StatusOr<telemetry::v1::ListChunksResponse> LifecycleJobs::Chunks() {
       "SELECT c.chunk_schema || '.' || c.chunk_name, ", TimestampToMicrosSql("c.range_start"),
       ", ", TimestampToMicrosSql("c.range_end"),
       ", c.is_compressed, coalesce(d.total_bytes, 0), "
-      "greatest(coalesce(cl.reltuples, 0), 0)::bigint "
+      // A compressed chunk's rows live in its compressed table: count them
+      // from TimescaleDB's compression statistics (exact as of compression),
+      // plus whatever was written into the chunk since.
+      "greatest(coalesce(cl.reltuples, 0), 0)::bigint + "
+      "coalesce(cs.numrows_pre_compression, 0) "
       "FROM timescaledb_information.chunks c "
       "LEFT JOIN chunks_detailed_size('sensor_readings') d "
       "ON d.chunk_schema = c.chunk_schema AND d.chunk_name = c.chunk_name "
       "LEFT JOIN pg_class cl ON cl.oid = format('%I.%I', c.chunk_schema, c.chunk_name)::regclass "
+      "LEFT JOIN _timescaledb_catalog.chunk ch "
+      "ON ch.schema_name = c.chunk_schema AND ch.table_name = c.chunk_name "
+      "LEFT JOIN _timescaledb_catalog.compression_chunk_size cs "
+      "ON cs.chunk_id = ch.id AND c.is_compressed "
       "WHERE c.hypertable_name = 'sensor_readings' ORDER BY c.range_start"));
   if (!r.ok()) return r.status();
   for (int i = 0; i < r->rows(); ++i) {
@@ -339,6 +405,15 @@ void LifecycleJobs::ExportJob(const telemetry::v1::Job& job) {
       .Set(static_cast<double>(job.total_successes()));
   job_runs_.Add({{"job_name", job.name()}, {"result", "failure"}})
       .Set(static_cast<double>(job.total_failures()));
+  // Each new failure once in the log, with its error, in both modes.
+  auto [seen, first] = failures_logged_.try_emplace(job.name(), job.total_failures());
+  if (job.total_failures() > seen->second || (first && job.last_run_status() == "failure")) {
+    Log(LogLevel::kWarning, "background job failed",
+        {{"job", job.name()},
+         {"failures", absl::StrCat(job.total_failures())},
+         {"error", job.last_error()}});
+  }
+  seen->second = job.total_failures();
   if (job.has_next_start()) job_next_start_.Add(labels).Set(ToUnixSeconds(job.next_start()));
 }
 
@@ -356,12 +431,16 @@ void LifecycleJobs::CollectStats() {
   }
   auto conn = ctx_.reader->Acquire();
   if (!conn.ok()) return;
+  // How far the aggregate's watermark lags now: what refreshes have
+  // covered, not where the newest data is (a quiet fleet is not stale), and
+  // never negative (a refresh may reach past now).
   auto r = (*conn)->Query(
       ctx_.mode == pg::StorageMode::kNative
-          ? "SELECT extract(epoch FROM now() - watermark)::float8 FROM telemetry_aggregate_state "
-            "WHERE watermark > '-infinity'"
-          : "SELECT extract(epoch FROM now() - (max(hour) + interval '1 hour'))::float8 "
-            "FROM sensor_readings_summary_hourly");
+          ? "SELECT greatest(extract(epoch FROM now() - watermark), 0)::float8 "
+            "FROM telemetry_aggregate_state WHERE watermark > '-infinity'"
+          : "SELECT greatest(extract(epoch FROM now() - w), 0)::float8 "
+            "FROM telemetry_summary_watermark() w WHERE w > '-infinity' AND "
+            "w > '1970-01-01'");
   if (r.ok()) {
     staleness_.Set(r->rows() > 0 && !r->IsNull(0, 0) ? r->GetDouble(0, 0) : -1);
   }

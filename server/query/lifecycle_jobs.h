@@ -18,6 +18,7 @@
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
+#include <map>
 #include <optional>
 #include <string>
 #include <thread>
@@ -25,9 +26,9 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "storage/util/mutex.h"
 #include "absl/time/time.h"
 #include "server/query/read_context.h"
+#include "storage/util/mutex.h"
 #include "telemetry/v1/query.pb.h"
 
 namespace telemetry::query {
@@ -41,6 +42,9 @@ struct LifecycleOptions {
   absl::Duration stats_interval = absl::Seconds(15);
   // Run the native jobs at all (tests drive them by hand).
   bool run_native_jobs = true;
+  // Timescale mode, a login that does not own the aggregate: how long an
+  // on-demand refresh waits for the owner's one-shot job (migration 0011).
+  absl::Duration on_demand_refresh_timeout = absl::Minutes(10);
 };
 
 class LifecycleJobs {
@@ -54,7 +58,9 @@ class LifecycleJobs {
 
   // Re-materialises [start, end) (both unset: everything). Returns hours
   // refreshed (native) or 0 (TimescaleDB). Aborted when another refresh
-  // holds the lock.
+  // holds the lock. TimescaleDB mode under a login that does not own the
+  // aggregate: runs as the owner's one-shot job and waits for it (at most
+  // on_demand_refresh_timeout; the RPC's deadline does not stop the job).
   absl::StatusOr<int64_t> Refresh(std::optional<int64_t> start_us,
                                   std::optional<int64_t> end_us);
   // Runs retention now; returns a summary.
@@ -75,14 +81,20 @@ class LifecycleJobs {
     absl::Time last_start = absl::InfinitePast();
     absl::Duration last_duration;
     std::string last_status;
+    std::string last_error;  // of the last run, when it failed
     int64_t successes = 0, failures = 0;
     absl::Time next_start = absl::InfinitePast();
   };
   void Loop();
+  // Polls the owner's one-shot refresh job `job_id` until it has run
+  // (timescale mode, a login that does not own the aggregate).
+  absl::StatusOr<int64_t> WaitForRefreshJob(pg::Connection& conn, int64_t job_id);
   // `job_state` is one of the guarded members; read and written under mu_.
   void RunJob(JobState* job_state, const std::function<absl::Status()>& body)
       ABSL_LOCKS_EXCLUDED(mu_);
   void ExportJob(const telemetry::v1::Job& job);
+  // Failures seen per job (stats thread only), to log each new one once.
+  std::map<std::string, int64_t> failures_logged_;
 
   const ReadContext& ctx_;
   const LifecycleOptions options_;

@@ -20,6 +20,11 @@ constexpr int kMaxSummarySensors = 1'000;
 constexpr int64_t kMaxSummaryRangeUs = 366LL * 86'400 * 1'000'000;
 constexpr uint32_t kDefaultDriftPoints = 100'000, kMaxDriftPoints = 1'000'000;
 constexpr int64_t kHourUs = 3'600LL * 1'000'000;
+// Every response message stays under this many bytes: every gRPC client's
+// default receive limit is 4 MiB, and a reading's metadata may be 16 KiB.
+constexpr size_t kMaxResponseBytes = 3 << 20;
+// Bytes `reading` adds to a message as one repeated field (tag + length).
+size_t EncodedSize(const StoredReading& reading) { return reading.ByteSizeLong() + 6; }
 
 // Columns of StoredReading, in ReadingFromRow's order; fetched in binary
 // format (QueryBinary).
@@ -118,10 +123,16 @@ grpc::Status QueryServiceImpl::LatestReadings(
                    "ORDER BY \"timestamp\" DESC LIMIT ", limit),
       {request->sensor_id()});
   if (!r.ok()) return scope.Done(r.status());
+  size_t bytes = 0;
   for (int i = 0; i < r->rows(); ++i) {
-    if (absl::Status s = ReadingFromRow(*r, i, response->add_readings()); !s.ok()) {
-      return scope.Done(s);
+    StoredReading reading;
+    if (absl::Status s = ReadingFromRow(*r, i, &reading); !s.ok()) return scope.Done(s);
+    bytes += EncodedSize(reading);
+    if (bytes > kMaxResponseBytes && response->readings_size() > 0) {
+      response->set_truncated(true);  // the newest that fit; the rest by ReadingsRange
+      break;
     }
+    *response->add_readings() = std::move(reading);
   }
   return scope.Done(absl::OkStatus());
 }
@@ -177,17 +188,33 @@ grpc::Status QueryServiceImpl::ReadingsRange(
                                   one_sensor ? request->sensor_id() : cursor_sensor});
     if (!r.ok()) return scope.Done(r.status());
     if (r->rows() == 0) break;
+    // One message per chunk_size rows, or fewer when they would pass
+    // kMaxResponseBytes; each with the cursor after its own last reading.
     telemetry::v1::ReadingsRangeChunk out;
+    size_t bytes = 0;
+    auto send = [&]() {
+      const StoredReading& last = out.readings(out.readings_size() - 1);
+      cursor_us = ToMicros(last.timestamp());
+      cursor_sensor = last.sensor_id();
+      out.set_cursor(EncodeToken({std::to_string(cursor_us), cursor_sensor}));
+      const bool sent = writer->Write(out);
+      out.Clear();
+      bytes = 0;
+      return sent;
+    };
     for (int i = 0; i < r->rows(); ++i) {
-      if (absl::Status s = ReadingFromRow(*r, i, out.add_readings()); !s.ok()) {
-        return scope.Done(s);
+      StoredReading reading;
+      if (absl::Status s = ReadingFromRow(*r, i, &reading); !s.ok()) return scope.Done(s);
+      const size_t size = EncodedSize(reading);
+      if (bytes + size > kMaxResponseBytes && out.readings_size() > 0 && !send()) {
+        return scope.Done(absl::CancelledError("client went away"));
       }
+      bytes += size;
+      *out.add_readings() = std::move(reading);
     }
-    const StoredReading& last = out.readings(out.readings_size() - 1);
-    cursor_us = ToMicros(last.timestamp());
-    cursor_sensor = last.sensor_id();
-    out.set_cursor(EncodeToken({std::to_string(cursor_us), cursor_sensor}));
-    if (!writer->Write(out)) return scope.Done(absl::CancelledError("client went away"));
+    if (out.readings_size() > 0 && !send()) {
+      return scope.Done(absl::CancelledError("client went away"));
+    }
     if (r->rows() < static_cast<int>(chunk)) break;
   }
   return scope.Done(absl::OkStatus());
@@ -389,6 +416,15 @@ grpc::Status QueryServiceImpl::DriftWindows(
     values[w].reserve(static_cast<size_t>(n));
     for (int i = 0; i < n; ++i) values[w].push_back(r->GetDouble(i, 0));
     std::sort(values[w].begin(), values[w].end());
+  }
+  // No readings in a window (an unknown sensor included) is no evidence of
+  // "no drift": say so rather than answer p = 1, PSI = 0.
+  for (int w = 0; w < 2; ++w) {
+    if (values[w].empty()) {
+      return scope.Done(absl::FailedPreconditionError(absl::StrCat(
+          "the ", windows[w].name, " window holds no readings of sensor '",
+          request->sensor_id(), "'; drift needs readings in both windows")));
+    }
   }
   telemetry::v1::WindowStats* out[2] = {response->mutable_reference(),
                                         response->mutable_current()};

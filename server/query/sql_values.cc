@@ -98,6 +98,46 @@ std::string EncodeToken(const std::vector<std::string>& parts) {
   return absl::WebSafeBase64Escape(absl::StrJoin(escaped, "\n"));
 }
 
+namespace {
+
+// Whether `s` is well-formed UTF-8 (no overlongs, surrogates or code points
+// past U+10FFFF), as PostgreSQL requires of text.
+bool IsValidUtf8(absl::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t len;
+    uint32_t cp;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      len = 2;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + len > s.size()) return false;
+    for (size_t k = 1; k < len; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    static constexpr uint32_t kMin[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += len;
+  }
+  return true;
+}
+
+}  // namespace
+
 absl::StatusOr<std::vector<std::string>> DecodeToken(absl::string_view token,
                                                      size_t expected_parts) {
   std::string raw;
@@ -110,7 +150,9 @@ absl::StatusOr<std::vector<std::string>> DecodeToken(absl::string_view token,
   }
   for (std::string& p : parts) {
     std::string unescaped;
-    if (!absl::CUnescape(p, &unescaped)) {
+    // A part goes into a query as text: refuse what PostgreSQL would (with
+    // its own words, which a client should not see).
+    if (!absl::CUnescape(p, &unescaped) || !IsValidUtf8(unescaped)) {
       return absl::InvalidArgumentError("malformed page token or cursor");
     }
     p = std::move(unescaped);

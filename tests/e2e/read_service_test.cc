@@ -332,6 +332,50 @@ TEST_F(ReadServiceTest, HourlySummaryIsCompleteBeforeAndAfterMaterialisation) {
   }
 }
 
+TEST_F(ReadServiceTest, ResponsesStayUnderTheClientsDefaultReceiveLimit) {
+  // 300 readings with 15 KiB of metadata each: 4.5 MB, more than any gRPC
+  // client accepts in one message by default (4 MiB).
+  v1::ReadingBatch b;
+  b.set_idempotency_key(absl::StrCat(Db(), "-fat"));
+  for (int i = 0; i < 300; ++i) {
+    v1::Reading r = MakeReading("fat", base_us_ + i * 1'000'000LL, i);
+    (*r.mutable_metadata()->mutable_fields())["blob"].set_string_value(
+        std::string(15 * 1024, 'm'));
+    *b.add_readings() = r;
+  }
+  Write(b);
+  v1::LatestReadingsRequest latest;
+  latest.set_sensor_id("fat");
+  latest.set_limit(400);
+  v1::LatestReadingsResponse newest;
+  grpc::ClientContext c1;
+  grpc::Status st = query_->LatestReadings(&c1, latest, &newest);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_TRUE(newest.truncated());
+  EXPECT_GT(newest.readings_size(), 100);
+  EXPECT_LT(newest.readings_size(), 300);
+  EXPECT_EQ(query::ToMicros(newest.readings(0).timestamp()), base_us_ + 299 * 1'000'000LL);
+
+  v1::ReadingsRangeRequest range;
+  range.set_sensor_id("fat");
+  query::SetFromMicros(base_us_, range.mutable_start());
+  query::SetFromMicros(base_us_ + kHourUs, range.mutable_end());
+  range.set_chunk_size(50'000);
+  grpc::ClientContext c2;
+  auto reader = query_->ReadingsRange(&c2, range);
+  v1::ReadingsRangeChunk chunk;
+  int chunks = 0, readings = 0;
+  while (reader->Read(&chunk)) {
+    ++chunks;
+    readings += chunk.readings_size();
+    EXPECT_LT(chunk.ByteSizeLong(), 4u << 20);
+  }
+  st = reader->Finish();
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(readings, 300);
+  EXPECT_GE(chunks, 2);
+}
+
 TEST_F(ReadServiceTest, DriftWindowsMatchHandComputedStatistics) {
   // Reference values 1..10, current 1..8, one per second.
   v1::ReadingBatch b;
@@ -368,6 +412,25 @@ TEST_F(ReadServiceTest, DriftWindowsMatchHandComputedStatistics) {
   EXPECT_EQ(resp.reference().count(), 5);
   EXPECT_TRUE(resp.reference().truncated());
   EXPECT_EQ(resp.reference().min(), 6) << "the newest points are kept";
+
+  // An empty window, and an unknown sensor, are not "no drift": both get
+  // the same FAILED_PRECONDITION naming the empty window.
+  for (const std::string& sensor : {std::string("drift"), std::string("no-such-sensor")}) {
+    v1::DriftWindowsRequest empty = req;
+    empty.set_sensor_id(sensor);
+    if (sensor == "drift") {
+      query::SetFromMicros(base_us_ + 3 * kHourUs, empty.mutable_current_start());
+      query::SetFromMicros(base_us_ + 4 * kHourUs, empty.mutable_current_end());
+    }
+    grpc::ClientContext c;
+    v1::DriftWindowsResponse r;
+    grpc::Status st = query_->DriftWindows(&c, empty, &r);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << sensor;
+    EXPECT_NE(st.error_message().find(sensor == "drift" ? "the current window holds no readings"
+                                                        : "the reference window holds no"),
+              std::string::npos)
+        << st.error_message();
+  }
 }
 
 TEST_F(ReadServiceTest, GatewayWorksWithTheWriterRoleAlone) {
@@ -729,6 +792,10 @@ TEST(ReadServiceTimescaleTest, ContinuousAggregatePathEndToEnd) {
   EXPECT_GE(chunks.chunks_size(), 1);
   (*reader)->Shutdown(absl::Seconds(2));
 
+  // Noon nine days ago: the 100 minutes below stay inside one daily chunk.
+  const int64_t day_us = 24 * kHourUs;
+  const int64_t old_day_start_us =
+      (absl::ToUnixMicros(absl::Now() - absl::Hours(24 * 9)) / day_us) * day_us + 12 * kHourUs;
   // On-demand compression and retention with the least-privilege logins a
   // deployment uses (TimescaleDB lets only a policy's owner run_job() it;
   // migration 0009's SECURITY DEFINER functions do the same work). One
@@ -736,7 +803,7 @@ TEST(ReadServiceTimescaleTest, ContinuousAggregatePathEndToEnd) {
   {
     v1::ReadingBatch old_day;
     old_day.set_idempotency_key(absl::StrCat(*db, "-ts-old"));
-    const int64_t old_base = absl::ToUnixMicros(absl::Now() - absl::Hours(24 * 9));
+    const int64_t old_base = old_day_start_us;
     for (int i = 0; i < 100; ++i) {
       *old_day.add_readings() = MakeReading("t-old", old_base + i * 60'000'000LL, i);
     }
@@ -747,6 +814,7 @@ TEST(ReadServiceTimescaleTest, ContinuousAggregatePathEndToEnd) {
   }
   EnsureLoginRoles(conninfo);
   query::ReadServerOptions least = ro;
+  least.lifecycle.on_demand_refresh_timeout = absl::Seconds(60);
   least.database_url = AsUser(conninfo, "read_svc");
   least.writer_database_url = AsUser(conninfo, "maint_svc");
   auto restricted = query::ReadServer::Start(least);
@@ -762,9 +830,40 @@ TEST(ReadServiceTimescaleTest, ContinuousAggregatePathEndToEnd) {
   EXPECT_EQ(QueryScalar(conninfo, "SELECT count(*) FROM timescaledb_information.chunks "
                                   "WHERE hypertable_name = 'sensor_readings' AND is_compressed"),
             "1");
-  // Compressed rows still read back.
+  // Compressed rows still read back, and are counted in the chunk listing
+  // (their rows live in the compressed table, not the chunk).
   EXPECT_EQ(QueryScalar(conninfo, "SELECT count(*) FROM sensor_readings WHERE sensor_id = 't-old'"),
             "100");
+  {
+    grpc::ClientContext c;
+    v1::ListChunksResponse listed;
+    ASSERT_TRUE(restricted_admin->ListChunks(&c, {}, &listed).ok());
+    int64_t compressed_rows = 0;
+    for (const auto& chunk : listed.chunks()) {
+      if (chunk.compressed()) compressed_rows += chunk.estimated_rows();
+    }
+    EXPECT_EQ(compressed_rows, 100);
+  }
+  // On-demand refresh under the maintainer login, which does not own the
+  // aggregate: the owner's one-shot job does it (migration 0011).
+  {
+    v1::RefreshAggregateRequest window;
+    query::SetFromMicros(old_day_start_us, window.mutable_start());
+    query::SetFromMicros(old_day_start_us + 3 * kHourUs, window.mutable_end());
+    v1::RefreshAggregateResponse refreshed_by_job;
+    grpc::ClientContext c;
+    grpc::Status st = restricted_admin->RefreshAggregate(&c, window, &refreshed_by_job);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    EXPECT_EQ(QueryScalar(conninfo, absl::StrCat("SELECT sum(reading_count) FROM "
+                                                 "sensor_readings_summary_hourly WHERE "
+                                                 "sensor_id = 't-old'")),
+              "100");
+    // It went through the owner's one-shot job, which unscheduled itself.
+    EXPECT_EQ(QueryScalar(conninfo, "SELECT count(*) FILTER (WHERE NOT scheduled) || '/' || "
+                                    "count(*) FROM timescaledb_information.jobs WHERE "
+                                    "proc_name = 'telemetry_refresh_window'"),
+              "1/1");
+  }
   grpc::ClientContext c7;
   cs = restricted_admin->RunRetention(&c7, {}, &ran);
   ASSERT_TRUE(cs.ok()) << cs.error_message();
