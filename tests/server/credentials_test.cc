@@ -3,13 +3,14 @@
 // over a fake source. (The store and both services are exercised end to end
 // in e2e/security_test.cc.)
 #include "server/common/credentials.h"
-#include "storage/util/mutex.h"
 
 #include <gtest/gtest.h>
 
 #include <thread>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/time/clock.h"
+#include "storage/util/mutex.h"
 
 namespace telemetry {
 namespace {
@@ -109,6 +110,44 @@ TEST(CredentialStoreTest, ASlowReloadDoesNotHoldUpOtherCalls) {
   EXPECT_EQ(source->loads(), 2);
   source->Release();
   loader.join();
+}
+
+// Counts its loads; each snapshot names its load.
+class CountingSource : public CredentialSource {
+ public:
+  absl::StatusOr<Snapshot> Load() override {
+    MutexLock lock(&mu_);
+    ++loads_;
+    Snapshot s;
+    s.devices_by_id["load-" + std::to_string(loads_)] =
+        std::make_shared<DeviceIdentity>(DeviceIdentity{"d", {"*"}});
+    return s;
+  }
+  int loads() {
+    MutexLock lock(&mu_);
+    return loads_;
+  }
+
+ private:
+  Mutex mu_;
+  int loads_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+TEST(CredentialStoreTest, TheBackgroundRefreshReloadsWithNoCallAtAll) {
+  auto owned = std::make_unique<CountingSource>();
+  CountingSource* source = owned.get();
+  CredentialStore store(std::move(owned), absl::Milliseconds(100));
+  store.StartBackgroundRefresh();
+  // No call asks: the snapshot is still reloaded (what lets open streams
+  // see a revocation), and a call finds it fresh without loading itself.
+  for (absl::Time deadline = absl::Now() + absl::Seconds(10);
+       source->loads() < 3 && absl::Now() < deadline;) {
+    absl::SleepFor(absl::Milliseconds(5));  // polling with a deadline
+  }
+  EXPECT_GE(source->loads(), 3);
+  auto snap = store.Current(false);
+  ASSERT_TRUE(snap.ok());
+  EXPECT_FALSE((*snap)->devices_by_id.contains("load-1"));
 }
 
 }  // namespace
