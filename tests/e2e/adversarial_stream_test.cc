@@ -23,14 +23,12 @@
 #include "storage/util/mutex.h"
 #include "telemetry/v1/ingest.grpc.pb.h"
 #include "tests/support/exact_batches.h"
-#include "tests/support/http_get.h"
 #include "tests/support/servers_environment.h"
 
 namespace telemetry {
 namespace {
 
 using telemetry::testing::MigratedDatabase;
-using telemetry::testing::PollUntil;
 using telemetry::testing::QueryScalar;
 using telemetry::testing::Redis;
 namespace v1 = telemetry::v1;
@@ -242,19 +240,10 @@ class AdversarialStreamTest : public ::testing::Test {
   }
 
   // The whole table: every reading of batches [0, count) exactly once, with
-  // the values sent; no stream left open; the write queue empty.
+  // the values sent; no stream left open.
   void ExpectExactlyOnce(int count) {
-    EXPECT_EQ(QueryScalar(db_, "SELECT count(*) FROM sensor_readings"),
-              std::to_string(count * kPerBatch));
-    EXPECT_EQ(QueryScalar(db_, batches_.WrongRowsSql()), "0");
-    EXPECT_TRUE(PollUntil(
-        [&] {
-          auto body = telemetry::testing::HttpGet(server_->metrics_port(), "/metrics");
-          return body.ok() &&
-                 telemetry::testing::MetricValue(*body, "telemetry_ingest_active_streams") == 0;
-        },
-        absl::Seconds(30)))
-        << "a stream reactor is still open after every client ended";
+    telemetry::testing::ExpectExactlyOnceAndNoStreamOpen(db_, batches_, count,
+                                                         server_->metrics_port());
   }
 
   std::string db_;

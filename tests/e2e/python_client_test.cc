@@ -14,14 +14,12 @@
 #include "absl/time/clock.h"
 #include "server/ingest/ingest_server.h"
 #include "tests/support/exact_batches.h"
-#include "tests/support/http_get.h"
 #include "tests/support/servers_environment.h"
 
 namespace telemetry {
 namespace {
 
 using telemetry::testing::MigratedDatabase;
-using telemetry::testing::PollUntil;
 using telemetry::testing::QueryScalar;
 using telemetry::testing::Redis;
 
@@ -69,17 +67,8 @@ TEST_P(PythonClientTest, EveryReadingStoredExactlyOnceWithTheValuesSent) {
   EXPECT_EQ(*rc, 0) << out.str();
   EXPECT_NE(out.str().find(absl::StrCat("acked=", kBatches, " refused=0")), std::string::npos)
       << out.str();
-  EXPECT_EQ(QueryScalar(db_, "SELECT count(*) FROM sensor_readings"),
-            std::to_string(kBatches * batches.per_batch));
-  EXPECT_EQ(QueryScalar(db_, batches.WrongRowsSql()), "0");
-  EXPECT_TRUE(PollUntil(
-      [&] {
-        auto body = telemetry::testing::HttpGet(server_->metrics_port(), "/metrics");
-        return body.ok() &&
-               telemetry::testing::MetricValue(*body, "telemetry_ingest_active_streams") == 0;
-      },
-      absl::Seconds(30)))
-      << "a stream is still open after the client ended";
+  telemetry::testing::ExpectExactlyOnceAndNoStreamOpen(db_, batches, kBatches,
+                                                       server_->metrics_port());
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, PythonClientTest,

@@ -1,7 +1,11 @@
 #include "tests/support/exact_batches.h"
 
+#include <gtest/gtest.h>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "tests/support/http_get.h"
+#include "tests/support/servers_environment.h"
 
 namespace telemetry::testing {
 namespace {
@@ -46,6 +50,20 @@ std::string ExactBatches::RowsOfSql(const std::set<int>& batches) const {
 
 int64_t FreshBaseMs() {
   return absl::ToUnixSeconds(absl::Now() - absl::Hours(2)) * 1000;
+}
+
+void ExpectExactlyOnceAndNoStreamOpen(const std::string& db, const ExactBatches& batches,
+                                      int count, int metrics_port) {
+  EXPECT_EQ(QueryScalar(db, "SELECT count(*) FROM sensor_readings"),
+            std::to_string(count * batches.per_batch));
+  EXPECT_EQ(QueryScalar(db, batches.WrongRowsSql()), "0");
+  EXPECT_TRUE(PollUntil(
+      [&] {
+        auto body = HttpGet(metrics_port, "/metrics");
+        return body.ok() && MetricValue(*body, "telemetry_ingest_active_streams") == 0;
+      },
+      absl::Seconds(30)))
+      << "a stream is still open after every client ended";
 }
 
 }  // namespace telemetry::testing

@@ -31,6 +31,13 @@ struct ExactBatches {
 // Two hours ago, on a whole second: inside retention, never in the future.
 int64_t FreshBaseMs();
 
+// Expects `db` to hold batches [0, count) of `batches`, each reading once
+// with the values sent, and nothing else; and the gateway whose /metrics is
+// on `metrics_port` to have no stream left open (polled: a stream ends a
+// moment after its client does). For tests of misbehaving clients.
+void ExpectExactlyOnceAndNoStreamOpen(const std::string& db, const ExactBatches& batches,
+                                      int count, int metrics_port);
+
 }  // namespace telemetry::testing
 
 #endif  // TELEMETRY_TESTS_SUPPORT_EXACT_BATCHES_H_
