@@ -7,6 +7,8 @@
 #include <prometheus/registry.h>
 
 #include <exception>
+#include <functional>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -49,7 +51,97 @@ absl::StatusOr<pg::StorageMode> PrepareSchema(const IngestServerOptions& o) {
   return *state->mode;
 }
 
+// A CopyWriter made on the first write, once the storage mode is known: a
+// gateway that started while its database was away has its flushers
+// before it knows what it writes into.
+class DeferredCopyWriter final : public TelemetrySink {
+ public:
+  DeferredCopyWriter(pg::CopyWriterOptions options, pg::WriterCaches* caches,
+                     IngestMetrics* metrics, std::function<std::optional<pg::StorageMode>()> mode)
+      : options_(std::move(options)), caches_(caches), metrics_(metrics), mode_(std::move(mode)) {}
+
+  absl::StatusOr<std::vector<BatchResult>> WriteBatches(
+      absl::Span<const std::vector<ReadingRow>* const> batches,
+      bool may_contain_duplicates) override {
+    if (writer_ == nullptr) {
+      std::optional<pg::StorageMode> mode = mode_();
+      if (!mode) {
+        absl::Status away = absl::UnavailableError(
+            "the gateway has not reached its database yet; retry later");
+        away.SetPayload(pg::kSqlStatePayload, absl::Cord("08001"));  // public wording
+        return away;
+      }
+      options_.mode = *mode;
+      writer_ = std::make_unique<pg::CopyWriter>(options_, caches_, metrics_);
+    }
+    return writer_->WriteBatches(batches, may_contain_duplicates);
+  }
+
+ private:
+  pg::CopyWriterOptions options_;
+  pg::WriterCaches* const caches_;
+  IngestMetrics* const metrics_;
+  const std::function<std::optional<pg::StorageMode>()> mode_;
+  std::unique_ptr<pg::CopyWriter> writer_;
+};
+
 }  // namespace
+
+std::optional<pg::StorageMode> IngestServer::storage_mode() const {
+  MutexLock lock(&storage_mu_);
+  return mode_;
+}
+
+absl::Status IngestServer::StorageReady(pg::StorageMode mode) {
+  if (mode == pg::StorageMode::kNative) {
+    // Partitions for today and the coming days exist before the first write.
+    pg::CopyWriterOptions writer_options;
+    writer_options.conninfo = options_.database_url;
+    writer_options.mode = mode;
+    writer_options.statement_timeout = options_.statement_timeout;
+    pg::CopyWriter writer(writer_options, caches_.get(), metrics_.get());
+    const absl::Time now = absl::Now();
+    absl::Status ps = writer.EnsurePartitions(
+        now - absl::Hours(24), now + absl::Hours(24) * options_.partition_premake_days);
+    if (!ps.ok()) return ps;
+    maintenance_ = std::thread([this] { MaintenanceLoop(); });
+  }
+  {
+    MutexLock lock(&storage_mu_);
+    mode_ = mode;
+  }
+  PublishReadiness();
+  return absl::OkStatus();
+}
+
+void IngestServer::StarterLoop() {
+  static LogRateLimiter limit(1, absl::Seconds(30));
+  while (!stop_maintenance_.WaitForNotificationWithTimeout(absl::Seconds(2))) {
+    absl::StatusOr<pg::StorageMode> mode = PrepareSchema(options_);
+    absl::Status st = mode.ok() ? StorageReady(*mode) : mode.status();
+    if (st.ok()) {
+      Log(LogLevel::kInfo, "database reached: serving",
+          {{"storage_mode", std::string(pg::StorageModeName(*mode))}});
+      return;
+    }
+    int64_t left_out = 0;
+    if (limit.Allow(&left_out)) {
+      Log(LogLevel::kWarning, "database not ready yet; not serving",
+          {{"error", std::string(st.message())},
+           {"similar_lines_left_out", absl::StrCat(left_out)}});
+    }
+  }
+}
+
+void IngestServer::PublishReadiness() {
+  bool ready;
+  {
+    MutexLock lock(&storage_mu_);
+    ready = mode_.has_value() && database_answers_ && !shut_down_;
+  }
+  if (server_) server_->GetHealthCheckService()->SetServingStatus(kServiceName, ready);
+  if (health_) health_->SetServing(kServiceName, ready);
+}
 
 absl::StatusOr<std::unique_ptr<IngestServer>> IngestServer::Start(
     IngestServerOptions options) {
@@ -57,9 +149,14 @@ absl::StatusOr<std::unique_ptr<IngestServer>> IngestServer::Start(
   s->options_ = std::move(options);
   const IngestServerOptions& o = s->options_;
 
+  // The database away at start (after a crash, both may restart together)
+  // is no reason to refuse the port: the gateway serves, not ready, and
+  // answers UNAVAILABLE until it reaches the database. A schema that is not
+  // migrated is a configuration error, reported at once.
   absl::StatusOr<pg::StorageMode> mode = PrepareSchema(o);
-  if (!mode.ok()) return mode.status();
-  s->mode_ = *mode;
+  if (!mode.ok() && mode.status().code() != absl::StatusCode::kUnavailable) {
+    return mode.status();
+  }
 
   s->registry_ = std::make_shared<prometheus::Registry>();
   s->metrics_ = std::make_unique<IngestMetrics>(*s->registry_);
@@ -84,26 +181,23 @@ absl::StatusOr<std::unique_ptr<IngestServer>> IngestServer::Start(
   s->caches_ = std::make_unique<pg::WriterCaches>();
   pg::CopyWriterOptions writer_options;
   writer_options.conninfo = o.database_url;
-  writer_options.mode = s->mode_;
   writer_options.statement_timeout = o.statement_timeout;
-  {
-    // Partitions for today and the coming days exist before the first write.
-    pg::CopyWriter writer(writer_options, s->caches_.get(), s->metrics_.get());
-    absl::Time now = absl::Now();
-    absl::Status ps = writer.EnsurePartitions(
-        now - absl::Hours(24),
-        now + absl::Hours(24) * o.partition_premake_days);
-    if (!ps.ok()) return ps;
-  }
   pg::WriterCaches* caches = s->caches_.get();
   IngestMetrics* metrics = s->metrics_.get();
+  IngestServer* raw = s.get();
   s->pipeline_ = std::make_unique<IngestPipeline>(
       o.pipeline, s->dedupe_.get(),
-      [writer_options, caches, metrics]() -> std::unique_ptr<TelemetrySink> {
-        return std::make_unique<pg::CopyWriter>(writer_options, caches,
-                                                metrics);
+      [writer_options, caches, metrics, raw]() -> std::unique_ptr<TelemetrySink> {
+        return std::make_unique<DeferredCopyWriter>(writer_options, caches, metrics,
+                                                    [raw] { return raw->storage_mode(); });
       },
       metrics);
+  if (mode.ok()) {
+    if (absl::Status ready = s->StorageReady(*mode); !ready.ok()) {
+      s->pipeline_->Shutdown();
+      return ready;
+    }
+  }
   if (o.require_device_auth) {
     s->credentials_ = std::make_unique<CredentialStore>(
         DatabaseCredentialSource(o.database_url, CredentialTable::kDevices), o.credential_refresh);
@@ -160,24 +254,34 @@ absl::StatusOr<std::unique_ptr<IngestServer>> IngestServer::Start(
     }
     s->health_ = *std::move(health);
   }
-  for (const std::string& name : {std::string(kServiceName), std::string()}) {
-    s->server_->GetHealthCheckService()->SetServingStatus(name, true);
-    if (s->health_) s->health_->SetServing(name, true);
+  // Liveness ("") is SERVING from now on; readiness (the service's name)
+  // once the database answers and its schema is known.
+  s->server_->GetHealthCheckService()->SetServingStatus("", true);
+  if (s->health_) s->health_->SetServing("", true);
+  {
+    MutexLock lock(&s->storage_mu_);
+    s->database_answers_ = mode.ok();
   }
-  // Readiness follows the database; liveness ("") stays SERVING.
+  s->PublishReadiness();
   s->readiness_ = std::make_unique<DatabaseReadiness>(
-      o.database_url, o.readiness_interval, [raw = s.get()](bool ready) {
-        raw->server_->GetHealthCheckService()->SetServingStatus(kServiceName, ready);
-        if (raw->health_) raw->health_->SetServing(kServiceName, ready);
+      o.database_url, o.readiness_interval, [raw](bool answers) {
+        {
+          MutexLock lock(&raw->storage_mu_);
+          raw->database_answers_ = answers;
+        }
+        raw->PublishReadiness();
       });
-  if (s->mode_ == pg::StorageMode::kNative) {
-    s->maintenance_ = std::thread([raw = s.get()] { raw->MaintenanceLoop(); });
+  if (!mode.ok()) {
+    Log(LogLevel::kWarning, "database not reachable at start; serving, not ready, until it is",
+        {{"error", std::string(mode.status().message())}});
+    s->starter_ = std::thread([raw] { raw->StarterLoop(); });
   }
   Log(LogLevel::kInfo, "ingest gateway serving",
       {{"grpc_port", std::to_string(s->port_)},
        {"metrics_port", std::to_string(s->metrics_port_)},
        {"health_port", std::to_string(s->health_port())},
-       {"storage_mode", std::string(pg::StorageModeName(s->mode_))},
+       {"storage_mode",
+        mode.ok() ? std::string(pg::StorageModeName(*mode)) : std::string("not known yet")},
        {"transport", std::string(TransportName(o.transport))},
        {"device_auth", o.require_device_auth ? "required" : "off"},
        {"database", pg::RedactConninfo(o.database_url)},
@@ -188,7 +292,7 @@ absl::StatusOr<std::unique_ptr<IngestServer>> IngestServer::Start(
 void IngestServer::MaintenanceLoop() {
   pg::CopyWriterOptions writer_options;
   writer_options.conninfo = options_.database_url;
-  writer_options.mode = mode_;
+  writer_options.mode = pg::StorageMode::kNative;  // started only in native mode
   pg::CopyWriter writer(writer_options, caches_.get(), metrics_.get());
   while (!stop_maintenance_.WaitForNotificationWithTimeout(
       options_.maintenance_interval)) {
@@ -203,13 +307,20 @@ void IngestServer::MaintenanceLoop() {
 }
 
 void IngestServer::Shutdown(absl::Duration grace) {
-  if (shut_down_) return;
-  shut_down_ = true;
+  {
+    MutexLock lock(&storage_mu_);
+    if (shut_down_) return;
+    shut_down_ = true;
+  }
   if (!server_) {  // Start() failed part-way
+    stop_maintenance_.Notify();
+    if (maintenance_.joinable()) maintenance_.join();
     if (pipeline_) pipeline_->Shutdown();
     return;
   }
   readiness_.reset();  // no status change after this
+  stop_maintenance_.Notify();
+  if (starter_.joinable()) starter_.join();
   for (const std::string& name : {std::string(kServiceName), std::string()}) {
     server_->GetHealthCheckService()->SetServingStatus(name, false);
     if (health_) health_->SetServing(name, false);
@@ -220,7 +331,6 @@ void IngestServer::Shutdown(absl::Duration grace) {
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   pipeline_->Shutdown();
   if (health_) health_->Shutdown();
-  stop_maintenance_.Notify();
   if (maintenance_.joinable()) maintenance_.join();
   Log(LogLevel::kInfo, "ingest gateway stopped");
 }

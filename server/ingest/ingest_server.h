@@ -6,6 +6,7 @@
 #define TELEMETRY_SERVER_INGEST_INGEST_SERVER_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -92,7 +93,9 @@ class IngestServer {
   int port() const { return port_; }
   int metrics_port() const { return metrics_port_; }
   int health_port() const { return health_ ? health_->port() : 0; }  // 0: none
-  pg::StorageMode storage_mode() const { return mode_; }
+  // Known once the database was reached (at Start, or later when it was
+  // away at start).
+  std::optional<pg::StorageMode> storage_mode() const;
 
   // Stops accepting calls, lets open calls finish for up to `grace` (their
   // batches are written and acknowledged), cancels the rest, drains the
@@ -102,9 +105,18 @@ class IngestServer {
  private:
   IngestServer() = default;
   void MaintenanceLoop();
+  // The schema is checked and `mode` known: partitions (native), then ready.
+  absl::Status StorageReady(pg::StorageMode mode);
+  // Retries PrepareSchema until the database is reached (started without).
+  void StarterLoop();
+  // Readiness health: the database answers and the storage mode is known.
+  void PublishReadiness();
 
   IngestServerOptions options_;
-  pg::StorageMode mode_ = pg::StorageMode::kNative;
+  mutable Mutex storage_mu_;
+  std::optional<pg::StorageMode> mode_ ABSL_GUARDED_BY(storage_mu_);
+  bool database_answers_ ABSL_GUARDED_BY(storage_mu_) = false;
+  bool shut_down_ ABSL_GUARDED_BY(storage_mu_) = false;
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<IngestMetrics> metrics_;
   std::unique_ptr<prometheus::Exposer> exposer_;
@@ -120,7 +132,7 @@ class IngestServer {
   int metrics_port_ = 0;
   Notification stop_maintenance_;
   std::thread maintenance_;
-  bool shut_down_ = false;
+  std::thread starter_;  // only while the database was away at start
 };
 
 }  // namespace ingest

@@ -19,10 +19,13 @@
 #include "server/ingest/ingest_server.h"
 #include "storage/pg/connection.h"
 #include "tests/support/http_get.h"
+#include "tests/support/health_check.h"
 #include "tests/support/servers_environment.h"
 
 namespace telemetry {
 namespace {
+
+using telemetry::testing::HealthStatus;
 
 using telemetry::testing::HttpGet;
 using telemetry::testing::MetricValue;
@@ -485,45 +488,14 @@ TEST_F(IngestE2ETest, TelemetryctlSendsACsvFile) {
   EXPECT_EQ(RowCount(), 2500);
 }
 
-// grpc.health.v1.Health/Check through a generic stub (the health proto is
-// not part of our API): request {service}, response {status}; SERVING = 1.
-int HealthStatus(const std::shared_ptr<grpc::Channel>& channel,
-                 const std::string& service) {
-  grpc::GenericStub stub(channel);
-  grpc::CompletionQueue cq;
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  std::string req = std::string(1, '\x0a') +
-                    std::string(1, static_cast<char>(service.size())) + service;
-  grpc::Slice slice(req);
-  grpc::ByteBuffer request(&slice, 1);
-  auto call = stub.PrepareUnaryCall(&ctx, "/grpc.health.v1.Health/Check",
-                                    request, &cq);
-  call->StartCall();
-  grpc::ByteBuffer response;
-  grpc::Status status;
-  call->Finish(&response, &status, reinterpret_cast<void*>(1));
-  void* tag;
-  bool ok;
-  if (!cq.Next(&tag, &ok) || !ok || !status.ok()) return -1;
-  std::vector<grpc::Slice> slices;
-  (void)response.Dump(&slices);
-  std::string bytes;
-  for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  cq.Shutdown();
-  while (cq.Next(&tag, &ok)) {
-  }
-  if (bytes.empty()) return 0;  // default value UNKNOWN
-  return bytes.size() == 2 && bytes[0] == 0x08 ? bytes[1] : -2;
-}
-
 TEST_F(IngestE2ETest, HealthCheckSaysServing) {
   EXPECT_EQ(HealthStatus(channel_, ""), 1);
   EXPECT_EQ(HealthStatus(channel_, "telemetry.v1.IngestService"), 1);
 }
 
 TEST_F(IngestE2ETest, ReadinessFollowsTheDatabaseAndLivenessStaysServing) {
-  constexpr int kServing = 1, kNotServing = 2;
+  using telemetry::testing::kHealthNotServing, telemetry::testing::kHealthServing;
+  constexpr int kServing = kHealthServing, kNotServing = kHealthNotServing;
   const std::string service = "telemetry.v1.IngestService";
   ASSERT_EQ(HealthStatus(channel_, service), kServing);
   ASSERT_TRUE(Pg().Stop().ok());
