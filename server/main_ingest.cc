@@ -1,6 +1,6 @@
 // ingest-gateway: the only place for flags, wiring and exit codes.
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <thread>
 
 #include "absl/flags/flag.h"
@@ -82,6 +82,10 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "Streams sensor readings from gRPC into PostgreSQL/TimescaleDB.");
   absl::ParseCommandLine(argc, argv);
+  // libpq's default is to wait for TCP itself (minutes) on an unreachable
+  // database host; every connection here gets 10 s unless the URL or the
+  // environment says otherwise.
+  setenv("PGCONNECT_TIMEOUT", "10", /*overwrite=*/0);
   using telemetry::Log;
   using telemetry::LogLevel;
 

@@ -48,6 +48,10 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "Serves readings, hourly summaries, drift windows, alerts and maintenance records.");
   absl::ParseCommandLine(argc, argv);
+  // libpq's default is to wait for TCP itself (minutes) on an unreachable
+  // database host; every connection here gets 10 s unless the URL or the
+  // environment says otherwise.
+  setenv("PGCONNECT_TIMEOUT", "10", /*overwrite=*/0);
   using telemetry::Log;
   using telemetry::LogLevel;
   telemetry::TerminationSignals signals;  // before any thread starts

@@ -155,7 +155,7 @@ std::unique_ptr<CredentialSource> DatabaseCredentialSource(std::string database_
 
 CredentialStore::CredentialStore(std::unique_ptr<CredentialSource> source,
                                  absl::Duration refresh)
-    : source_(std::move(source)), refresh_(refresh) {}
+    : source_(std::move(source)), refresh_(refresh), stale_after_(refresh) {}
 
 CredentialStore::~CredentialStore() {
   if (!stop_.HasBeenNotified()) stop_.Notify();
@@ -164,10 +164,17 @@ CredentialStore::~CredentialStore() {
 
 void CredentialStore::StartBackgroundRefresh() {
   if (refresher_.joinable()) return;
+  {
+    // The refresher reloads every refresh/2; a call reloads itself only if
+    // the refresher is far behind (the database slow or away), so calls
+    // normally never query the database.
+    MutexLock lock(&mu_);
+    stale_after_ = 2 * refresh_;
+  }
   refresher_ = std::thread([this] {
     // Half the interval, so a call never finds the snapshot stale.
     const absl::Duration every = std::max(refresh_ / 2, absl::Milliseconds(50));
-    while (!stop_.WaitForNotificationWithTimeout(every)) (void)Current(false);
+    while (!stop_.WaitForNotificationWithTimeout(every)) (void)Current(/*force_if_allowed=*/true);
   });
 }
 
@@ -196,7 +203,7 @@ absl::StatusOr<std::shared_ptr<const CredentialSource::Snapshot>> CredentialStor
   const absl::Time now = absl::Now();
   {
     MutexLock lock(&mu_);
-    bool reload = snapshot_ == nullptr || now - loaded_at_ >= refresh_;
+    bool reload = snapshot_ == nullptr || now - loaded_at_ >= stale_after_;
     if (!reload && force_if_allowed && now - last_forced_ >= absl::Seconds(1)) {
       last_forced_ = now;
       reload = true;
@@ -225,7 +232,7 @@ absl::StatusOr<std::shared_ptr<const CredentialSource::Snapshot>> CredentialStor
   } else {
     // Keep serving the last good snapshot while the database is away, and
     // try again in a second, not on every call.
-    loaded_at_ = now - refresh_ + absl::Seconds(1);
+    loaded_at_ = now - stale_after_ + absl::Seconds(1);
     static LogRateLimiter limit(1, absl::Seconds(10));
     int64_t left_out = 0;
     if (limit.Allow(&left_out)) {

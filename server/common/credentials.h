@@ -117,6 +117,7 @@ class CredentialStore {
   const absl::Duration refresh_;
   Mutex mu_;
   std::shared_ptr<const CredentialSource::Snapshot> snapshot_ ABSL_GUARDED_BY(mu_);
+  absl::Duration stale_after_ ABSL_GUARDED_BY(mu_);  // refresh_, 2x with the refresher
   absl::Time loaded_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   absl::Time last_forced_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   bool loading_ ABSL_GUARDED_BY(mu_) = false;  // one caller is querying the source

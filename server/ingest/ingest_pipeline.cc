@@ -171,6 +171,7 @@ absl::Status IngestPipeline::Submit(const std::string& key,
       case DedupeStore::ClaimOutcome::kCommitted: {
         std::vector<std::pair<Callback, BatchOutcome>> calls;
         std::vector<Waiter> waiters;
+        std::vector<absl::AnyInvocable<void() &&>> space;
         {
           MutexLock lock(&mu_);
           auto node = in_flight_.extract(key);
@@ -179,7 +180,11 @@ absl::Status IngestPipeline::Submit(const std::string& key,
           reserved_bytes_ -= bytes;
           --submitting_;
           if (metrics_) SetQueueGauges();
+          // Space freed: a parked stream may be waiting for exactly this
+          // (with nothing else queued, no write would ever wake it).
+          space.swap(space_waiters_);
         }
+        for (auto& w : space) std::move(w)();
         Finish(calls, arrived, std::move(done), BatchOutcome{absl::OkStatus(), 0, n});
         for (Waiter& w : waiters) {
           Finish(calls, w.arrived, std::move(w.done),

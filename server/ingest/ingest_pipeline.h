@@ -96,7 +96,8 @@ class IngestPipeline {
                       Callback&& done);
 
   // Runs `callback` once, after queue space was freed (or at shutdown). The
-  // callback runs on a flusher thread and must not block.
+  // callback runs on a flusher thread, or on the thread of the Submit that
+  // freed the space, with no lock held; it must not block.
   void NotifyWhenSpace(absl::AnyInvocable<void() &&> callback);
 
   // Stops accepting batches, writes and acknowledges everything queued, and

@@ -134,11 +134,12 @@ void IngestServer::StarterLoop() {
 }
 
 void IngestServer::PublishReadiness() {
-  bool ready;
-  {
-    MutexLock lock(&storage_mu_);
-    ready = mode_.has_value() && database_answers_ && !shut_down_;
-  }
+  // Computed and published under one lock: the probe and starter threads
+  // publish concurrently, and an older answer must not land last.
+  // (SetServingStatus does not call back into us.)
+  MutexLock lock(&storage_mu_);
+  if (shut_down_) return;  // Shutdown has set NOT_SERVING for good
+  const bool ready = mode_.has_value() && database_answers_;
   if (server_) server_->GetHealthCheckService()->SetServingStatus(kServiceName, ready);
   if (health_) health_->SetServing(kServiceName, ready);
 }
@@ -318,18 +319,25 @@ void IngestServer::Shutdown(absl::Duration grace) {
     if (pipeline_) pipeline_->Shutdown();
     return;
   }
-  readiness_.reset();  // no status change after this
-  stop_maintenance_.Notify();
-  if (starter_.joinable()) starter_.join();
-  for (const std::string& name : {std::string(kServiceName), std::string()}) {
-    server_->GetHealthCheckService()->SetServingStatus(name, false);
-    if (health_) health_->SetServing(name, false);
+  // NOT_SERVING first (shut_down_ keeps the probe and starter threads from
+  // publishing anything else), then the drain. The threads that may sit in
+  // a database connect are joined last, so an unreachable database cannot
+  // delay the drain.
+  {
+    MutexLock lock(&storage_mu_);
+    for (const std::string& name : {std::string(kServiceName), std::string()}) {
+      server_->GetHealthCheckService()->SetServingStatus(name, false);
+      if (health_) health_->SetServing(name, false);
+    }
   }
+  stop_maintenance_.Notify();
   // Open streams stop reading and end as soon as what they accepted is
   // acknowledged; the grace then bounds only that (and unary calls).
   service_->DrainStreams();
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   pipeline_->Shutdown();
+  readiness_.reset();
+  if (starter_.joinable()) starter_.join();  // before maintenance_: it may start it
   if (health_) health_->Shutdown();
   if (maintenance_.joinable()) maintenance_.join();
   Log(LogLevel::kInfo, "ingest gateway stopped");

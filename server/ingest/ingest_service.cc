@@ -131,7 +131,8 @@ class StreamReactor final
   void Drain(const grpc::Status& status) override {
     {
       MutexLock lock(&mu_);
-      if (finished_ || ended_) return;
+      // A client that half-closed already gets its acks and a clean finish.
+      if (finished_ || ended_ || reads_done_) return;
       ended_ = true;
       final_status_ = status;
     }
@@ -295,11 +296,7 @@ class StreamReactor final
         service_->LogRefusal(ack.correlation_id(), device_.get(), ack.idempotency_key(),
                              outcome.status.message());
       }
-      {
-        MutexLock lock(&mu_);
-        --pending_;
-      }
-      EnqueueAck(ack);
+      EnqueueAck(ack, /*was_pending=*/true);
       MaybeFinish();
       Unref();
     };
@@ -330,21 +327,21 @@ class StreamReactor final
     }
     BatchAck ack = std::move(parked->ack);
     ApplyOutcome(BatchOutcome{s, 0, 0}, service_->metrics(), &ack);
-    {
-      MutexLock lock(&mu_);
-      --pending_;
-    }
-    EnqueueAck(ack);
+    EnqueueAck(ack, /*was_pending=*/true);
     MaybeFinish();
   }
 
   // Writes `ack` now, or queues it behind the write in progress. Once a
-  // write has failed the client is gone: the ack is dropped.
-  void EnqueueAck(const BatchAck& ack) {
+  // write has failed the client is gone: the ack is dropped. `was_pending`:
+  // the ack ends a batch counted in pending_, which is released in the same
+  // critical section, so no MaybeFinish can see neither the batch pending
+  // nor its ack queued and finish without it.
+  void EnqueueAck(const BatchAck& ack, bool was_pending = false) {
     bool start_write = false;
     grpc::ByteBuffer bytes = Serialize(ack);
     {
       MutexLock lock(&mu_);
+      if (was_pending) --pending_;
       if (write_failed_ || finished_) {
         --window_;  // the ack has nowhere to go
       } else if (writing_) {
@@ -371,8 +368,12 @@ class StreamReactor final
       }
       reading_ = true;
       awaiting_read_ = true;
+      // Issued under the lock: a Drain on another thread may finish the
+      // stream as soon as it sees the read awaiting the client, and a read
+      // started after Finish could touch a call gRPC has freed. (gRPC runs
+      // the read's reaction on another thread, never inside StartRead.)
+      StartRead(&request_);
     }
-    StartRead(&request_);
   }
 
   // Finishes once nothing is in progress: no read, no write, no batch in
