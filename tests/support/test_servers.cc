@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -66,6 +67,7 @@ pid_t Spawn(const std::vector<std::string>& argv, const std::string& run_as,
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  const pid_t parent = getpid();
   pid_t pid = fork();
   if (pid != 0) return pid;
   // Child: own process group, so a terminal Ctrl-C goes to the test only.
@@ -88,6 +90,11 @@ pid_t Spawn(const std::vector<std::string>& argv, const std::string& run_as,
       _exit(126);
     }
   }
+  // A test that crashes or aborts takes its servers with it instead of
+  // leaving them running. Set after the user switch, which would clear it;
+  // kept across exec.
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (getppid() != parent) _exit(125);  // the test died before this line
   execv(args[0], args.data());
   _exit(127);
 }
