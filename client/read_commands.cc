@@ -135,6 +135,7 @@ int Latest() {
   WriteCsvHeader(std::cout);
   for (const auto& r : resp.readings()) WriteCsvRow(std::cout, r);
   if (resp.truncated()) {
+    std::cout.flush();
     std::cerr << "telemetryctl: only the newest " << resp.readings_size()
               << " fit in one response (3 MiB); use `telemetryctl range` for more\n";
   }
@@ -196,6 +197,7 @@ int Summary() {
               << (b.source() == v1::HourlyBucket::SOURCE_MATERIALIZED ? "aggregate" : "raw")
               << '\n';
   }
+  std::cout.flush();  // the CSV first, then the note, on a terminal too
   std::cerr << "materialised until " << FormatTs(resp.materialized_until()) << "\n";
   return 0;
 }
