@@ -596,9 +596,14 @@ TEST_F(IngestE2ETest, ShutdownAcknowledgesEverythingItAccepted) {
   grpc::Status st = stream->Finish();
   stopper.join();
   // Batches the gateway had read when the shutdown began are acknowledged;
-  // the rest it no longer reads, and says so with a retryable status.
+  // the rest it no longer reads, and ends the stream UNAVAILABLE. When the
+  // client's unread messages are still in flight, gRPC may report that
+  // finish as CANCELLED instead (seen once in five clean runs); either way
+  // the client resends what was not acknowledged.
   if (acks < 10) {
-    EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
+    EXPECT_TRUE(st.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                st.error_code() == grpc::StatusCode::CANCELLED)
+        << st.error_code() << " " << st.error_message();
   } else {
     EXPECT_TRUE(st.ok() || st.error_code() == grpc::StatusCode::UNAVAILABLE)
         << st.error_message();
