@@ -23,6 +23,7 @@
 #include "storage/util/mutex.h"
 #include "telemetry/v1/ingest.grpc.pb.h"
 #include "tests/support/exact_batches.h"
+#include "tests/support/loopback_gateway.h"
 #include "tests/support/servers_environment.h"
 
 namespace telemetry {
@@ -151,13 +152,7 @@ class AdversarialStreamTest : public ::testing::Test {
                 .sensor_prefix = "adv-",
                 .base_ms = telemetry::testing::FreshBaseMs(),
                 .per_batch = kPerBatch};
-    ingest::IngestServerOptions o;
-    o.listen_address = "127.0.0.1:0";
-    o.metrics_address = "127.0.0.1:0";
-    o.database_url = db_;
-    o.redis_url = Redis().Url();
-    o.transport.plaintext = true;  // loopback
-    o.require_device_auth = false;
+    ingest::IngestServerOptions o = telemetry::testing::LoopbackGateway(db_);
     o.service.max_stream_window = 16;  // the default, spelled out: clients exceed it
     auto s = ingest::IngestServer::Start(o);
     ASSERT_TRUE(s.ok()) << s.status();

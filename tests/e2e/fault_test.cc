@@ -26,6 +26,7 @@
 #include "telemetry/v1/ingest.grpc.pb.h"
 #include "tests/support/http_get.h"
 #include "tests/support/health_check.h"
+#include "tests/support/loopback_gateway.h"
 #include "tests/support/servers_environment.h"
 #include "tests/support/test_servers.h"
 
@@ -84,18 +85,7 @@ struct Load {
   static constexpr int kBatches = 80, kPerBatch = 500;
 };
 
-// Options for an in-process gateway on loopback (plaintext, authentication
-// off: security_test covers those) over `db` and the shared Redis.
-ingest::IngestServerOptions LoopbackGateway(const std::string& db) {
-  ingest::IngestServerOptions o;
-  o.listen_address = "127.0.0.1:0";
-  o.metrics_address = "127.0.0.1:0";
-  o.database_url = db;
-  o.redis_url = Redis().Url();
-  o.transport.plaintext = true;  // loopback
-  o.require_device_auth = false;
-  return o;
-}
+using telemetry::testing::LoopbackGateway;
 
 // `series` on the gateway's /metrics page; -1 when absent or unreachable.
 double Metric(const ingest::IngestServer& server, const std::string& series) {

@@ -14,6 +14,7 @@
 #include "absl/time/clock.h"
 #include "server/ingest/ingest_server.h"
 #include "tests/support/exact_batches.h"
+#include "tests/support/loopback_gateway.h"
 #include "tests/support/servers_environment.h"
 
 namespace telemetry {
@@ -27,13 +28,7 @@ class PythonClientTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     db_ = MigratedDatabase();
-    ingest::IngestServerOptions o;
-    o.listen_address = "127.0.0.1:0";
-    o.metrics_address = "127.0.0.1:0";
-    o.database_url = db_;
-    o.redis_url = Redis().Url();
-    o.transport.plaintext = true;  // loopback
-    o.require_device_auth = false;
+    ingest::IngestServerOptions o = telemetry::testing::LoopbackGateway(db_);
     auto s = ingest::IngestServer::Start(o);
     ASSERT_TRUE(s.ok()) << s.status();
     server_ = *std::move(s);
