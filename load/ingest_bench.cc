@@ -3,6 +3,8 @@
 // and stops itself.
 //
 //   (a) gateway, Redis deduplication on     (streams of BatchStream)
+//       a2: Redis down (connections refused); a3: Redis stalled (SIGSTOP:
+//       accepts connections, never answers)
 //   (b) gateway, deduplication off          (database key only)
 //   (c) direct libpq binary COPY, 1 connection and N parallel connections
 //   (d) psql \copy of the same rows as CSV
@@ -257,6 +259,21 @@ int main(int argc, char** argv) {
   std::vector<std::pair<std::string, Runner>> variants = {
       {"a_gateway_dedupe",
        [&] { static int round = 0; return Gateway(conninfo, (*redis)->Url(), true, data, streams, round++); }},
+      {"a2_gateway_redis_down",
+       [&] {
+         static int round = 0;
+         std::string refused =
+             absl::StrCat("redis://127.0.0.1:", telemetry::testing::FreeLoopbackPort());
+         return Gateway(conninfo, refused, true, data, streams, round++);
+       }},
+      {"a3_gateway_redis_stalled",
+       [&] {
+         static int round = 0;
+         DieUnlessOk((*redis)->Pause(), "pause redis");
+         double s = Gateway(conninfo, (*redis)->Url(), true, data, streams, round++);
+         DieUnlessOk((*redis)->Resume(), "resume redis");
+         return s;
+       }},
       {"b_gateway_no_dedupe",
        [&] { static int round = 0; return Gateway(conninfo, "", false, data, streams, round++); }},
       {"c1_copy_1_conn", [&] { return DirectCopy(conninfo, data, 1, chunk); }},

@@ -388,7 +388,22 @@ std::string RedisServer::Url() const {
 }
 
 absl::Status RedisServer::Stop() {
+  if (pid_ > 0) kill(pid_, SIGCONT);  // a paused server cannot act on SIGTERM
   return StopProcess(&pid_, SIGTERM, absl::Seconds(30));
+}
+
+absl::Status RedisServer::Pause() {
+  if (pid_ <= 0 || kill(pid_, SIGSTOP) != 0) {
+    return absl::FailedPreconditionError("redis is not running");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RedisServer::Resume() {
+  if (pid_ <= 0 || kill(pid_, SIGCONT) != 0) {
+    return absl::FailedPreconditionError("redis is not running");
+  }
+  return absl::OkStatus();
 }
 
 absl::Status RedisServer::Restart() {

@@ -71,6 +71,10 @@ class RedisServer {
   std::string Url() const;
   absl::Status Stop();
   absl::Status Restart();
+  // SIGSTOP / SIGCONT: a Redis that accepts connections but never answers
+  // (a stalled or overloaded server), unlike a stopped one that refuses.
+  absl::Status Pause();
+  absl::Status Resume();
   bool running() const { return pid_ > 0; }
 
  private:
