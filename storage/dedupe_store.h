@@ -30,9 +30,20 @@ class DedupeStore {
 
   virtual ~DedupeStore() = default;
 
-  // Atomically claims `key` for the delivery identified by `token` unless it
-  // is already claimed or committed. Thread-safe.
-  virtual Claim TryClaim(const std::string& key, const std::string& token) = 0;
+  struct ClaimRequest {
+    std::string key;
+    std::string token;  // identifies this delivery
+  };
+  // Atomically claims each key for its delivery's token unless it is
+  // already claimed or committed; one answer per request, in order. A whole
+  // commit group is asked in one round trip. The keys are distinct.
+  // Thread-safe.
+  virtual std::vector<Claim> TryClaimAll(const std::vector<ClaimRequest>& requests) = 0;
+
+  // One key (tests and tools).
+  Claim TryClaim(const std::string& key, const std::string& token) {
+    return TryClaimAll({ClaimRequest{key, token}}).front();
+  }
 
   struct Completion {
     std::string key;

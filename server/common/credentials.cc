@@ -157,25 +157,81 @@ CredentialStore::CredentialStore(std::unique_ptr<CredentialSource> source,
                                  absl::Duration refresh)
     : source_(std::move(source)), refresh_(refresh), stale_after_(refresh) {}
 
+namespace {
+// Lookups of unknown credentials reload at most this often.
+constexpr absl::Duration kMinLookupReloadGap = absl::Seconds(1);
+// Beyond this many lookups waiting for a load, an unknown credential is
+// refused at once (a flood of bad tokens must not grow memory).
+constexpr size_t kMaxDeferredLookups = 4096;
+}  // namespace
+
 CredentialStore::~CredentialStore() {
-  if (!stop_.HasBeenNotified()) stop_.Notify();
+  {
+    MutexLock lock(&mu_);
+    stopping_ = true;
+  }
   if (refresher_.joinable()) refresher_.join();
 }
 
 void CredentialStore::StartBackgroundRefresh() {
-  if (refresher_.joinable()) return;
   {
     // The refresher reloads every refresh/2; a call reloads itself only if
     // the refresher is far behind (the database slow or away), so calls
     // normally never query the database.
     MutexLock lock(&mu_);
+    if (refreshing_) return;
+    refreshing_ = true;
     stale_after_ = 2 * refresh_;
   }
-  refresher_ = std::thread([this] {
-    // Half the interval, so a call never finds the snapshot stale.
-    const absl::Duration every = std::max(refresh_ / 2, absl::Milliseconds(50));
-    while (!stop_.WaitForNotificationWithTimeout(every)) (void)Current(/*force_if_allowed=*/true);
-  });
+  refresher_ = std::thread([this] { RefreshLoop(); });
+}
+
+void CredentialStore::RefreshLoop() {
+  // Half the interval, so a call never finds the snapshot stale.
+  const absl::Duration every = std::max(refresh_ / 2, absl::Milliseconds(50));
+  absl::Time next_periodic = absl::Now() + every;
+  while (true) {
+    std::vector<DeferredLookup> lookups;
+    absl::Time started;
+    bool stop = false;
+    {
+      MutexLock lock(&mu_);
+      while (true) {
+        if (stopping_) break;
+        absl::Time due = next_periodic;
+        if (!deferred_.empty()) due = std::min(due, last_lookup_load_ + kMinLookupReloadGap);
+        if (absl::Now() >= due) break;
+        // Wake early when a lookup is deferred (it may make a load due).
+        const size_t seen = deferred_.size();
+        auto changed = [this, seen]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+          return stopping_ || deferred_.size() != seen;
+        };
+        mu_.AwaitWithDeadline(absl::Condition(&changed), due);
+      }
+      lookups.swap(deferred_);
+      stop = stopping_;
+    }
+    if (stop) {
+      for (DeferredLookup& l : lookups) {
+        std::move(l.done)(absl::UnavailableError("the gateway is shutting down"));
+      }
+      return;
+    }
+    {
+      MutexLock lock(&mu_);
+      started = absl::Now();
+      if (!lookups.empty()) last_lookup_load_ = started;
+      next_periodic = started + every;
+      // One load at a time (a synchronous caller may be loading).
+      auto idle = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return !loading_; };
+      mu_.Await(absl::Condition(&idle));
+      loading_ = true;
+    }
+    auto snap = LoadAndInstall(started);
+    for (DeferredLookup& l : lookups) {
+      std::move(l.done)(snap.ok() ? FindDevice(**snap, l.presented) : snap.status());
+    }
+  }
 }
 
 absl::Status CredentialStore::StillValid(const grpc::ServerContextBase& context,
@@ -222,6 +278,11 @@ absl::StatusOr<std::shared_ptr<const CredentialSource::Snapshot>> CredentialStor
     }
     loading_ = true;
   }
+  return LoadAndInstall(now);
+}
+
+absl::StatusOr<std::shared_ptr<const CredentialSource::Snapshot>>
+CredentialStore::LoadAndInstall(absl::Time now) {
   auto snap = source_->Load();  // outside the lock
   MutexLock lock(&mu_);
   loading_ = false;
@@ -249,30 +310,74 @@ absl::StatusOr<std::shared_ptr<const CredentialSource::Snapshot>> CredentialStor
   return snapshot_;
 }
 
-absl::StatusOr<std::shared_ptr<const DeviceIdentity>> CredentialStore::AuthenticateDevice(
+CredentialStore::DeviceResult CredentialStore::FindDevice(
+    const CredentialSource::Snapshot& snap, const Presented& p) {
+  if (!p.cn.empty()) {
+    auto it = snap.devices_by_id.find(p.cn);
+    if (it != snap.devices_by_id.end()) return it->second;
+  }
+  if (!p.digest.empty()) {
+    auto it = snap.devices_by_token.find(p.digest);
+    if (it != snap.devices_by_token.end()) return it->second;
+  }
+  return absl::UnauthenticatedError(
+      !p.cn.empty() ? absl::StrCat("client certificate '", p.cn, "' is not a registered device")
+                    : "unknown or revoked device token");
+}
+
+void CredentialStore::AuthenticateDeviceAsync(const grpc::ServerContextBase& context,
+                                              absl::AnyInvocable<void(DeviceResult) &&> done) {
+  AuthenticateDeviceAsync(PeerCertificateName(context), BearerTokenOf(context), std::move(done));
+}
+
+void CredentialStore::AuthenticateDeviceAsync(std::string certificate_name,
+                                              absl::string_view token,
+                                              absl::AnyInvocable<void(DeviceResult) &&> done) {
+  Presented p;
+  p.cn = std::move(certificate_name);
+  if (p.cn.empty() && token.empty()) {
+    std::move(done)(absl::UnauthenticatedError(
+        "no credentials: send \"authorization: Bearer <device token>\" or a client certificate"));
+    return;
+  }
+  if (!token.empty()) p.digest = Sha256Hex(token);
+  DeviceResult answer = absl::UnavailableError("credentials cannot be loaded; retry later");
+  {
+    MutexLock lock(&mu_);
+    if (snapshot_ != nullptr) answer = FindDevice(*snapshot_, p);
+    // Wait for a load when there is no snapshot yet, or when the credential
+    // is unknown and a reload for it is allowed (one is already scheduled,
+    // or none started within the gap).
+    const bool reload_allowed =
+        !deferred_.empty() || absl::Now() - last_lookup_load_ >= kMinLookupReloadGap;
+    const bool wait = snapshot_ == nullptr ||
+                      (absl::IsUnauthenticated(answer.status()) && reload_allowed);
+    if (wait && !stopping_ && deferred_.size() < kMaxDeferredLookups) {
+      deferred_.push_back(DeferredLookup{std::move(p), std::move(done)});
+      return;
+    }
+  }
+  std::move(done)(std::move(answer));
+}
+
+CredentialStore::DeviceResult CredentialStore::AuthenticateDevice(
     const grpc::ServerContextBase& context) {
-  const std::string cn = PeerCertificateName(context);
+  Presented p;
+  p.cn = PeerCertificateName(context);
   const std::string token = BearerTokenOf(context);
-  if (cn.empty() && token.empty()) {
+  if (p.cn.empty() && token.empty()) {
     return absl::UnauthenticatedError(
         "no credentials: send \"authorization: Bearer <device token>\" or a client certificate");
   }
-  const std::string digest = token.empty() ? "" : Sha256Hex(token);
+  if (!token.empty()) p.digest = Sha256Hex(token);
+  DeviceResult found = absl::UnauthenticatedError("unknown or revoked device token");
   for (bool force : {false, true}) {
     auto snap = Current(force);
     if (!snap.ok()) return snap.status();
-    if (!cn.empty()) {
-      auto it = (*snap)->devices_by_id.find(cn);
-      if (it != (*snap)->devices_by_id.end()) return it->second;
-    }
-    if (!digest.empty()) {
-      auto it = (*snap)->devices_by_token.find(digest);
-      if (it != (*snap)->devices_by_token.end()) return it->second;
-    }
+    found = FindDevice(**snap, p);
+    if (found.ok()) return found;
   }
-  return absl::UnauthenticatedError(
-      !cn.empty() ? absl::StrCat("client certificate '", cn, "' is not a registered device")
-                  : "unknown or revoked device token");
+  return found;
 }
 
 absl::StatusOr<ApiIdentity> CredentialStore::AuthorizeApi(

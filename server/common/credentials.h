@@ -4,7 +4,8 @@
 // Each store keeps an in-memory snapshot of its table, reloaded every
 // `refresh` and, at most once a second, when an unknown token shows up (so
 // a newly issued credential works at once). Revocation takes effect within
-// `refresh`. Lookups never touch the database on the hot path.
+// `refresh`. Lookups never touch the database on the hot path, and
+// AuthenticateDeviceAsync (for gRPC reactions) never touches it at all.
 #ifndef TELEMETRY_SERVER_COMMON_CREDENTIALS_H_
 #define TELEMETRY_SERVER_COMMON_CREDENTIALS_H_
 
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -90,8 +92,21 @@ class CredentialStore {
   // The calling device: its verified client-certificate CN when it has one
   // (mutual TLS), else its bearer token. Unauthenticated when neither
   // matches a live credential; Unavailable when the table cannot be read.
-  absl::StatusOr<std::shared_ptr<const DeviceIdentity>> AuthenticateDevice(
-      const grpc::ServerContextBase& context);
+  // May query the database (for a synchronous handler).
+  using DeviceResult = absl::StatusOr<std::shared_ptr<const DeviceIdentity>>;
+  DeviceResult AuthenticateDevice(const grpc::ServerContextBase& context);
+
+  // The same answer for a gRPC reaction, which must not block: `done` runs
+  // before this returns when the snapshot can answer, else (no snapshot
+  // yet, or a credential the snapshot does not know, which may have been
+  // issued since it was loaded: at most one such reload a second) on the
+  // background refresher's thread after its next load. `context` is read
+  // only before this returns. REQUIRES: StartBackgroundRefresh.
+  void AuthenticateDeviceAsync(const grpc::ServerContextBase& context,
+                               absl::AnyInvocable<void(DeviceResult) &&> done);
+  // The same for what a call presented (either may be empty).
+  void AuthenticateDeviceAsync(std::string certificate_name, absl::string_view bearer_token,
+                               absl::AnyInvocable<void(DeviceResult) &&> done);
 
   // Whether the credential `context` authenticated with still names a live
   // device, in the current snapshot; never queries the database (the
@@ -112,6 +127,20 @@ class CredentialStore {
       bool force_if_allowed);
 
  private:
+  // What a call presented: its certificate CN and its token's digest.
+  struct Presented {
+    std::string cn;
+    std::string digest;
+  };
+  struct DeferredLookup {
+    Presented presented;
+    absl::AnyInvocable<void(DeviceResult) &&> done;
+  };
+  static DeviceResult FindDevice(const CredentialSource::Snapshot& snap, const Presented& p);
+  // Loads and installs a snapshot. REQUIRES: the caller set loading_.
+  absl::StatusOr<std::shared_ptr<const CredentialSource::Snapshot>> LoadAndInstall(
+      absl::Time now);
+  void RefreshLoop();
 
   const std::unique_ptr<CredentialSource> source_;
   const absl::Duration refresh_;
@@ -122,7 +151,12 @@ class CredentialStore {
   absl::Time last_forced_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   bool loading_ ABSL_GUARDED_BY(mu_) = false;  // one caller is querying the source
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;  // snapshots loaded so far
-  Notification stop_;
+  // Lookups waiting for the refresher's next load, and when the last load
+  // made for such lookups started (they reload at most once a second).
+  std::vector<DeferredLookup> deferred_ ABSL_GUARDED_BY(mu_);
+  absl::Time last_lookup_load_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool refreshing_ ABSL_GUARDED_BY(mu_) = false;  // the refresher runs
   std::thread refresher_;
 };
 

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "telemetry/v1/ingest.pb.h"
 
 namespace telemetry {
 
@@ -32,6 +33,13 @@ inline grpc::Status ToGrpcStatus(const absl::Status& status, const std::string& 
   if (status.ok()) return grpc::Status::OK;
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
                       PublicMessage(status) + " [request_id=" + request_id + "]");
+}
+
+// The same for a stream's ack: its status_code (a google.rpc.Code, as the
+// call's status would be) and the public message.
+inline void SetAckStatus(const absl::Status& status, telemetry::v1::BatchAck* ack) {
+  ack->set_status_code(static_cast<int32_t>(status.code()));
+  ack->set_status_message(status.ok() ? std::string() : PublicMessage(status));
 }
 
 }  // namespace telemetry

@@ -131,87 +131,37 @@ absl::Status IngestPipeline::Submit(const std::string& key,
     return absl::OkStatus();
   }
   const size_t bytes = QueuedBytes(rows);
-  {
-    MutexLock lock(&mu_);
-    if (shutting_down_) {
-      return absl::UnavailableError("the gateway is shutting down");
-    }
-    auto it = in_flight_.find(key);
-    if (it != in_flight_.end()) {
-      it->second.push_back(Waiter{n, arrived, std::move(done)});
-      return absl::OkStatus();
-    }
-    // An empty queue takes any batch, so one larger than the bound still
-    // makes progress.
-    if (reserved_rows_ > 0 && (reserved_rows_ + n > options_.max_queued_readings ||
-                               reserved_bytes_ + bytes > options_.max_queued_bytes)) {
-      if (metrics_) metrics_->batches_overloaded.Increment();
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "the gateway's write queue is full (", reserved_rows_, " readings, ",
-          reserved_bytes_ >> 20, " MiB waiting for the database); retry with backoff"));
-    }
-    reserved_rows_ += n;
-    reserved_bytes_ += bytes;
-    ++submitting_;
-    in_flight_.emplace(key, std::vector<Waiter>());
-    if (metrics_) SetQueueGauges();
+  std::string token =
+      absl::StrCat(token_prefix_, next_token_.fetch_add(1, std::memory_order_relaxed));
+  MutexLock lock(&mu_);
+  if (shutting_down_) {
+    return absl::UnavailableError("the gateway is shutting down");
   }
-
+  auto it = in_flight_.find(key);
+  if (it != in_flight_.end()) {
+    it->second.push_back(Waiter{n, arrived, std::move(done)});
+    return absl::OkStatus();
+  }
+  // An empty queue takes any batch, so one larger than the bound still
+  // makes progress.
+  if (reserved_rows_ > 0 && (reserved_rows_ + n > options_.max_queued_readings ||
+                             reserved_bytes_ + bytes > options_.max_queued_bytes)) {
+    if (metrics_) metrics_->batches_overloaded.Increment();
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the gateway's write queue is full (", reserved_rows_, " readings, ",
+        reserved_bytes_ >> 20, " MiB waiting for the database); retry with backoff"));
+  }
+  reserved_rows_ += n;
+  reserved_bytes_ += bytes;
+  if (metrics_) SetQueueGauges();
+  in_flight_.emplace(key, std::vector<Waiter>());
   Pending p;
-  p.token = absl::StrCat(token_prefix_,
-                         next_token_.fetch_add(1, std::memory_order_relaxed));
-  p.arrived = arrived;
-  if (dedupe_ != nullptr) {
-    DedupeStore::Claim claim = dedupe_->TryClaim(key, p.token);
-    NoteDedupeHealth(claim.outcome != DedupeStore::ClaimOutcome::kUnavailable);
-    switch (claim.outcome) {
-      case DedupeStore::ClaimOutcome::kClaimed:
-        p.claimed = true;
-        break;
-      case DedupeStore::ClaimOutcome::kCommitted: {
-        std::vector<std::pair<Callback, BatchOutcome>> calls;
-        std::vector<Waiter> waiters;
-        std::vector<absl::AnyInvocable<void() &&>> space;
-        {
-          MutexLock lock(&mu_);
-          auto node = in_flight_.extract(key);
-          waiters = std::move(node.mapped());
-          reserved_rows_ -= n;
-          reserved_bytes_ -= bytes;
-          --submitting_;
-          if (metrics_) SetQueueGauges();
-          // Space freed: a parked stream may be waiting for exactly this
-          // (with nothing else queued, no write would ever wake it).
-          space.swap(space_waiters_);
-        }
-        for (auto& w : space) std::move(w)();
-        Finish(calls, arrived, std::move(done), BatchOutcome{absl::OkStatus(), 0, n});
-        for (Waiter& w : waiters) {
-          Finish(calls, w.arrived, std::move(w.done),
-                 BatchOutcome{absl::OkStatus(), 0, w.readings});
-        }
-        for (auto& [cb, outcome] : calls) std::move(cb)(outcome);
-        return absl::OkStatus();
-      }
-      case DedupeStore::ClaimOutcome::kInFlight:
-        p.may_contain_duplicates = true;
-        if (metrics_) metrics_->dedupe_db_fallback_batches.Increment();
-        break;
-      case DedupeStore::ClaimOutcome::kUnavailable:
-        p.may_contain_duplicates = true;
-        if (metrics_) {
-          metrics_->redis_errors.Increment();
-          metrics_->dedupe_db_fallback_batches.Increment();
-        }
-        break;
-    }
-  }
   p.key = key;
+  p.token = std::move(token);
   p.rows = std::move(rows);
   p.bytes = bytes;
+  p.arrived = arrived;
   p.done = std::move(done);
-  MutexLock lock(&mu_);
-  --submitting_;
   queue_rows_ += n;
   queue_.push_back(std::move(p));
   return absl::OkStatus();
@@ -228,11 +178,9 @@ void IngestPipeline::FlusherLoop(TelemetrySink* sink) {
       MutexLock lock(&mu_);
       while (true) {
         if (queue_.empty()) {
-          // A Submit between its reservation and its push still counts as
-          // work: leaving now would strand its batch.
-          if (shutting_down_ && submitting_ == 0) return;
+          if (shutting_down_) return;
           auto has_work = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-            return !queue_.empty() || (shutting_down_ && submitting_ == 0);
+            return !queue_.empty() || shutting_down_;
           };
           mu_.Await(absl::Condition(&has_work));
           continue;
@@ -253,9 +201,51 @@ void IngestPipeline::FlusherLoop(TelemetrySink* sink) {
       }
       queue_rows_ -= rows;
     }
-    WriteGroup(sink, group);
+    if (dedupe_ != nullptr) ClaimGroup(group);
+    if (!group.empty()) WriteGroup(sink, group);
     group.clear();
   }
+}
+
+void IngestPipeline::ClaimGroup(std::vector<Pending>& group) {
+  std::vector<DedupeStore::ClaimRequest> requests;
+  requests.reserve(group.size());
+  for (const Pending& p : group) requests.push_back({p.key, p.token});
+  std::vector<DedupeStore::Claim> claims = dedupe_->TryClaimAll(requests);
+  bool reached = false;
+  size_t unavailable = 0;
+  std::vector<Pending> to_write, committed;
+  std::vector<BatchOutcome> committed_outcomes;
+  for (size_t i = 0; i < group.size(); ++i) {
+    Pending& p = group[i];
+    switch (claims[i].outcome) {
+      case DedupeStore::ClaimOutcome::kClaimed:
+        reached = true;
+        p.claimed = true;
+        break;
+      case DedupeStore::ClaimOutcome::kCommitted:
+        reached = true;
+        committed_outcomes.push_back(
+            BatchOutcome{absl::OkStatus(), 0, static_cast<uint32_t>(p.rows.size())});
+        committed.push_back(std::move(p));
+        continue;
+      case DedupeStore::ClaimOutcome::kInFlight:
+        reached = true;
+        p.may_contain_duplicates = true;
+        if (metrics_) metrics_->dedupe_db_fallback_batches.Increment();
+        break;
+      case DedupeStore::ClaimOutcome::kUnavailable:
+        ++unavailable;
+        p.may_contain_duplicates = true;
+        if (metrics_) metrics_->dedupe_db_fallback_batches.Increment();
+        break;
+    }
+    to_write.push_back(std::move(p));
+  }
+  if (unavailable > 0 && metrics_) metrics_->redis_errors.Increment();
+  NoteDedupeHealth(reached && unavailable == 0);
+  group = std::move(to_write);
+  if (!committed.empty()) Release(committed, std::move(committed_outcomes));
 }
 
 void IngestPipeline::WriteGroup(TelemetrySink* sink,
@@ -286,38 +276,50 @@ void IngestPipeline::WriteGroup(TelemetrySink* sink,
     }
   }
 
+  std::vector<BatchOutcome> outcomes(group.size());
+  for (size_t i = 0; i < group.size(); ++i) {
+    if (results.ok()) {
+      outcomes[i].accepted = (*results)[i].inserted;
+      outcomes[i].duplicates = (*results)[i].duplicates;
+    } else {
+      outcomes[i].status = results.status();
+    }
+  }
+  Release(group, std::move(outcomes));
+}
+
+void IngestPipeline::Release(std::vector<Pending>& batches,
+                             std::vector<BatchOutcome> outcomes) {
   std::vector<std::pair<Callback, BatchOutcome>> calls;
   std::vector<absl::AnyInvocable<void() &&>> space;
-  std::vector<std::vector<Waiter>> waiters(group.size());
+  std::vector<std::vector<Waiter>> waiters(batches.size());
   {
     MutexLock lock(&mu_);
     size_t rows = 0, bytes = 0;
-    for (size_t i = 0; i < group.size(); ++i) {
-      rows += group[i].rows.size();
-      bytes += group[i].bytes;
-      auto node = in_flight_.extract(group[i].key);
+    for (size_t i = 0; i < batches.size(); ++i) {
+      rows += batches[i].rows.size();
+      bytes += batches[i].bytes;
+      auto node = in_flight_.extract(batches[i].key);
       if (!node.empty()) waiters[i] = std::move(node.mapped());
     }
     reserved_rows_ -= rows;
     reserved_bytes_ -= bytes;
     if (metrics_) SetQueueGauges();
+    // Space freed: a parked stream may be waiting for exactly this (with
+    // nothing else queued, no later release would wake it).
     space.swap(space_waiters_);
   }
-  for (size_t i = 0; i < group.size(); ++i) {
-    BatchOutcome outcome;
-    if (results.ok()) {
-      outcome.accepted = (*results)[i].inserted;
-      outcome.duplicates = (*results)[i].duplicates;
-    } else {
-      outcome.status = results.status();
-    }
-    Finish(calls, group[i].arrived, std::move(group[i].done), outcome);
+  for (size_t i = 0; i < batches.size(); ++i) {
+    const absl::Status status = outcomes[i].status;
+    Finish(calls, batches[i].arrived, std::move(batches[i].done), std::move(outcomes[i]));
     for (Waiter& w : waiters[i]) {
+      // A local re-delivery: a duplicate of what the original stored, or
+      // refused the same way.
       BatchOutcome dup;
-      if (results.ok()) {
+      if (status.ok()) {
         dup.duplicates = w.readings;
       } else {
-        dup.status = results.status();
+        dup.status = status;
       }
       Finish(calls, w.arrived, std::move(w.done), dup);
     }

@@ -13,12 +13,17 @@
 // Submit until their ack, and Submit refuses (ResourceExhausted) what does
 // not fit, after which the caller may wait with NotifyWhenSpace.
 //
-// Idempotency: a batch key is claimed in the DedupeStore before queueing; a
+// Idempotency: a key already being written by this process waits for that
+// write and is answered as a duplicate of it. The flusher claims the keys of
+// a whole group in the DedupeStore in one round trip before writing it; a
 // key already committed is answered as a duplicate without touching the
-// database; a key already being written by this process waits for that write
-// and is answered as a duplicate of it. When the store is unavailable, or the
-// key is in flight in another process, the batch is written with
-// may_contain_duplicates and the database's primary key decides.
+// database. When the store is unavailable, or the key is in flight in
+// another process, the batch is written with may_contain_duplicates and the
+// database's primary key decides.
+//
+// Submit does no I/O (reserve, note the key, enqueue): it is called from
+// gRPC reactions, which must not block. Every store and database call is on
+// a flusher thread.
 //
 // Thread-safe.
 #ifndef TELEMETRY_SERVER_INGEST_INGEST_PIPELINE_H_
@@ -38,7 +43,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "server/common/ingest_metrics.h"
+#include "server/ingest/ingest_metrics.h"
 #include "storage/dedupe_store.h"
 #include "storage/reading_row.h"
 #include "storage/telemetry_sink.h"
@@ -85,19 +90,19 @@ class IngestPipeline {
                  SinkFactory sink_factory, IngestMetrics* metrics);
   ~IngestPipeline();  // Shutdown()
 
-  // Queues a validated batch. On OK, `done` runs exactly once: later on a
-  // flusher thread, or before Submit returns (empty batch, or a duplicate
-  // answered by the dedupe store), so the caller must not hold a lock that
-  // `done` takes. On error neither `rows` nor `done` is moved from, so the
-  // caller can park the batch and submit it again:
+  // Queues a validated batch; never blocks. On OK, `done` runs exactly
+  // once: later on a flusher thread, or before Submit returns for an empty
+  // batch, so the caller must not hold a lock that `done` takes. On error
+  // neither `rows` nor `done` is moved from, so the caller can park the
+  // batch and submit it again:
   //   ResourceExhausted - the queue is full; retry after NotifyWhenSpace
   //   Unavailable       - the pipeline is shutting down
   absl::Status Submit(const std::string& key, std::vector<ReadingRow>&& rows,
                       Callback&& done);
 
   // Runs `callback` once, after queue space was freed (or at shutdown). The
-  // callback runs on a flusher thread, or on the thread of the Submit that
-  // freed the space, with no lock held; it must not block.
+  // callback runs on a flusher thread (or, when the queue is already empty,
+  // before NotifyWhenSpace returns), with no lock held; it must not block.
   void NotifyWhenSpace(absl::AnyInvocable<void() &&> callback);
 
   // Stops accepting batches, writes and acknowledges everything queued, and
@@ -124,7 +129,13 @@ class IngestPipeline {
   };
 
   void FlusherLoop(TelemetrySink* sink);
+  // Claims the group's keys in one round trip. Batches already committed
+  // are taken out of `group` and answered as duplicates.
+  void ClaimGroup(std::vector<Pending>& group);
   void WriteGroup(TelemetrySink* sink, std::vector<Pending>& group);
+  // Releases the batches' reservations and keys, and runs their callbacks
+  // and those of their local re-deliveries (and of space waiters).
+  void Release(std::vector<Pending>& batches, std::vector<BatchOutcome> outcomes);
   bool FlushDue() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void SetQueueGauges() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Records whether the dedupe store answered; logs on each change.
@@ -148,7 +159,6 @@ class IngestPipeline {
       ABSL_GUARDED_BY(mu_);
   std::vector<absl::AnyInvocable<void() &&>> space_waiters_
       ABSL_GUARDED_BY(mu_);
-  int submitting_ ABSL_GUARDED_BY(mu_) = 0;  // Submits between reserve and push
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
 
   std::vector<std::unique_ptr<TelemetrySink>> sinks_;

@@ -2,7 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/common/correlation.h"
-#include "server/common/ingest_metrics.h"
+#include "server/common/latency_buckets.h"
 #include "server/common/log.h"
 #include "server/common/status_util.h"
 

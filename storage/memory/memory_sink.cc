@@ -67,21 +67,43 @@ MemorySink::WriteBatches(
   return results;
 }
 
-DedupeStore::Claim MemoryDedupeStore::TryClaim(const std::string& key,
-                                               const std::string& token) {
+std::vector<DedupeStore::Claim> MemoryDedupeStore::TryClaimAll(
+    const std::vector<ClaimRequest>& requests) {
   MutexLock lock(&mu_);
-  Claim c;
-  if (!available_) return c;
-  auto [it, inserted] = values_.emplace(key, "p:" + token);
-  if (inserted) {
-    c.outcome = ClaimOutcome::kClaimed;
-  } else if (absl::StartsWith(it->second, "c:")) {
-    c.outcome = ClaimOutcome::kCommitted;
-    (void)absl::SimpleAtoi(it->second.substr(2), &c.committed_accepted);
-  } else {
-    c.outcome = ClaimOutcome::kInFlight;
+  ++round_trips_;
+  ++waiting_;
+  mu_.Await(absl::Condition(&gate_open_));
+  --waiting_;
+  std::vector<Claim> claims(requests.size());
+  if (!available_) return claims;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    Claim& c = claims[i];
+    auto [it, inserted] = values_.emplace(requests[i].key, "p:" + requests[i].token);
+    if (inserted || it->second == "p:" + requests[i].token) {
+      c.outcome = ClaimOutcome::kClaimed;
+    } else if (absl::StartsWith(it->second, "c:")) {
+      c.outcome = ClaimOutcome::kCommitted;
+      (void)absl::SimpleAtoi(it->second.substr(2), &c.committed_accepted);
+    } else {
+      c.outcome = ClaimOutcome::kInFlight;
+    }
   }
-  return c;
+  return claims;
+}
+
+void MemoryDedupeStore::SetGateOpen(bool open) {
+  MutexLock lock(&mu_);
+  gate_open_ = open;
+}
+
+int64_t MemoryDedupeStore::claim_round_trips() const {
+  MutexLock lock(&mu_);
+  return round_trips_;
+}
+
+int64_t MemoryDedupeStore::claims_waiting() const {
+  MutexLock lock(&mu_);
+  return waiting_;
 }
 
 bool MemoryDedupeStore::Complete(const std::vector<Completion>& completions) {

@@ -55,9 +55,14 @@ class MemorySink : public TelemetrySink {
 
 class MemoryDedupeStore : public DedupeStore {
  public:
-  Claim TryClaim(const std::string& key, const std::string& token) override;
+  std::vector<Claim> TryClaimAll(const std::vector<ClaimRequest>& requests) override;
   bool Complete(const std::vector<Completion>& completions) override;
   void SetAvailable(bool available);
+  // While closed, TryClaimAll waits (a slow or stalled store).
+  void SetGateOpen(bool open);
+  // TryClaimAll calls (round trips) so far, and those waiting at the gate.
+  int64_t claim_round_trips() const;
+  int64_t claims_waiting() const;
   // Current value of `key` ("p:<token>", "c:<n>" or "" when absent).
   std::string Value(const std::string& key) const;
 
@@ -65,6 +70,9 @@ class MemoryDedupeStore : public DedupeStore {
   mutable Mutex mu_;
   std::map<std::string, std::string> values_ ABSL_GUARDED_BY(mu_);
   bool available_ ABSL_GUARDED_BY(mu_) = true;
+  bool gate_open_ ABSL_GUARDED_BY(mu_) = true;
+  int64_t round_trips_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t waiting_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace telemetry

@@ -137,34 +137,42 @@ bool RedisDedupeStore::EnsureConnected() {
   return true;
 }
 
-DedupeStore::Claim RedisDedupeStore::TryClaim(const std::string& key,
-                                              const std::string& token) {
+std::vector<DedupeStore::Claim> RedisDedupeStore::TryClaimAll(
+    const std::vector<ClaimRequest>& requests) {
+  std::vector<Claim> claims(requests.size());  // kUnavailable until answered
+  if (requests.empty()) return claims;
   MutexLock lock(&mu_);
-  Claim claim;
-  if (!EnsureConnected()) return claim;
-  Append(ctx_, {"EVAL", kClaimScript, "1", options_.key_prefix + key,
-                "p:" + token,
-                std::to_string(absl::ToInt64Milliseconds(options_.in_flight_ttl))});
-  ReplyPtr r = NextReply(ctx_);
-  if (!r || r->type == REDIS_REPLY_ERROR) {
-    RecordError();
-    return claim;
+  if (!EnsureConnected()) return claims;
+  const std::string ttl_ms = std::to_string(absl::ToInt64Milliseconds(options_.in_flight_ttl));
+  for (const ClaimRequest& req : requests) {
+    Append(ctx_, {"EVAL", kClaimScript, "1", options_.key_prefix + req.key, "p:" + req.token,
+                  ttl_ms});
+  }
+  for (size_t i = 0; i < requests.size(); ++i) {
+    ReplyPtr r = NextReply(ctx_);
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+      // The rest stay kUnavailable (the database's key decides for them);
+      // any of them Redis did claim expires after in_flight_ttl.
+      RecordError();
+      return claims;
+    }
+    Claim& claim = claims[i];
+    if (r->type == REDIS_REPLY_NIL) {
+      claim.outcome = ClaimOutcome::kClaimed;
+      continue;
+    }
+    absl::string_view value(r->str, r->len);
+    if (absl::ConsumePrefix(&value, "c:")) {
+      claim.outcome = ClaimOutcome::kCommitted;
+      (void)absl::SimpleAtoi(value, &claim.committed_accepted);
+    } else if (value == "p:" + requests[i].token) {
+      claim.outcome = ClaimOutcome::kClaimed;  // our own earlier claim
+    } else {
+      claim.outcome = ClaimOutcome::kInFlight;
+    }
   }
   healthy_.store(true, std::memory_order_relaxed);
-  if (r->type == REDIS_REPLY_NIL) {
-    claim.outcome = ClaimOutcome::kClaimed;
-    return claim;
-  }
-  absl::string_view value(r->str, r->len);
-  if (absl::ConsumePrefix(&value, "c:")) {
-    claim.outcome = ClaimOutcome::kCommitted;
-    (void)absl::SimpleAtoi(value, &claim.committed_accepted);
-  } else if (value == "p:" + token) {
-    claim.outcome = ClaimOutcome::kClaimed;  // our own earlier claim
-  } else {
-    claim.outcome = ClaimOutcome::kInFlight;
-  }
-  return claim;
+  return claims;
 }
 
 bool RedisDedupeStore::Complete(const std::vector<Completion>& completions) {

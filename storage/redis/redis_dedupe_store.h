@@ -3,8 +3,8 @@
 // Keys are "<prefix><idempotency key>". Values: "p:<token>" while a delivery
 // is in flight (expires after in_flight_ttl, so a crashed gateway does not
 // block retries for long) and "c:<accepted>" once committed (expires after
-// committed_ttl). Claim is one Lua script round trip; completions of a whole
-// commit group are pipelined into one round trip.
+// committed_ttl). The claims of a whole commit group (one Lua script each)
+// are pipelined into one round trip, and so are its completions.
 //
 // When Redis is unreachable, calls fail fast: after a failed connect the
 // store does not try again for `reconnect_backoff`, so a dead Redis costs the
@@ -48,7 +48,7 @@ class RedisDedupeStore : public DedupeStore {
   explicit RedisDedupeStore(RedisDedupeOptions options);
   ~RedisDedupeStore() override;
 
-  Claim TryClaim(const std::string& key, const std::string& token) override;
+  std::vector<Claim> TryClaimAll(const std::vector<ClaimRequest>& requests) override;
   bool Complete(const std::vector<Completion>& completions) override;
 
   // Number of failed Redis operations (connects and commands) so far.

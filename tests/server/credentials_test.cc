@@ -150,5 +150,122 @@ TEST(CredentialStoreTest, TheBackgroundRefreshReloadsWithNoCallAtAll) {
   EXPECT_FALSE((*snap)->devices_by_id.contains("load-1"));
 }
 
+// Serves the tokens it holds now; its loads can be held at a gate.
+class MutableSource : public CredentialSource {
+ public:
+  absl::StatusOr<Snapshot> Load() override {
+    MutexLock lock(&mu_);
+    ++loads_;
+    mu_.Await(absl::Condition(&open_));
+    Snapshot s;
+    for (const std::string& t : tokens_) {
+      s.devices_by_token[Sha256Hex(t)] =
+          std::make_shared<DeviceIdentity>(DeviceIdentity{"dev-" + t, {"*"}});
+    }
+    return s;
+  }
+  void Issue(const std::string& token) {
+    MutexLock lock(&mu_);
+    tokens_.push_back(token);
+  }
+  void SetOpen(bool open) {
+    MutexLock lock(&mu_);
+    open_ = open;
+  }
+  int loads() {
+    MutexLock lock(&mu_);
+    return loads_;
+  }
+
+ private:
+  Mutex mu_;
+  std::vector<std::string> tokens_ ABSL_GUARDED_BY(mu_);
+  bool open_ ABSL_GUARDED_BY(mu_) = true;
+  int loads_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// One asynchronous answer.
+struct Answer {
+  Notification done;
+  CredentialStore::DeviceResult result = absl::UnknownError("not answered");
+  absl::AnyInvocable<void(CredentialStore::DeviceResult) &&> Callback() {
+    return [this](CredentialStore::DeviceResult r) {
+      result = std::move(r);
+      done.Notify();
+    };
+  }
+  bool Wait() { return done.WaitForNotificationWithTimeout(absl::Seconds(10)); }
+};
+
+TEST(CredentialStoreTest, AsyncAuthenticationNeverWaitsForTheDatabase) {
+  auto owned = std::make_unique<MutableSource>();
+  MutableSource* source = owned.get();
+  source->Issue("known");
+  source->SetOpen(false);  // the database hangs
+  CredentialStore store(std::move(owned), absl::Hours(1));
+  store.StartBackgroundRefresh();
+  // No snapshot yet: the call returns at once and is answered after the
+  // first load, on the refresher's thread.
+  Answer first;
+  store.AuthenticateDeviceAsync("", "known", first.Callback());
+  EXPECT_FALSE(first.done.HasBeenNotified());
+  source->SetOpen(true);
+  ASSERT_TRUE(first.Wait());
+  ASSERT_TRUE(first.result.ok()) << first.result.status();
+  EXPECT_EQ((*first.result)->device_id, "dev-known");
+
+  // Known: answered before the call returns.
+  Answer again;
+  store.AuthenticateDeviceAsync("", "known", again.Callback());
+  EXPECT_TRUE(again.done.HasBeenNotified());
+  EXPECT_TRUE(again.result.ok());
+}
+
+TEST(CredentialStoreTest, ATokenIssuedAfterTheLastLoadWorksAtOnce) {
+  auto owned = std::make_unique<MutableSource>();
+  MutableSource* source = owned.get();
+  CredentialStore store(std::move(owned), absl::Hours(1));
+  store.StartBackgroundRefresh();
+  Answer warm;
+  store.AuthenticateDeviceAsync("", "nobody", warm.Callback());
+  ASSERT_TRUE(warm.Wait());
+  EXPECT_TRUE(absl::IsUnauthenticated(warm.result.status()));
+  // A second unknown token within the reload gap is refused at once,
+  // without a load (a flood of bad tokens costs one query a second).
+  const int loads = source->loads();
+  Answer flood;
+  store.AuthenticateDeviceAsync("", "garbage", flood.Callback());
+  EXPECT_TRUE(flood.done.HasBeenNotified());
+  EXPECT_TRUE(absl::IsUnauthenticated(flood.result.status()));
+  EXPECT_EQ(source->loads(), loads);
+
+  // Issued now: refused within the gap, then one reload finds it (with an
+  // hour's refresh, only a lookup's reload can).
+  source->Issue("fresh");
+  std::string device;
+  for (absl::Time deadline = absl::Now() + absl::Seconds(10);
+       device.empty() && absl::Now() < deadline;) {
+    Answer fresh;
+    store.AuthenticateDeviceAsync("", "fresh", fresh.Callback());
+    ASSERT_TRUE(fresh.Wait());
+    if (fresh.result.ok()) {
+      device = (*fresh.result)->device_id;
+    } else {
+      EXPECT_TRUE(absl::IsUnauthenticated(fresh.result.status()));
+      absl::SleepFor(absl::Milliseconds(20));  // polling with a deadline
+    }
+  }
+  EXPECT_EQ(device, "dev-fresh");
+}
+
+TEST(CredentialStoreTest, NoCredentialAtAllIsRefusedAtOnce) {
+  CredentialStore store(std::make_unique<MutableSource>(), absl::Hours(1));
+  store.StartBackgroundRefresh();
+  Answer a;
+  store.AuthenticateDeviceAsync("", "", a.Callback());
+  EXPECT_TRUE(a.done.HasBeenNotified());
+  EXPECT_TRUE(absl::IsUnauthenticated(a.result.status()));
+}
+
 }  // namespace
 }  // namespace telemetry

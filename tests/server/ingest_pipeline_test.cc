@@ -205,6 +205,95 @@ TEST_F(IngestPipelineTest, ShutdownWritesAndAcknowledgesEverythingQueued) {
             absl::StatusCode::kUnavailable);
 }
 
+// Polls until `condition` holds or 10 s pass.
+template <typename F>
+bool Eventually(F condition) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!condition()) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return true;
+}
+
+TEST_F(IngestPipelineTest, SubmitDoesNotWaitForAStalledStore) {
+  // Submit runs inside gRPC reactions: it must return while the store
+  // hangs, and the claim happens on the flusher.
+  Start(PipelineOptions());
+  store_.SetGateOpen(false);
+  Result r;
+  ASSERT_TRUE(Submit("k", Rows("s", 3), &r).ok());  // returns: no claim in Submit
+  ASSERT_TRUE(Eventually([&] { return store_.claims_waiting() == 1; }))
+      << "the flusher asks the store";
+  EXPECT_FALSE(r.done.HasBeenNotified());
+  store_.SetGateOpen(true);
+  ASSERT_TRUE(r.Wait());
+  EXPECT_EQ(r.outcome.accepted, 3u);
+  EXPECT_EQ(store_.Value("k"), "c:3");
+}
+
+TEST_F(IngestPipelineTest, ClaimsAWholeGroupInOneRoundTrip) {
+  PipelineOptions o;
+  o.flushers = 1;
+  o.flush_readings = 100;
+  o.flush_interval = absl::Seconds(30);  // only the size trigger can fire
+  Start(o);
+  Result results[10];
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(Submit("k" + std::to_string(i), Rows("s" + std::to_string(i), 10),
+                       &results[i]).ok());
+  }
+  for (Result& r : results) ASSERT_TRUE(r.Wait());
+  EXPECT_EQ(db_.groups_written(), 1);
+  EXPECT_EQ(store_.claim_round_trips(), 1);
+}
+
+TEST_F(IngestPipelineTest, CommittedKeysInAGroupAreAnsweredAndTheRestWritten) {
+  PipelineOptions o;
+  o.flushers = 1;
+  o.flush_readings = 20;
+  o.flush_interval = absl::Seconds(30);
+  Start(o);
+  Result first, pad;
+  ASSERT_TRUE(Submit("old", Rows("s", 10), &first).ok());
+  ASSERT_TRUE(Submit("pad", Rows("p", 10), &pad).ok());
+  ASSERT_TRUE(first.Wait() && pad.Wait());
+  Result resend, fresh;
+  ASSERT_TRUE(Submit("old", Rows("s", 10), &resend).ok());
+  ASSERT_TRUE(Submit("new", Rows("t", 10), &fresh).ok());
+  ASSERT_TRUE(resend.Wait() && fresh.Wait());
+  EXPECT_EQ(resend.outcome.duplicates, 10u);
+  EXPECT_EQ(resend.outcome.accepted, 0u);
+  EXPECT_EQ(fresh.outcome.accepted, 10u);
+  EXPECT_EQ(db_.rows(), 30u);
+}
+
+TEST_F(IngestPipelineTest, ACommittedKeyFreesSpaceForAParkedCaller) {
+  // The resend is answered from the store without a write; the space it
+  // held must still wake whoever waits for space.
+  PipelineOptions o;
+  o.max_queued_readings = 5;
+  Start(o);
+  Result first;
+  ASSERT_TRUE(Submit("k", Rows("s", 5), &first).ok());
+  ASSERT_TRUE(first.Wait());
+  store_.SetGateOpen(false);  // hold the resend before its claim
+  Result resend;
+  ASSERT_TRUE(Submit("k", Rows("s", 5), &resend).ok());
+  std::vector<ReadingRow> rows = Rows("t", 5);
+  Result other;
+  ASSERT_EQ(pipeline_->Submit("other", std::move(rows), other.Callback()).code(),
+            absl::StatusCode::kResourceExhausted);
+  Notification space;
+  pipeline_->NotifyWhenSpace([&space] { space.Notify(); });
+  EXPECT_FALSE(space.HasBeenNotified());
+  store_.SetGateOpen(true);
+  ASSERT_TRUE(space.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  ASSERT_TRUE(resend.Wait());
+  EXPECT_EQ(resend.outcome.duplicates, 5u);
+  EXPECT_EQ(pipeline_->queued_readings(), 0u);
+}
+
 TEST_F(IngestPipelineTest, EmptyBatchIsAcknowledgedAtOnce) {
   Start(PipelineOptions());
   Result r;

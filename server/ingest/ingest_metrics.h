@@ -1,8 +1,8 @@
 // Every Prometheus metric of the ingest gateway, declared in one place and
 // registered once. Components receive a pointer to this struct; a null
 // pointer means "no metrics" (unit tests).
-#ifndef TELEMETRY_SERVER_COMMON_INGEST_METRICS_H_
-#define TELEMETRY_SERVER_COMMON_INGEST_METRICS_H_
+#ifndef TELEMETRY_SERVER_INGEST_INGEST_METRICS_H_
+#define TELEMETRY_SERVER_INGEST_INGEST_METRICS_H_
 
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
@@ -59,9 +59,6 @@ class IngestMetrics : public pg::WriteObserver {
   }
 };
 
-// Latency buckets from 100 µs to 30 s, roughly ×2.5 apart.
-prometheus::Histogram::BucketBoundaries LatencyBuckets();
-
 }  // namespace telemetry
 
-#endif  // TELEMETRY_SERVER_COMMON_INGEST_METRICS_H_
+#endif  // TELEMETRY_SERVER_INGEST_INGEST_METRICS_H_

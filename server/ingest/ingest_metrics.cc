@@ -1,4 +1,6 @@
-#include "server/common/ingest_metrics.h"
+#include "server/ingest/ingest_metrics.h"
+
+#include "server/common/latency_buckets.h"
 
 namespace telemetry {
 namespace {
@@ -20,11 +22,6 @@ prometheus::Family<prometheus::Histogram>& Histograms(
 }
 
 }  // namespace
-
-prometheus::Histogram::BucketBoundaries LatencyBuckets() {
-  return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-          0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10,   30};
-}
 
 IngestMetrics::IngestMetrics(prometheus::Registry& r)
     : readings_accepted(
