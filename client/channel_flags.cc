@@ -8,6 +8,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "server/common/flags_env.h"
 
 ABSL_FLAG(bool, plaintext, false,
           "Connect without TLS: loopback development only (env TELEMETRY_PLAINTEXT=1)");
@@ -24,16 +25,6 @@ ABSL_FLAG(std::string, token_file, "",
           "does not show in process listings)");
 
 namespace telemetry::client {
-namespace {
-
-std::string FlagOrEnv(const absl::Flag<std::string>& flag, const char* env) {
-  std::string v = absl::GetFlag(flag);
-  if (!v.empty()) return v;
-  const char* e = std::getenv(env);
-  return e == nullptr ? "" : e;
-}
-
-}  // namespace
 
 absl::StatusOr<ChannelOptions> ChannelOptionsFromFlags() {
   ChannelOptions o;

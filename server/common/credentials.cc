@@ -5,6 +5,8 @@
 #include <sys/random.h>
 
 #include <algorithm>
+#include <iterator>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/escaping.h"
@@ -154,23 +156,42 @@ std::unique_ptr<CredentialSource> DatabaseCredentialSource(std::string database_
 }
 
 CredentialStore::CredentialStore(std::unique_ptr<CredentialSource> source,
-                                 absl::Duration refresh)
-    : source_(std::move(source)), refresh_(refresh), stale_after_(refresh) {}
+                                 absl::Duration refresh, absl::Duration lookup_reload_gap)
+    : source_(std::move(source)),
+      refresh_(refresh),
+      lookup_reload_gap_(lookup_reload_gap),
+      stale_after_(refresh) {}
 
 namespace {
-// Lookups of unknown credentials reload at most this often.
-constexpr absl::Duration kMinLookupReloadGap = absl::Seconds(1);
 // Beyond this many lookups waiting for a load, an unknown credential is
 // refused at once (a flood of bad tokens must not grow memory).
 constexpr size_t kMaxDeferredLookups = 4096;
 }  // namespace
 
 CredentialStore::~CredentialStore() {
+  Stop();
+  if (refresher_.joinable()) refresher_.join();
+}
+
+void CredentialStore::Stop() {
+  std::vector<DeferredLookup> pending;
   {
     MutexLock lock(&mu_);
     stopping_ = true;
+    pending = TakeDeferred(std::numeric_limits<uint64_t>::max());
   }
-  if (refresher_.joinable()) refresher_.join();
+  for (DeferredLookup& l : pending) {
+    std::move(l.done)(absl::UnavailableError("the gateway is shutting down"));
+  }
+}
+
+std::vector<CredentialStore::DeferredLookup> CredentialStore::TakeDeferred(uint64_t before) {
+  std::vector<DeferredLookup> taken;
+  auto first_kept = std::stable_partition(deferred_.begin(), deferred_.end(),
+                                          [before](const DeferredLookup& l) { return l.seq < before; });
+  std::move(deferred_.begin(), first_kept, std::back_inserter(taken));
+  deferred_.erase(deferred_.begin(), first_kept);
+  return taken;
 }
 
 void CredentialStore::StartBackgroundRefresh() {
@@ -179,7 +200,7 @@ void CredentialStore::StartBackgroundRefresh() {
     // the refresher is far behind (the database slow or away), so calls
     // normally never query the database.
     MutexLock lock(&mu_);
-    if (refreshing_) return;
+    if (refreshing_ || stopping_) return;
     refreshing_ = true;
     stale_after_ = 2 * refresh_;
   }
@@ -187,19 +208,19 @@ void CredentialStore::StartBackgroundRefresh() {
 }
 
 void CredentialStore::RefreshLoop() {
-  // Half the interval, so a call never finds the snapshot stale.
-  const absl::Duration every = std::max(refresh_ / 2, absl::Milliseconds(50));
+  // Half the interval, so a call never finds the snapshot stale; not more
+  // than once a second however short the interval.
+  const absl::Duration every = std::max(refresh_ / 2, absl::Seconds(1));
   absl::Time next_periodic = absl::Now() + every;
   while (true) {
-    std::vector<DeferredLookup> lookups;
+    uint64_t answers_before;
     absl::Time started;
-    bool stop = false;
     {
       MutexLock lock(&mu_);
       while (true) {
-        if (stopping_) break;
+        if (stopping_) return;  // Stop() answered the deferred lookups
         absl::Time due = next_periodic;
-        if (!deferred_.empty()) due = std::min(due, last_lookup_load_ + kMinLookupReloadGap);
+        if (!deferred_.empty()) due = std::min(due, last_lookup_load_ + lookup_reload_gap_);
         if (absl::Now() >= due) break;
         // Wake early when a lookup is deferred (it may make a load due).
         const size_t seen = deferred_.size();
@@ -208,27 +229,26 @@ void CredentialStore::RefreshLoop() {
         };
         mu_.AwaitWithDeadline(absl::Condition(&changed), due);
       }
-      lookups.swap(deferred_);
-      stop = stopping_;
-    }
-    if (stop) {
-      for (DeferredLookup& l : lookups) {
-        std::move(l.done)(absl::UnavailableError("the gateway is shutting down"));
-      }
-      return;
-    }
-    {
-      MutexLock lock(&mu_);
+      // This load answers the lookups deferred before it starts; they stay
+      // in deferred_ meanwhile, so that Stop() can answer them if the load
+      // hangs.
+      answers_before = next_seq_;
       started = absl::Now();
-      if (!lookups.empty()) last_lookup_load_ = started;
+      if (!deferred_.empty()) last_lookup_load_ = started;
       next_periodic = started + every;
       // One load at a time (a synchronous caller may be loading).
-      auto idle = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return !loading_; };
+      auto idle = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return !loading_ || stopping_; };
       mu_.Await(absl::Condition(&idle));
+      if (stopping_) return;
       loading_ = true;
     }
     auto snap = LoadAndInstall(started);
-    for (DeferredLookup& l : lookups) {
+    std::vector<DeferredLookup> answered;
+    {
+      MutexLock lock(&mu_);
+      answered = TakeDeferred(answers_before);
+    }
+    for (DeferredLookup& l : answered) {
       std::move(l.done)(snap.ok() ? FindDevice(**snap, l.presented) : snap.status());
     }
   }
@@ -342,19 +362,35 @@ void CredentialStore::AuthenticateDeviceAsync(std::string certificate_name,
   }
   if (!token.empty()) p.digest = Sha256Hex(token);
   DeviceResult answer = absl::UnavailableError("credentials cannot be loaded; retry later");
+  bool synchronous = false;
   {
     MutexLock lock(&mu_);
-    if (snapshot_ != nullptr) answer = FindDevice(*snapshot_, p);
-    // Wait for a load when there is no snapshot yet, or when the credential
-    // is unknown and a reload for it is allowed (one is already scheduled,
-    // or none started within the gap).
-    const bool reload_allowed =
-        !deferred_.empty() || absl::Now() - last_lookup_load_ >= kMinLookupReloadGap;
-    const bool wait = snapshot_ == nullptr ||
-                      (absl::IsUnauthenticated(answer.status()) && reload_allowed);
-    if (wait && !stopping_ && deferred_.size() < kMaxDeferredLookups) {
-      deferred_.push_back(DeferredLookup{std::move(p), std::move(done)});
-      return;
+    synchronous = !refreshing_ && !stopping_;
+    if (!synchronous) {
+      if (snapshot_ != nullptr) answer = FindDevice(*snapshot_, p);
+      // Wait for a load when there is no snapshot yet, or when the
+      // credential is unknown and a reload for it is allowed (one is
+      // already scheduled, or none started within the gap).
+      const bool reload_allowed =
+          !deferred_.empty() || absl::Now() - last_lookup_load_ >= lookup_reload_gap_;
+      const bool wait = snapshot_ == nullptr ||
+                        (absl::IsUnauthenticated(answer.status()) && reload_allowed);
+      if (wait && !stopping_ && deferred_.size() < kMaxDeferredLookups) {
+        deferred_.push_back(DeferredLookup{next_seq_++, std::move(p), std::move(done)});
+        return;
+      }
+    }
+  }
+  if (synchronous) {
+    // No refresher to hand the lookup to: load here, as AuthenticateDevice.
+    for (bool force : {false, true}) {
+      auto snap = Current(force);
+      if (!snap.ok()) {
+        answer = snap.status();
+        break;
+      }
+      answer = FindDevice(**snap, p);
+      if (answer.ok()) break;
     }
   }
   std::move(done)(std::move(answer));

@@ -81,8 +81,15 @@ std::unique_ptr<CredentialSource> DatabaseCredentialSource(std::string database_
 
 class CredentialStore {
  public:
-  CredentialStore(std::unique_ptr<CredentialSource> source, absl::Duration refresh);
-  ~CredentialStore();  // stops the background refresh
+  // `lookup_reload_gap`: how often an unknown credential may cause a reload.
+  CredentialStore(std::unique_ptr<CredentialSource> source, absl::Duration refresh,
+                  absl::Duration lookup_reload_gap = absl::Seconds(1));
+  ~CredentialStore();  // Stop(), and joins the refresher
+
+  // Answers every lookup still waiting for a load with Unavailable, and any
+  // made from now on at once from the snapshot (a shutting-down server must
+  // not wait for a load; the database may be away). Idempotent.
+  void Stop();
 
   // Reloads every `refresh` on a thread of its own, so the snapshot stays
   // fresh with no call paying for the query, and open streams see a
@@ -101,7 +108,8 @@ class CredentialStore {
   // yet, or a credential the snapshot does not know, which may have been
   // issued since it was loaded: at most one such reload a second) on the
   // background refresher's thread after its next load. `context` is read
-  // only before this returns. REQUIRES: StartBackgroundRefresh.
+  // only before this returns. Without StartBackgroundRefresh it answers
+  // synchronously (AuthenticateDevice), for tools and tests.
   void AuthenticateDeviceAsync(const grpc::ServerContextBase& context,
                                absl::AnyInvocable<void(DeviceResult) &&> done);
   // The same for what a call presented (either may be empty).
@@ -133,9 +141,12 @@ class CredentialStore {
     std::string digest;
   };
   struct DeferredLookup {
+    uint64_t seq;  // answered by the first load that starts after it
     Presented presented;
     absl::AnyInvocable<void(DeviceResult) &&> done;
   };
+  // Takes the deferred lookups with seq < `before` (all: max).
+  std::vector<DeferredLookup> TakeDeferred(uint64_t before) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static DeviceResult FindDevice(const CredentialSource::Snapshot& snap, const Presented& p);
   // Loads and installs a snapshot. REQUIRES: the caller set loading_.
   absl::StatusOr<std::shared_ptr<const CredentialSource::Snapshot>> LoadAndInstall(
@@ -144,6 +155,7 @@ class CredentialStore {
 
   const std::unique_ptr<CredentialSource> source_;
   const absl::Duration refresh_;
+  const absl::Duration lookup_reload_gap_;
   Mutex mu_;
   std::shared_ptr<const CredentialSource::Snapshot> snapshot_ ABSL_GUARDED_BY(mu_);
   absl::Duration stale_after_ ABSL_GUARDED_BY(mu_);  // refresh_, 2x with the refresher
@@ -154,6 +166,7 @@ class CredentialStore {
   // Lookups waiting for the refresher's next load, and when the last load
   // made for such lookups started (they reload at most once a second).
   std::vector<DeferredLookup> deferred_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time last_lookup_load_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool refreshing_ ABSL_GUARDED_BY(mu_) = false;  // the refresher runs

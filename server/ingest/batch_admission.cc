@@ -45,7 +45,12 @@ AdmittedBatch BatchAdmission::Parse(const grpc::ByteBuffer& message,
   b.ack.set_correlation_id(std::move(correlation_id));
   const size_t size = message.Length();
   grpc::ByteBuffer copy(message);  // shares the slices
-  if (!grpc::SerializationTraits<ReadingBatch>::Deserialize(&copy, &b.request).ok()) {
+  const bool parsed =
+      grpc::SerializationTraits<ReadingBatch>::Deserialize(&copy, &b.request).ok();
+  // Known even when parsing failed further on (field 1 comes first on the
+  // wire): the client matches the refusal to its batch by it.
+  b.ack.set_idempotency_key(b.request.idempotency_key());
+  if (!parsed) {
     Refuse(absl::InvalidArgumentError(
                "the message is not a valid telemetry.v1.ReadingBatch (a string field that "
                "is not UTF-8, metadata nested beyond protobuf's depth limit, or bytes that "
@@ -53,7 +58,6 @@ AdmittedBatch BatchAdmission::Parse(const grpc::ByteBuffer& message,
            device, &b);
     return b;
   }
-  b.ack.set_idempotency_key(b.request.idempotency_key());
   if (size > options_.max_message_bytes) {
     // Refused after parsing, so that the refusal can name its key.
     b.request.clear_readings();

@@ -242,7 +242,8 @@ void IngestPipeline::ClaimGroup(std::vector<Pending>& group) {
     }
     to_write.push_back(std::move(p));
   }
-  if (unavailable > 0 && metrics_) metrics_->redis_errors.Increment();
+  // One error per batch whose claim failed, as the metric has always counted.
+  if (unavailable > 0 && metrics_) metrics_->redis_errors.Increment(static_cast<double>(unavailable));
   NoteDedupeHealth(reached && unavailable == 0);
   group = std::move(to_write);
   if (!committed.empty()) Release(committed, std::move(committed_outcomes));

@@ -334,6 +334,8 @@ void IngestServer::Shutdown(absl::Duration grace) {
   // Open streams stop reading and end as soon as what they accepted is
   // acknowledged; the grace then bounds only that (and unary calls).
   service_->DrainStreams();
+  // Calls still waiting for their authentication's load end now.
+  if (credentials_) credentials_->Stop();
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   pipeline_->Shutdown();
   readiness_.reset();

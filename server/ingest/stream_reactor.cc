@@ -71,10 +71,6 @@ void StreamReactor::Open(CredentialStore::DeviceResult device) {
     Refuse(ShuttingDown());
     return;
   }
-  {
-    MutexLock lock(&mu_);
-    registered_ = true;
-  }
   MaybeStartRead();
 }
 
@@ -183,13 +179,14 @@ void StreamReactor::OnWriteDone(bool ok) {
 }
 
 void StreamReactor::OnDone() {
-  bool registered, counted;
+  bool counted;
   {
     MutexLock lock(&mu_);
-    registered = registered_;
     counted = counted_stream_;
   }
-  if (registered) service_->UnregisterStream(this);
+  // Unconditionally: a stream that never registered erases nothing, and
+  // no flag set after RegisterStream can race a drain that finishes it.
+  service_->UnregisterStream(this);
   if (service_->metrics()) service_->metrics()->active_streams.Decrement();
   if (counted) service_->admission().limiter().CloseStream(device_->device_id);
   Unref();

@@ -106,7 +106,6 @@ class StreamReactor final
   grpc::ByteBuffer request_;  // owned by the read in progress and its reaction
   Mutex mu_;
   bool counted_stream_ ABSL_GUARDED_BY(mu_) = false;  // in the device's stream count
-  bool registered_ ABSL_GUARDED_BY(mu_) = false;      // with the service, for drains
   grpc::ByteBuffer current_ack_;  // set under mu_ with writing_; owned by that write
   std::deque<grpc::ByteBuffer> acks_ ABSL_GUARDED_BY(mu_);
   int window_ ABSL_GUARDED_BY(mu_) = 0;   // read, ack not yet written

@@ -6,6 +6,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "server/common/metadata_json.h"
+#include "server/common/text_checks.h"
 
 namespace telemetry::ingest {
 namespace {
@@ -18,30 +19,6 @@ using telemetry::v1::RejectedReading;
 constexpr int64_t kMinTimestampSeconds = -62135596800LL;
 constexpr int64_t kMaxTimestampSeconds = 253402300799LL;
 
-bool HasControlCharacter(const std::string& s) {
-  for (char c : s) {
-    unsigned char u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f) return true;
-  }
-  return false;
-}
-
-// Checks a text column; returns the reason it is unacceptable, or "".
-std::string CheckText(const std::string& value, const char* field,
-                      size_t max_bytes, bool required) {
-  if (value.empty()) {
-    return required ? absl::StrCat(field, " is empty") : std::string();
-  }
-  if (value.size() > max_bytes) {
-    return absl::StrCat(field, " is ", value.size(),
-                        " bytes long; the limit is ", max_bytes);
-  }
-  if (HasControlCharacter(value)) {
-    return absl::StrCat(field, " contains a control character");
-  }
-  return std::string();
-}
-
 struct Rejection {
   std::string field;
   std::string reason;
@@ -52,7 +29,7 @@ std::optional<Rejection> ConvertReading(const Reading& r,
                                         const ValidationOptions& options,
                                         absl::Time now, ReadingRow* row) {
   if (std::string why = CheckText(r.sensor_id(), "sensor_id",
-                                  kMaxSensorIdBytes, /*required=*/true);
+                                  kMaxIdBytes, /*required=*/true);
       !why.empty()) {
     return Rejection{"sensor_id", why};
   }
@@ -79,7 +56,7 @@ std::optional<Rejection> ConvertReading(const Reading& r,
                      absl::FormatDuration(options.max_age), ")")};
   }
   if (std::string why = CheckText(r.sensor_type(), "sensor_type",
-                                  kMaxSensorTypeBytes, /*required=*/false);
+                                  kMaxTypeBytes, /*required=*/false);
       !why.empty()) {
     return Rejection{"sensor_type", why};
   }
@@ -87,7 +64,7 @@ std::optional<Rejection> ConvertReading(const Reading& r,
     return Rejection{"value", "value is not a finite number"};
   }
   if (std::string why =
-          CheckText(r.unit(), "unit", kMaxUnitBytes, /*required=*/false);
+          CheckText(r.unit(), "unit", kMaxTypeBytes, /*required=*/false);
       !why.empty()) {
     return Rejection{"unit", why};
   }

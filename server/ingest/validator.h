@@ -41,11 +41,6 @@ struct ValidatedBatch {
 ValidatedBatch ValidateBatch(const telemetry::v1::ReadingBatch& batch,
                              const ValidationOptions& options, absl::Time now);
 
-// Length limits of the sensor_readings columns.
-inline constexpr size_t kMaxSensorIdBytes = 255;
-inline constexpr size_t kMaxSensorTypeBytes = 50;
-inline constexpr size_t kMaxUnitBytes = 50;
-
 }  // namespace telemetry::ingest
 
 #endif  // TELEMETRY_SERVER_INGEST_VALIDATOR_H_

@@ -6,6 +6,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "server/common/text_checks.h"
 #include "server/query/drift_stats.h"
 #include "server/query/sql_values.h"
 
@@ -51,11 +52,8 @@ absl::Status ReadingFromRow(const pg::Result& r, int row, StoredReading* out) {
 }
 
 absl::Status RequireSensorId(const std::string& id) {
-  if (id.empty()) return absl::InvalidArgumentError("sensor_id is required");
-  if (id.size() > 255) {
-    return absl::InvalidArgumentError("sensor_id is longer than 255 bytes");
-  }
-  return absl::OkStatus();
+  std::string why = CheckText(id, "sensor_id", kMaxIdBytes, /*required=*/true);
+  return why.empty() ? absl::OkStatus() : absl::InvalidArgumentError(why);
 }
 
 int64_t FloorHour(int64_t us) {
@@ -81,12 +79,6 @@ void SensorFromRow(const pg::Result& r, int row, telemetry::v1::Sensor* s) {
   s->set_status(std::string(r.Get(row, 3)));
   SetFromMicros(r.GetInt(row, 4), s->mutable_created_at());
   SetFromMicros(r.GetInt(row, 5), s->mutable_updated_at());
-}
-
-bool HasControlCharacter(const std::string& s) {
-  return std::any_of(s.begin(), s.end(), [](char c) {
-    return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
-  });
 }
 
 }  // namespace
@@ -509,11 +501,9 @@ grpc::Status QueryServiceImpl::UpsertSensor(
   }
   const telemetry::v1::Sensor& s = request->sensor();
   if (absl::Status st = RequireSensorId(s.sensor_id()); !st.ok()) return scope.Done(st);
-  if (s.type().size() > 50 || s.location().size() > 255 ||
-      HasControlCharacter(s.sensor_id()) || HasControlCharacter(s.type()) ||
-      HasControlCharacter(s.location())) {
-    return scope.Done(absl::InvalidArgumentError(
-        "type (50 bytes) or location (255 bytes) too long, or a control character"));
+  for (std::string why : {CheckText(s.type(), "type", kMaxTypeBytes, /*required=*/false),
+                          CheckText(s.location(), "location", kMaxIdBytes, /*required=*/false)}) {
+    if (!why.empty()) return scope.Done(absl::InvalidArgumentError(why));
   }
   static const char* kStatuses[] = {"", "active", "inactive", "maintenance", "decommissioned"};
   if (std::find(std::begin(kStatuses), std::end(kStatuses), s.status()) == std::end(kStatuses)) {

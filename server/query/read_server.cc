@@ -12,7 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "server/common/log.h"
 #include "server/query/admin_service.h"
-#include "server/query/maintenance_services.h"
+#include "server/query/alert_service.h"
+#include "server/query/maintenance_service.h"
 #include "server/query/query_service.h"
 #include "storage/pg/migrator.h"
 

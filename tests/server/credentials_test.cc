@@ -221,26 +221,38 @@ TEST(CredentialStoreTest, AsyncAuthenticationNeverWaitsForTheDatabase) {
   EXPECT_TRUE(again.result.ok());
 }
 
+TEST(CredentialStoreTest, UnknownTokensReloadAtMostOncePerGap) {
+  auto owned = std::make_unique<MutableSource>();
+  MutableSource* source = owned.get();
+  CredentialStore store(std::move(owned), absl::Hours(1), /*lookup_reload_gap=*/absl::Hours(1));
+  store.StartBackgroundRefresh();
+  Answer warm;  // no snapshot yet: waits for the first load
+  store.AuthenticateDeviceAsync("", "nobody", warm.Callback());
+  ASSERT_TRUE(warm.Wait());
+  EXPECT_TRUE(absl::IsUnauthenticated(warm.result.status()));
+  // Within the gap an unknown token is refused at once, without a load (a
+  // flood of bad tokens costs at most one query per gap).
+  const int loads = source->loads();
+  for (int i = 0; i < 50; ++i) {
+    Answer flood;
+    store.AuthenticateDeviceAsync("", "garbage-" + std::to_string(i), flood.Callback());
+    ASSERT_TRUE(flood.done.HasBeenNotified());
+    EXPECT_TRUE(absl::IsUnauthenticated(flood.result.status()));
+  }
+  EXPECT_EQ(source->loads(), loads);
+}
+
 TEST(CredentialStoreTest, ATokenIssuedAfterTheLastLoadWorksAtOnce) {
   auto owned = std::make_unique<MutableSource>();
   MutableSource* source = owned.get();
-  CredentialStore store(std::move(owned), absl::Hours(1));
+  CredentialStore store(std::move(owned), absl::Hours(1),
+                        /*lookup_reload_gap=*/absl::Milliseconds(50));
   store.StartBackgroundRefresh();
   Answer warm;
   store.AuthenticateDeviceAsync("", "nobody", warm.Callback());
   ASSERT_TRUE(warm.Wait());
-  EXPECT_TRUE(absl::IsUnauthenticated(warm.result.status()));
-  // A second unknown token within the reload gap is refused at once,
-  // without a load (a flood of bad tokens costs one query a second).
-  const int loads = source->loads();
-  Answer flood;
-  store.AuthenticateDeviceAsync("", "garbage", flood.Callback());
-  EXPECT_TRUE(flood.done.HasBeenNotified());
-  EXPECT_TRUE(absl::IsUnauthenticated(flood.result.status()));
-  EXPECT_EQ(source->loads(), loads);
-
-  // Issued now: refused within the gap, then one reload finds it (with an
-  // hour's refresh, only a lookup's reload can).
+  // Issued now: with an hour's refresh only a lookup's reload can find it;
+  // refused at most within the gap, then found.
   source->Issue("fresh");
   std::string device;
   for (absl::Time deadline = absl::Now() + absl::Seconds(10);
@@ -252,10 +264,48 @@ TEST(CredentialStoreTest, ATokenIssuedAfterTheLastLoadWorksAtOnce) {
       device = (*fresh.result)->device_id;
     } else {
       EXPECT_TRUE(absl::IsUnauthenticated(fresh.result.status()));
-      absl::SleepFor(absl::Milliseconds(20));  // polling with a deadline
+      absl::SleepFor(absl::Milliseconds(10));  // polling with a deadline
     }
   }
   EXPECT_EQ(device, "dev-fresh");
+}
+
+TEST(CredentialStoreTest, StopAnswersLookupsWaitingForAHungLoad) {
+  auto owned = std::make_unique<MutableSource>();
+  MutableSource* source = owned.get();
+  source->SetOpen(false);  // the first load hangs
+  auto store = std::make_unique<CredentialStore>(std::move(owned), absl::Hours(1));
+  store->StartBackgroundRefresh();
+  Answer waiting;
+  store->AuthenticateDeviceAsync("", "anyone", waiting.Callback());
+  ASSERT_TRUE(
+      [&] {
+        for (absl::Time deadline = absl::Now() + absl::Seconds(10); absl::Now() < deadline;) {
+          if (source->loads() == 1) return true;
+          absl::SleepFor(absl::Milliseconds(1));
+        }
+        return false;
+      }())
+      << "the refresher is inside the load";
+  EXPECT_FALSE(waiting.done.HasBeenNotified());
+  store->Stop();  // a shutdown must not wait for the database
+  ASSERT_TRUE(waiting.done.HasBeenNotified());
+  EXPECT_TRUE(absl::IsUnavailable(waiting.result.status()));
+  Answer late;  // after Stop: answered at once
+  store->AuthenticateDeviceAsync("", "anyone", late.Callback());
+  EXPECT_TRUE(late.done.HasBeenNotified());
+  source->SetOpen(true);  // let the refresher finish so the store can be destroyed
+  store.reset();
+}
+
+TEST(CredentialStoreTest, WithoutARefresherTheLookupIsSynchronous) {
+  auto owned = std::make_unique<MutableSource>();
+  owned->Issue("known");
+  CredentialStore store(std::move(owned), absl::Hours(1));
+  Answer a;
+  store.AuthenticateDeviceAsync("", "known", a.Callback());
+  ASSERT_TRUE(a.done.HasBeenNotified());
+  EXPECT_TRUE(a.result.ok());
 }
 
 TEST(CredentialStoreTest, NoCredentialAtAllIsRefusedAtOnce) {

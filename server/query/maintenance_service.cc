@@ -1,4 +1,4 @@
-#include "server/query/maintenance_services.h"
+#include "server/query/maintenance_service.h"
 
 #include <algorithm>
 #include <cmath>
@@ -6,73 +6,13 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "server/common/metadata_json.h"
+#include "server/query/record_requests.h"
 #include "server/query/sql_values.h"
 
 namespace telemetry::query {
 namespace {
 
 using pg::Param;
-
-constexpr size_t kMaxEvidenceBytes = 64 * 1024;
-
-absl::Status Invalid(absl::string_view what) {
-  return absl::InvalidArgumentError(std::string(what));
-}
-
-// Turns a constraint failure into the status a client can act on.
-absl::Status Explain(const absl::Status& s, absl::string_view missing_what) {
-  std::string state = pg::SqlStateOf(s);
-  if (state == "23503") return absl::NotFoundError(std::string(missing_what));
-  if (state == "23514") return absl::FailedPreconditionError(pg::ServerMessageOf(s));
-  if (state == "22P02") return absl::InvalidArgumentError(pg::ServerMessageOf(s));
-  return s;
-}
-
-absl::Status CheckText(const std::string& v, absl::string_view field, size_t max,
-                       bool required) {
-  if (required && v.empty()) return Invalid(absl::StrCat(field, " is required"));
-  if (v.size() > max) {
-    return Invalid(absl::StrCat(field, " is longer than ", max, " bytes"));
-  }
-  return absl::OkStatus();
-}
-
-int Limit(uint32_t page_size) {
-  return static_cast<int>(page_size == 0 ? 100 : std::min(page_size, 1000u));
-}
-
-std::string OptionalMicros(const google::protobuf::Timestamp& t, bool has) {
-  return has ? std::to_string(ToMicros(t)) : std::string();
-}
-
-// ----------------------------------------------------------------- alerts
-
-const std::string& AlertColumns() {
-  static const std::string* k = new std::string(absl::StrCat(
-      "id::text, sensor_id, anomaly_type, severity, confidence, "
-      "coalesce(description, ''), evidence::text, recommended_actions::text, status, ",
-      TimestampToMicrosSql("created_at"), ", ", TimestampToMicrosSql("updated_at")));
-  return *k;
-}
-
-absl::Status AlertFromRow(const pg::Result& r, int i, telemetry::v1::Alert* a) {
-  a->set_id(std::string(r.Get(i, 0)));
-  a->set_sensor_id(std::string(r.Get(i, 1)));
-  a->set_anomaly_type(std::string(r.Get(i, 2)));
-  a->set_severity(static_cast<int32_t>(r.GetInt(i, 3)));
-  a->set_confidence(r.GetDouble(i, 4));
-  a->set_description(std::string(r.Get(i, 5)));
-  auto evidence = JsonToStruct(r.Get(i, 6));
-  if (!evidence.ok()) return evidence.status();
-  *a->mutable_evidence() = *std::move(evidence);
-  for (std::string& s : FromTextArray(r.Get(i, 7))) a->add_recommended_actions(std::move(s));
-  a->set_status(std::string(r.Get(i, 8)));
-  SetFromMicros(r.GetInt(i, 9), a->mutable_created_at());
-  SetFromMicros(r.GetInt(i, 10), a->mutable_updated_at());
-  return absl::OkStatus();
-}
-
-// ------------------------------------------------------------ maintenance
 
 const std::string& TaskColumns() {
   static const std::string* k = new std::string(absl::StrCat(
@@ -123,178 +63,7 @@ void LogFromRow(const pg::Result& r, int i, telemetry::v1::MaintenanceLog* l) {
   SetFromMicros(r.GetInt(i, 8), l->mutable_created_at());
 }
 
-// A newest-first page keyed by (time, uuid): the position after the
-// previous page (NULL on the first) and the page size. One row more than the
-// page is fetched to learn whether another page follows.
-struct KeysetPage {
-  Param after_us, after_id;
-  int limit = 100;
-
-  static absl::StatusOr<KeysetPage> From(const std::string& token, uint32_t page_size) {
-    KeysetPage page;
-    page.limit = Limit(page_size);
-    if (token.empty()) return page;
-    auto parts = DecodeToken(token, 2);
-    if (!parts.ok()) return parts.status();
-    int64_t us;
-    if (!absl::SimpleAtoi((*parts)[0], &us) || !IsUuid((*parts)[1])) {
-      return Invalid("malformed page token");
-    }
-    page.after_us = (*parts)[0];
-    page.after_id = (*parts)[1];
-    return page;
-  }
-  std::string FetchParam() const { return std::to_string(limit + 1); }
-  int Kept(const pg::Result& r) const { return std::min(r.rows(), limit); }
-  // The next page's token, or "" when this page is the last.
-  std::string NextToken(const pg::Result& r, const google::protobuf::Timestamp& last_time,
-                        const std::string& last_id) const {
-    if (r.rows() <= limit) return "";
-    return EncodeToken({std::to_string(ToMicros(last_time)), last_id});
-  }
-};
-
-Param NonEmpty(const std::string& s) { return s.empty() ? Param() : Param(s); }
-
 }  // namespace
-
-// ------------------------------------------------------------------ alerts
-
-grpc::Status AlertServiceImpl::CreateAlert(grpc::ServerContext* context,
-                                           const telemetry::v1::CreateAlertRequest* request,
-                                           telemetry::v1::Alert* response) {
-  RpcScope scope(ctx_, *context, "CreateAlert");
-  if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kAdmin); !auth.ok()) {
-    return scope.Done(auth);
-  }
-  const telemetry::v1::Alert& a = request->alert();
-  absl::Status s = CheckText(a.sensor_id(), "sensor_id", 255, true);
-  if (s.ok()) s = CheckText(a.anomaly_type(), "anomaly_type", 100, true);
-  if (s.ok() && (a.severity() < 1 || a.severity() > 5)) {
-    s = Invalid("severity must be between 1 and 5");
-  }
-  if (s.ok() && !(a.confidence() >= 0 && a.confidence() <= 1)) {
-    s = Invalid("confidence must be between 0 and 1");
-  }
-  std::string evidence = "{}";
-  if (s.ok() && a.has_evidence()) {
-    auto json = MetadataToJson(a.evidence(), kMaxEvidenceBytes, 32);
-    if (json.ok()) {
-      evidence = *std::move(json);
-    } else {
-      s = Invalid(absl::StrCat("evidence: ", json.status().message()));
-    }
-  }
-  if (!s.ok()) return scope.Done(s);
-  std::vector<std::string> actions(a.recommended_actions().begin(),
-                                   a.recommended_actions().end());
-  auto conn = ctx_.writer->Acquire();
-  if (!conn.ok()) return scope.Done(conn.status());
-  auto r = (*conn)->Query(
-      absl::StrCat("INSERT INTO anomaly_alerts (sensor_id, anomaly_type, severity, "
-                   "confidence, description, evidence, recommended_actions) VALUES ($1, $2, "
-                   "$3::smallint, $4::float8, nullif($5, ''), $6::jsonb, $7::text[]) RETURNING ",
-                   AlertColumns()),
-      {a.sensor_id(), a.anomaly_type(), std::to_string(a.severity()),
-       absl::StrCat(a.confidence()), a.description(), evidence, ToTextArray(actions)});
-  if (!r.ok()) {
-    return scope.Done(Explain(
-        r.status(), absl::StrCat("sensor '", a.sensor_id(), "' is not registered")));
-  }
-  return scope.Done(AlertFromRow(*r, 0, response));
-}
-
-grpc::Status AlertServiceImpl::GetAlert(grpc::ServerContext* context,
-                                        const telemetry::v1::GetAlertRequest* request,
-                                        telemetry::v1::Alert* response) {
-  RpcScope scope(ctx_, *context, "GetAlert");
-  if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kRead); !auth.ok()) {
-    return scope.Done(auth);
-  }
-  if (!IsUuid(request->id())) return scope.Done(Invalid("id must be a UUID"));
-  auto conn = ctx_.reader->Acquire();
-  if (!conn.ok()) return scope.Done(conn.status());
-  auto r = (*conn)->Query(
-      absl::StrCat("SELECT ", AlertColumns(), " FROM anomaly_alerts WHERE id = $1::uuid"),
-      {request->id()});
-  if (!r.ok()) return scope.Done(r.status());
-  if (r->rows() == 0) {
-    return scope.Done(absl::NotFoundError(absl::StrCat("alert ", request->id(), " not found")));
-  }
-  return scope.Done(AlertFromRow(*r, 0, response));
-}
-
-grpc::Status AlertServiceImpl::ListAlerts(grpc::ServerContext* context,
-                                          const telemetry::v1::ListAlertsRequest* request,
-                                          telemetry::v1::ListAlertsResponse* response) {
-  RpcScope scope(ctx_, *context, "ListAlerts");
-  if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kRead); !auth.ok()) {
-    return scope.Done(auth);
-  }
-  auto page = KeysetPage::From(request->page_token(), request->page_size());
-  if (!page.ok()) return scope.Done(page.status());
-  auto conn = ctx_.reader->Acquire();
-  if (!conn.ok()) return scope.Done(conn.status());
-  auto r = (*conn)->Query(
-      absl::StrCat("SELECT ", AlertColumns(),
-                   " FROM anomaly_alerts WHERE ($1::text IS NULL OR sensor_id = $1) "
-                   "AND ($2::text IS NULL OR status = $2) "
-                   "AND ($3::bigint IS NULL OR created_at >= ", MicrosToTimestampSql(3), ") "
-                   "AND ($4::bigint IS NULL OR created_at < ", MicrosToTimestampSql(4), ") "
-                   "AND ($5::bigint IS NULL OR (created_at, id) < (", MicrosToTimestampSql(5),
-                   ", $6::uuid)) ORDER BY created_at DESC, id DESC LIMIT $7::int"),
-      {NonEmpty(request->sensor_id()), NonEmpty(request->status()),
-       NonEmpty(OptionalMicros(request->created_after(), request->has_created_after())),
-       NonEmpty(OptionalMicros(request->created_before(), request->has_created_before())),
-       page->after_us, page->after_id, page->FetchParam()});
-  if (!r.ok()) return scope.Done(r.status());
-  for (int i = 0; i < page->Kept(*r); ++i) {
-    if (absl::Status s = AlertFromRow(*r, i, response->add_alerts()); !s.ok()) {
-      return scope.Done(s);
-    }
-  }
-  if (response->alerts_size() > 0) {
-    const auto& last = response->alerts(response->alerts_size() - 1);
-    response->set_next_page_token(page->NextToken(*r, last.created_at(), last.id()));
-  }
-  return scope.Done(absl::OkStatus());
-}
-
-absl::Status AlertServiceImpl::Transition(const std::string& id, const std::string& status,
-                                          telemetry::v1::Alert* out) {
-  if (!IsUuid(id)) return Invalid("id must be a UUID");
-  auto conn = ctx_.writer->Acquire();
-  if (!conn.ok()) return conn.status();
-  auto r = (*conn)->Query(absl::StrCat("UPDATE anomaly_alerts SET status = $2 "
-                                       "WHERE id = $1::uuid RETURNING ",
-                                       AlertColumns()),
-                          {id, status});
-  if (!r.ok()) return Explain(r.status(), "");
-  if (r->rows() == 0) return absl::NotFoundError(absl::StrCat("alert ", id, " not found"));
-  return AlertFromRow(*r, 0, out);
-}
-
-grpc::Status AlertServiceImpl::AcknowledgeAlert(
-    grpc::ServerContext* context, const telemetry::v1::AlertTransitionRequest* request,
-    telemetry::v1::Alert* response) {
-  RpcScope scope(ctx_, *context, "AcknowledgeAlert");
-  if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kAdmin); !auth.ok()) {
-    return scope.Done(auth);
-  }
-  return scope.Done(Transition(request->id(), "acknowledged", response));
-}
-
-grpc::Status AlertServiceImpl::ResolveAlert(
-    grpc::ServerContext* context, const telemetry::v1::AlertTransitionRequest* request,
-    telemetry::v1::Alert* response) {
-  RpcScope scope(ctx_, *context, "ResolveAlert");
-  if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kAdmin); !auth.ok()) {
-    return scope.Done(auth);
-  }
-  return scope.Done(Transition(request->id(), "resolved", response));
-}
-
-// ------------------------------------------------------------- maintenance
 
 grpc::Status MaintenanceServiceImpl::CreateTask(
     grpc::ServerContext* context, const telemetry::v1::CreateTaskRequest* request,
@@ -304,10 +73,10 @@ grpc::Status MaintenanceServiceImpl::CreateTask(
     return scope.Done(auth);
   }
   const telemetry::v1::MaintenanceTask& t = request->task();
-  absl::Status s = CheckText(t.equipment_id(), "equipment_id", 255, true);
-  if (s.ok()) s = CheckText(t.task_type(), "task_type", 100, true);
-  if (s.ok()) s = CheckText(t.sensor_id(), "sensor_id", 255, false);
-  if (s.ok()) s = CheckText(t.assigned_technician_id(), "assigned_technician_id", 255, false);
+  absl::Status s = CheckField(t.equipment_id(), "equipment_id", kMaxIdBytes, true);
+  if (s.ok()) s = CheckField(t.task_type(), "task_type", kMaxKindBytes, true);
+  if (s.ok()) s = CheckField(t.sensor_id(), "sensor_id", kMaxIdBytes, false);
+  if (s.ok()) s = CheckField(t.assigned_technician_id(), "assigned_technician_id", kMaxIdBytes, false);
   int priority = t.priority() == 0 ? 3 : t.priority();
   if (s.ok() && (priority < 1 || priority > 5)) s = Invalid("priority must be between 1 and 5");
   if (s.ok() && t.has_estimated_duration_hours() &&
@@ -436,8 +205,8 @@ grpc::Status MaintenanceServiceImpl::LogWork(grpc::ServerContext* context,
   absl::Status s;
   if (!IsUuid(l.task_id())) s = Invalid("task_id must be a UUID");
   if (s.ok() && !l.has_completion_date()) s = Invalid("completion_date is required");
-  if (s.ok()) s = CheckText(l.technician_id(), "technician_id", 255, true);
-  if (s.ok()) s = CheckText(l.equipment_id(), "equipment_id", 255, false);
+  if (s.ok()) s = CheckField(l.technician_id(), "technician_id", kMaxIdBytes, true);
+  if (s.ok()) s = CheckField(l.equipment_id(), "equipment_id", kMaxIdBytes, false);
   std::string status = l.status().empty() ? "completed" : l.status();
   if (s.ok() && status != "completed" && status != "partial" && status != "failed") {
     s = Invalid("status must be completed, partial or failed");
