@@ -15,6 +15,7 @@
 #include "server/common/log.h"
 #include "storage/pg/connection.h"
 #include "storage/pg/copy_writer.h"
+#include "storage/pg/schema_mode.h"
 #include "storage/redis/redis_dedupe_store.h"
 
 namespace telemetry::ingest {
@@ -93,7 +94,7 @@ std::optional<pg::StorageMode> IngestServer::storage_mode() const {
 }
 
 absl::Status IngestServer::StorageReady(pg::StorageMode mode) {
-  if (mode == pg::StorageMode::kNative) {
+  if (pg::SchemaMode::For(mode).MakesDayPartitions()) {
     // Partitions for today and the coming days exist before the first write.
     pg::CopyWriterOptions writer_options;
     writer_options.conninfo = options_.database_url;
@@ -104,7 +105,7 @@ absl::Status IngestServer::StorageReady(pg::StorageMode mode) {
     absl::Status ps = writer.EnsurePartitions(
         now - absl::Hours(24), now + absl::Hours(24) * options_.partition_premake_days);
     if (!ps.ok()) return ps;
-    maintenance_ = std::thread([this] { MaintenanceLoop(); });
+    maintenance_ = std::thread([this, mode] { MaintenanceLoop(mode); });
   }
   {
     MutexLock lock(&storage_mu_);
@@ -290,10 +291,10 @@ absl::StatusOr<std::unique_ptr<IngestServer>> IngestServer::Start(
   return s;
 }
 
-void IngestServer::MaintenanceLoop() {
+void IngestServer::MaintenanceLoop(pg::StorageMode mode) {
   pg::CopyWriterOptions writer_options;
   writer_options.conninfo = options_.database_url;
-  writer_options.mode = pg::StorageMode::kNative;  // started only in native mode
+  writer_options.mode = mode;
   pg::CopyWriter writer(writer_options, caches_.get(), metrics_.get());
   while (!stop_maintenance_.WaitForNotificationWithTimeout(
       options_.maintenance_interval)) {

@@ -104,7 +104,7 @@ class IngestServer {
 
  private:
   IngestServer() = default;
-  void MaintenanceLoop();
+  void MaintenanceLoop(pg::StorageMode mode);
   // The schema is checked and `mode` known: partitions (native), then ready.
   absl::Status StorageReady(pg::StorageMode mode);
   // Retries PrepareSchema until the database is reached (started without).

@@ -15,10 +15,6 @@
 namespace telemetry::query {
 namespace {
 
-std::string IntervalParam(absl::Duration d) {
-  return absl::StrCat(absl::ToInt64Seconds(d), " seconds");
-}
-
 prometheus::Family<prometheus::Gauge>& GaugeFamily(prometheus::Registry& r,
                                                    const std::string& name,
                                                    const std::string& help) {
@@ -104,8 +100,7 @@ void LifecycleJobs::RunJob(JobState* job_state, const std::function<absl::Status
 }
 
 void LifecycleJobs::Loop() {
-  const bool native_jobs =
-      ctx_.mode == pg::StorageMode::kNative && options_.run_native_jobs;
+  const bool native_jobs = ctx_.schema().ServiceRunsJobs() && options_.run_native_jobs;
   absl::Time next_stats = absl::Now();
   {
     MutexLock lock(&mu_);
@@ -154,115 +149,25 @@ absl::StatusOr<int64_t> LifecycleJobs::Refresh(std::optional<int64_t> start_us,
   };
   auto conn = ctx_.writer->Acquire();
   if (!conn.ok()) return conn.status();
-  if (ctx_.mode == pg::StorageMode::kTimescale) {
-    const std::string window =
-        absl::StrCat("CASE WHEN $1::bigint IS NULL THEN NULL ELSE ", MicrosToTimestampSql(1),
-                     " END, CASE WHEN $2::bigint IS NULL THEN NULL ELSE ",
-                     MicrosToTimestampSql(2), " END");
-    const std::vector<pg::Param> params = {
-        start_us ? pg::Param(std::to_string(*start_us)) : pg::Param(),
-        end_us ? pg::Param(std::to_string(*end_us)) : pg::Param()};
-    // A procedure that cannot run inside a transaction block: autocommit.
-    auto r = (*conn)->Query(
-        absl::StrCat("CALL refresh_continuous_aggregate('sensor_readings_summary_hourly', ",
-                     window, ")"),
-        params);
-    if (r.ok()) return 0;
-    if (pg::SqlStateOf(r.status()) != "42501") return r.status();
-    // Not the aggregate's owner (the least-privilege maintainer login):
-    // have the owner's one-shot job do it (migration 0011) and wait for it.
-    auto job = (*conn)->Query(absl::StrCat("SELECT telemetry_request_refresh(", window, ")"),
-                              params);
-    if (!job.ok()) return job.status();
-    return WaitForRefreshJob(**conn, job->GetInt(0, 0));
-  }
-  absl::StatusOr<pg::Result> r =
-      (!start_us && !end_us)
-          ? (*conn)->Query("SELECT telemetry_refresh_hourly_all()")
-          : (*conn)->Query(
-                absl::StrCat("SELECT telemetry_refresh_hourly(",
-                             "coalesce(", MicrosToTimestampSql(1), ", '-infinity'), coalesce(",
-                             MicrosToTimestampSql(2), ", 'infinity'))"),
-                {start_us ? pg::Param(std::to_string(*start_us)) : pg::Param(),
-                 end_us ? pg::Param(std::to_string(*end_us)) : pg::Param()});
-  if (!r.ok()) return r.status();
-  int64_t hours = r->GetInt(0, 0);
-  if (hours < 0) {
-    return absl::AbortedError("another refresh of the aggregate is running; retry later");
-  }
-  return hours;
-}
-
-absl::StatusOr<int64_t> LifecycleJobs::WaitForRefreshJob(pg::Connection& conn, int64_t job_id) {
-  const absl::Time deadline = absl::Now() + options_.on_demand_refresh_timeout;
-  const std::string id = std::to_string(job_id);
-  while (true) {
-    auto r = conn.Query(
-        "SELECT coalesce(s.last_run_status, '') FROM timescaledb_information.jobs j "
-        "LEFT JOIN timescaledb_information.job_stats s USING (job_id) WHERE j.job_id = $1",
-        {id});
-    if (!r.ok()) return r.status();
-    if (r->rows() == 0) {
-      return absl::InternalError(absl::StrCat("refresh job ", id, " disappeared"));
-    }
-    const std::string status(r->Get(0, 0));
-    if (status == "Success") return 0;
-    if (status == "Failed") {
-      auto e = conn.Query(
-          "SELECT coalesce(err_message, '') FROM timescaledb_information.job_errors "
-          "WHERE job_id = $1 ORDER BY finish_time DESC LIMIT 1",
-          {id});
-      return absl::AbortedError(absl::StrCat(
-          "the refresh job ", id, " failed",
-          e.ok() && e->rows() > 0 ? absl::StrCat(": ", e->Get(0, 0)) : std::string()));
-    }
-    if (absl::Now() >= deadline) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          "the refresh job ", id, " has not finished yet; `telemetryctl jobs` shows it"));
-    }
-    // TimescaleDB's scheduler gives no notification to wait on: poll it.
-    absl::SleepFor(absl::Milliseconds(200));
-  }
+  return ctx_.schema().RefreshAggregate(**conn, start_us, end_us,
+                                        options_.on_demand_refresh_timeout);
 }
 
 absl::StatusOr<std::string> LifecycleJobs::RunRetention() {
   auto conn = ctx_.writer->Acquire();
   if (!conn.ok()) return conn.status();
-  if (ctx_.mode == pg::StorageMode::kTimescale) {
-    // What the retention policy does, with its drop_after, through a
-    // SECURITY DEFINER function (migration 0009): run_job() would need the
-    // policy owner's role.
-    auto r = (*conn)->Query("SELECT telemetry_drop_expired_chunks()");
-    if (!r.ok()) return r.status();
-    return absl::StrCat("dropped ", r->Get(0, 0),
-                        " chunks past the retention policy's drop_after");
-  }
-  auto r = (*conn)->Query(
-      "SELECT telemetry_drop_partitions_before(now() - $1::interval)",
-      {IntervalParam(options_.retention)});
-  if (!r.ok()) return r.status();
-  return absl::StrCat("dropped ", r->Get(0, 0), " partitions older than ",
-                      absl::FormatDuration(options_.retention));
+  return ctx_.schema().DropExpired(**conn, options_.retention);
 }
 
 absl::StatusOr<std::string> LifecycleJobs::RunCompression() {
-  if (ctx_.mode != pg::StorageMode::kTimescale) {
-    return absl::FailedPreconditionError(
-        "compression needs TimescaleDB; this database runs in native mode");
-  }
   auto conn = ctx_.writer->Acquire();
   if (!conn.ok()) return conn.status();
-  // As the compression policy would, with its compress_after (migration
-  // 0009's SECURITY DEFINER function; run_job() needs the policy's owner).
-  auto r = (*conn)->Query("SELECT telemetry_compress_due_chunks()");
-  if (!r.ok()) return r.status();
-  return absl::StrCat("compressed ", r->Get(0, 0),
-                      " chunks past the compression policy's compress_after");
+  return ctx_.schema().CompressDue(**conn);
 }
 
 absl::StatusOr<std::vector<telemetry::v1::Job>> LifecycleJobs::Jobs() {
   std::vector<telemetry::v1::Job> jobs;
-  if (ctx_.mode == pg::StorageMode::kNative) {
+  if (ctx_.schema().ServiceRunsJobs()) {
     MutexLock lock(&mu_);
     for (const JobState* s : {&refresh_, &retention_}) {
       telemetry::v1::Job j;
@@ -283,112 +188,44 @@ absl::StatusOr<std::vector<telemetry::v1::Job>> LifecycleJobs::Jobs() {
       }
       jobs.push_back(std::move(j));
     }
-    return jobs;
   }
   auto conn = ctx_.reader->Acquire();
   if (!conn.ok()) return conn.status();
-  auto r = (*conn)->Query(absl::StrCat(
-      "SELECT j.proc_name, extract(epoch FROM j.schedule_interval)::bigint, ",
-      TimestampToMicrosSql("s.last_run_started_at"),
-      ", extract(epoch FROM s.last_run_duration)::float8, coalesce(s.last_run_status, ''), "
-      "coalesce(s.total_successes, 0), coalesce(s.total_failures, 0), ",
-      TimestampToMicrosSql("s.next_start"),
-      " FROM timescaledb_information.jobs j LEFT JOIN timescaledb_information.job_stats s "
-      "USING (job_id) WHERE j.proc_name LIKE 'policy_%' ORDER BY j.job_id"));
-  if (!r.ok()) return r.status();
-  for (int i = 0; i < r->rows(); ++i) {
+  auto database_jobs = ctx_.schema().DatabaseJobs(**conn);
+  if (!database_jobs.ok()) return database_jobs.status();
+  for (const pg::DatabaseJob& d : *database_jobs) {
     telemetry::v1::Job j;
-    j.set_name(std::string(r->Get(i, 0)));
-    j.set_schedule(absl::StrCat("every ", absl::FormatDuration(absl::Seconds(r->GetInt(i, 1)))));
-    if (!r->IsNull(i, 2)) SetFromMicros(r->GetInt(i, 2), j.mutable_last_run_started());
-    if (!r->IsNull(i, 3)) j.set_last_run_seconds(r->GetDouble(i, 3));
-    std::string status(r->Get(i, 4));
-    j.set_last_run_status(status == "Success" ? "success" : status == "Failed" ? "failure" : status);
-    j.set_total_successes(r->GetInt(i, 5));
-    j.set_total_failures(r->GetInt(i, 6));
-    if (!r->IsNull(i, 7)) SetFromMicros(r->GetInt(i, 7), j.mutable_next_start());
+    j.set_name(d.name);
+    j.set_schedule(absl::StrCat("every ", absl::FormatDuration(d.schedule)));
+    if (d.last_start_us) SetFromMicros(*d.last_start_us, j.mutable_last_run_started());
+    if (d.last_run_seconds) j.set_last_run_seconds(*d.last_run_seconds);
+    j.set_last_run_status(d.last_status);
+    j.set_last_error(d.last_error);
+    j.set_total_successes(d.successes);
+    j.set_total_failures(d.failures);
+    if (d.next_start_us) SetFromMicros(*d.next_start_us, j.mutable_next_start());
     jobs.push_back(std::move(j));
-  }
-  // The last error of each failed job. A separate query: a role that may
-  // not read job_errors still gets the list.
-  auto errors = (*conn)->Query(
-      "SELECT DISTINCT ON (e.proc_name) e.proc_name, coalesce(e.err_message, '') "
-      "FROM timescaledb_information.job_errors e WHERE e.proc_name LIKE 'policy_%' "
-      "ORDER BY e.proc_name, e.finish_time DESC");
-  if (errors.ok()) {
-    for (telemetry::v1::Job& j : jobs) {
-      if (j.last_run_status() != "failure") continue;
-      for (int i = 0; i < errors->rows(); ++i) {
-        if (errors->Get(i, 0) == j.name()) j.set_last_error(std::string(errors->Get(i, 1)));
-      }
-    }
   }
   return jobs;
 }
 
 absl::StatusOr<telemetry::v1::ListChunksResponse> LifecycleJobs::Chunks() {
-  telemetry::v1::ListChunksResponse out;
   auto conn = ctx_.reader->Acquire();
   if (!conn.ok()) return conn.status();
-  if (ctx_.mode == pg::StorageMode::kNative) {
-    auto r = (*conn)->Query(
-        "SELECT c.relname, pg_total_relation_size(c.oid), greatest(c.reltuples, 0)::bigint "
-        "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-        "WHERE i.inhparent = 'sensor_readings'::regclass ORDER BY c.relname");
-    if (!r.ok()) return r.status();
-    for (int i = 0; i < r->rows(); ++i) {
-      auto* c = out.add_chunks();
-      std::string name(r->Get(i, 0));
-      c->set_name(name);
-      c->set_total_bytes(r->GetInt(i, 1));
-      c->set_estimated_rows(r->GetInt(i, 2));
-      // Day partitions are named sensor_readings_pYYYYMMDD.
-      int y, m, d;
-      if (absl::StartsWith(name, "sensor_readings_p") && name.size() == 25 &&
-          absl::SimpleAtoi(name.substr(17, 4), &y) && absl::SimpleAtoi(name.substr(21, 2), &m) &&
-          absl::SimpleAtoi(name.substr(23, 2), &d)) {
-        absl::Time day = absl::FromCivil(absl::CivilDay(y, m, d), absl::UTCTimeZone());
-        SetFromMicros(absl::ToUnixMicros(day), c->mutable_range_start());
-        SetFromMicros(absl::ToUnixMicros(day + absl::Hours(24)), c->mutable_range_end());
-      }
-      out.set_total_bytes(out.total_bytes() + c->total_bytes());
-    }
-    return out;
-  }
-  auto r = (*conn)->Query(absl::StrCat(
-      "SELECT c.chunk_schema || '.' || c.chunk_name, ", TimestampToMicrosSql("c.range_start"),
-      ", ", TimestampToMicrosSql("c.range_end"),
-      ", c.is_compressed, coalesce(d.total_bytes, 0), "
-      // A compressed chunk's rows live in its compressed table: count them
-      // from TimescaleDB's compression statistics (exact as of compression),
-      // plus whatever was written into the chunk since.
-      "greatest(coalesce(cl.reltuples, 0), 0)::bigint + "
-      "coalesce(cs.numrows_pre_compression, 0) "
-      "FROM timescaledb_information.chunks c "
-      "LEFT JOIN chunks_detailed_size('sensor_readings') d "
-      "ON d.chunk_schema = c.chunk_schema AND d.chunk_name = c.chunk_name "
-      "LEFT JOIN pg_class cl ON cl.oid = format('%I.%I', c.chunk_schema, c.chunk_name)::regclass "
-      "LEFT JOIN _timescaledb_catalog.chunk ch "
-      "ON ch.schema_name = c.chunk_schema AND ch.table_name = c.chunk_name "
-      "LEFT JOIN _timescaledb_catalog.compression_chunk_size cs "
-      "ON cs.chunk_id = ch.id AND c.is_compressed "
-      "WHERE c.hypertable_name = 'sensor_readings' ORDER BY c.range_start"));
-  if (!r.ok()) return r.status();
-  for (int i = 0; i < r->rows(); ++i) {
+  auto layout = ctx_.schema().Layout(**conn);
+  if (!layout.ok()) return layout.status();
+  telemetry::v1::ListChunksResponse out;
+  for (const pg::StorageChunk& chunk : layout->chunks) {
     auto* c = out.add_chunks();
-    c->set_name(std::string(r->Get(i, 0)));
-    SetFromMicros(r->GetInt(i, 1), c->mutable_range_start());
-    SetFromMicros(r->GetInt(i, 2), c->mutable_range_end());
-    c->set_compressed(r->GetBool(i, 3));
-    c->set_total_bytes(r->GetInt(i, 4));
-    c->set_estimated_rows(r->GetInt(i, 5));
-    out.set_total_bytes(out.total_bytes() + c->total_bytes());
+    c->set_name(chunk.name);
+    if (chunk.range_start_us) SetFromMicros(*chunk.range_start_us, c->mutable_range_start());
+    if (chunk.range_end_us) SetFromMicros(*chunk.range_end_us, c->mutable_range_end());
+    c->set_compressed(chunk.compressed);
+    c->set_total_bytes(chunk.total_bytes);
+    c->set_estimated_rows(chunk.estimated_rows);
   }
-  auto ratio = (*conn)->Query(
-      "SELECT coalesce(sum(after_compression_total_bytes)::float8 / "
-      "nullif(sum(before_compression_total_bytes), 0), 0) "
-      "FROM hypertable_compression_stats('sensor_readings')");
-  if (ratio.ok() && ratio->rows() > 0) out.set_compression_ratio(ratio->GetDouble(0, 0));
+  out.set_total_bytes(layout->total_bytes);
+  out.set_compression_ratio(layout->compression_ratio);
   return out;
 }
 
@@ -435,12 +272,8 @@ void LifecycleJobs::CollectStats() {
   // covered, not where the newest data is (a quiet fleet is not stale), and
   // never negative (a refresh may reach past now).
   auto r = (*conn)->Query(
-      ctx_.mode == pg::StorageMode::kNative
-          ? "SELECT greatest(extract(epoch FROM now() - watermark), 0)::float8 "
-            "FROM telemetry_aggregate_state WHERE watermark > '-infinity'"
-          : "SELECT greatest(extract(epoch FROM now() - w), 0)::float8 "
-            "FROM telemetry_summary_watermark() w WHERE w > '-infinity' AND "
-            "w > '1970-01-01'");
+      "SELECT greatest(extract(epoch FROM now() - w), 0)::float8 "
+      "FROM telemetry_summary_watermark() w WHERE w > '-infinity' AND w > '1970-01-01'");
   if (r.ok()) {
     staleness_.Set(r->rows() > 0 && !r->IsNull(0, 0) ? r->GetDouble(0, 0) : -1);
   }

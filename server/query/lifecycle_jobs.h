@@ -86,9 +86,6 @@ class LifecycleJobs {
     absl::Time next_start = absl::InfinitePast();
   };
   void Loop();
-  // Polls the owner's one-shot refresh job `job_id` until it has run
-  // (timescale mode, a login that does not own the aggregate).
-  absl::StatusOr<int64_t> WaitForRefreshJob(pg::Connection& conn, int64_t job_id);
   // `job_state` is one of the guarded members; read and written under mu_.
   void RunJob(JobState* job_state, const std::function<absl::Status()>& body)
       ABSL_LOCKS_EXCLUDED(mu_);

@@ -237,7 +237,6 @@ grpc::Status QueryServiceImpl::HourlySummary(
   auto conn = ctx_.reader->Acquire();
   if (!conn.ok()) return scope.Done(conn.status());
   // The watermark: hours before it are materialised.
-  const bool native = ctx_.mode == pg::StorageMode::kNative;
   auto wm = Watermark(**conn);
   if (!wm.ok()) return scope.Done(wm.status());
   // Clamped to the request: [lo, watermark) materialised, [watermark, hi) raw.
@@ -257,15 +256,12 @@ grpc::Status QueryServiceImpl::HourlySummary(
   if (watermark > lo) {
     // One round trip: the materialised buckets, minus the ranges the
     // aggregate holds wrongly or not at all, and those ranges themselves,
-    // to be computed raw below. Native mode logs the hours written since
-    // they were materialised; TimescaleDB's own invalidation logs name both
-    // those and the hours no refresh ever covered (migration 0010).
-    const std::string inv =
-        native ? "SELECT DISTINCT hour AS range_start, hour + interval '1 hour' AS range_end "
-                 "FROM telemetry_aggregate_invalidations WHERE hour >= " +
-                     MicrosToTimestampSql(2) + " AND hour < " + MicrosToTimestampSql(3)
-               : "SELECT range_start, range_end FROM telemetry_summary_stale_ranges(" +
-                     MicrosToTimestampSql(2) + ", " + MicrosToTimestampSql(3) + ")";
+    // to be computed raw below. Each mode answers from its own bookkeeping
+    // (native: the hours written since they were materialised;
+    // TimescaleDB: its invalidation logs, which also name the hours no
+    // refresh ever covered), behind one function (migrations 0010, 0012).
+    const std::string inv = "SELECT range_start, range_end FROM telemetry_summary_stale_ranges(" +
+                            MicrosToTimestampSql(2) + ", " + MicrosToTimestampSql(3) + ")";
     auto r = (*conn)->QueryBinary(
         absl::StrCat("WITH inv AS (", inv, ") SELECT sensor_id, hour"
                      ", avg_value, max_value, min_value, reading_count "
@@ -335,12 +331,9 @@ grpc::Status QueryServiceImpl::HourlySummary(
 
 absl::StatusOr<int64_t> QueryServiceImpl::Watermark(pg::Connection& conn) {
   if (std::optional<int64_t> cached = ctx_.watermark->Get()) return *cached;
-  auto r = conn.Query(
-      ctx_.mode == pg::StorageMode::kNative
-          ? absl::StrCat("SELECT ", TimestampToMicrosSql("watermark"),
-                         " FROM telemetry_aggregate_state WHERE name = "
-                         "'sensor_readings_summary_hourly' AND watermark > '-infinity'")
-          : absl::StrCat("SELECT ", TimestampToMicrosSql("telemetry_summary_watermark()")));
+  // Both modes define telemetry_summary_watermark() (migrations 0010, 0012).
+  auto r = conn.Query(absl::StrCat("SELECT ", TimestampToMicrosSql("w"),
+                                   " FROM telemetry_summary_watermark() w WHERE w > '-infinity'"));
   if (!r.ok()) return r.status();
   int64_t us = INT64_MIN;  // nothing materialised
   if (r->rows() > 0 && !r->IsNull(0, 0)) us = r->GetInt(0, 0);

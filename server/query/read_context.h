@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/time/clock.h"
 #include "server/common/credentials.h"
+#include "storage/pg/schema_mode.h"
 #include "storage/pg/connection_pool.h"
 #include "storage/pg/migration.h"
 #include "storage/util/mutex.h"
@@ -69,6 +70,8 @@ struct ReadContext {
   pg::ConnectionPool* writer = nullptr;
   pg::StorageMode mode = pg::StorageMode::kNative;
   RpcMetrics* metrics = nullptr;  // nullable
+  // What differs between the modes (the only place that knows).
+  const pg::SchemaMode& schema() const { return pg::SchemaMode::For(mode); }
   WatermarkCache* watermark = nullptr;
   // API tokens; nullptr: authentication off (loopback development).
   CredentialStore* credentials = nullptr;

@@ -11,15 +11,6 @@
 
 namespace telemetry::query {
 
-std::string MicrosToTimestampSql(int param_index) {
-  return absl::StrCat("('epoch'::timestamptz + $", param_index,
-                      "::bigint * interval '1 microsecond')");
-}
-
-std::string TimestampToMicrosSql(absl::string_view column) {
-  return absl::StrCat("(extract(epoch FROM ", column, ") * 1000000)::bigint");
-}
-
 int64_t ToMicros(const google::protobuf::Timestamp& t) {
   return t.seconds() * 1'000'000 + t.nanos() / 1000;
 }

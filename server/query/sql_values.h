@@ -16,13 +16,13 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/timestamp.pb.h"
 #include "storage/pg/connection.h"
+#include "storage/pg/sql_time.h"
 
 namespace telemetry::query {
 
-// SQL expression turning a bigint parameter of microseconds into timestamptz.
-std::string MicrosToTimestampSql(int param_index);
-// SQL expression turning a timestamptz column into bigint microseconds.
-std::string TimestampToMicrosSql(absl::string_view column);
+// SQL expressions between bigint microseconds and timestamptz.
+using pg::MicrosToTimestampSql;
+using pg::TimestampToMicrosSql;
 
 int64_t ToMicros(const google::protobuf::Timestamp& t);
 void SetFromMicros(int64_t micros, google::protobuf::Timestamp* t);

@@ -1,5 +1,7 @@
 #include "storage/pg/copy_writer.h"
 
+#include "storage/pg/schema_mode.h"
+
 #include <algorithm>
 #include <utility>
 
@@ -139,12 +141,11 @@ absl::Status CopyWriter::EnsureConnected() {
 
 absl::Status CopyWriter::EnsurePartitionsForDays(int64_t first_day,
                                                  int64_t last_day) {
-  if (options_.mode != StorageMode::kNative) return absl::OkStatus();
-  absl::StatusOr<Result> r = conn_->Query(
-      "SELECT telemetry_ensure_partitions("
-      "to_timestamp($1::bigint * 86400), to_timestamp($2::bigint * 86400))",
-      {std::to_string(first_day), std::to_string(last_day)});
-  if (!r.ok()) return r.status();
+  const SchemaMode& schema = SchemaMode::For(options_.mode);
+  if (!schema.MakesDayPartitions()) return absl::OkStatus();
+  if (absl::Status s = schema.EnsureDayPartitions(*conn_, first_day, last_day); !s.ok()) {
+    return s;
+  }
   caches_->AddDays(first_day, last_day);
   return absl::OkStatus();
 }
@@ -254,7 +255,7 @@ absl::StatusOr<std::vector<TelemetrySink::BatchResult>> CopyWriter::WriteOnce(
   // Partitions are created in their own transactions, before the data's:
   // only for the days that receive rows (one reading 170 days old makes one
   // partition, not 170), each run of consecutive unknown days in one call.
-  if (options_.mode == StorageMode::kNative) {
+  if (SchemaMode::For(options_.mode).MakesDayPartitions()) {
     std::sort(days.begin(), days.end());
     days.erase(std::unique(days.begin(), days.end()), days.end());
     for (size_t i = 0; i < days.size(); ++i) {
