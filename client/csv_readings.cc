@@ -137,4 +137,19 @@ absl::StatusOr<telemetry::v1::Reading> CsvReadingParser::Parse(
   return r;
 }
 
+std::string ContentKey(const telemetry::v1::ReadingBatch& batch) {
+  uint64_t h = 14695981039346656037ull;  // FNV-1a, 64 bits
+  for (unsigned char c : batch.SerializeAsString()) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex(16, '0');
+  for (int i = 15; i >= 0; --i) {
+    hex[static_cast<size_t>(i)] = kHex[h & 0xf];
+    h >>= 4;
+  }
+  return absl::StrCat("csv:", hex, ":", batch.readings_size());
+}
+
 }  // namespace telemetry::client

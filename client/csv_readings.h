@@ -38,6 +38,11 @@ class CsvReadingParser {
   size_t columns_ = 0;
 };
 
+// An idempotency key derived from the batch's content ("csv:<hash>:<n>"),
+// so that sending the same file again is answered as duplicates. The hash
+// is FNV-1a over the serialised batch: stable across runs and machines.
+std::string ContentKey(const telemetry::v1::ReadingBatch& batch);
+
 }  // namespace telemetry::client
 
 #endif  // TELEMETRY_CLIENT_CSV_READINGS_H_

@@ -16,24 +16,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "client/channel_flags.h"
-#include "client/credential_commands.h"
 #include "client/csv_readings.h"
 #include "client/read_commands.h"
 #include "client/telemetry_client.h"
+#include "server/admin/credential_commands.h"
+#include "server/admin/migrate_command.h"
 #include "server/common/flags_env.h"
-#include "storage/pg/connection.h"
-#include "storage/pg/migrator.h"
 
-ABSL_FLAG(std::string, database_url, "",
-          "PostgreSQL conninfo or URI (env DATABASE_URL)");
-ABSL_FLAG(std::string, storage_mode, "auto",
-          "migrate apply on a fresh database: native, timescale or auto");
-ABSL_FLAG(std::string, chunk_interval, "1 day", "timescale: chunk interval");
-ABSL_FLAG(std::string, compress_after, "7 days",
-          "timescale: compress chunks older than this");
-ABSL_FLAG(std::string, retention, "180 days",
-          "timescale: drop chunks older than this");
-ABSL_FLAG(int, to, 0, "migrate down: the version to go back to");
 ABSL_FLAG(std::string, target, "",
           "gateway address (env INGEST_ADDRESS; default 127.0.0.1:50051)");
 ABSL_FLAG(std::string, file, "-", "send: CSV file to read, - for stdin");
@@ -48,9 +37,6 @@ using telemetry::FlagOrEnv;
 constexpr const char* kUsage = R"(telemetryctl: operate telemetry-gateway.
 
 Commands:
-  migrate apply      apply pending schema migrations
-  migrate status     show applied and pending migrations
-  migrate down --to=N  revert migrations newer than version N
   send [--file=F]    stream CSV readings (header: sensor_id,timestamp,value
                      [,sensor_type,unit,quality,metadata]) to the gateway
 
@@ -59,58 +45,6 @@ Connection settings come from flags or DATABASE_URL / INGEST_ADDRESS.)";
 int Fail(const absl::Status& s) {
   std::cerr << "telemetryctl: " << s.message() << "\n";
   return 1;
-}
-
-int Migrate(const std::string& verb) {
-  std::string url = FlagOrEnv(FLAGS_database_url, "DATABASE_URL");
-  if (url.empty()) return Fail(absl::InvalidArgumentError("set DATABASE_URL or --database_url"));
-  auto conn = telemetry::pg::Connection::Open(url);
-  if (!conn.ok()) return Fail(conn.status());
-  auto migrations = telemetry::pg::LoadEmbeddedMigrations();
-  if (!migrations.ok()) return Fail(migrations.status());
-  telemetry::pg::MigratorOptions options;
-  if (std::string m = absl::GetFlag(FLAGS_storage_mode); m != "auto") {
-    auto mode = telemetry::pg::ParseStorageMode(m);
-    if (!mode.ok()) return Fail(mode.status());
-    options.mode = *mode;
-  }
-  options.chunk_interval = absl::GetFlag(FLAGS_chunk_interval);
-  options.compress_after = absl::GetFlag(FLAGS_compress_after);
-  options.retention = absl::GetFlag(FLAGS_retention);
-  telemetry::pg::Migrator migrator(conn->get(), *migrations, options);
-  if (verb == "apply") {
-    auto n = migrator.Up();
-    if (!n.ok()) return Fail(n.status());
-    auto state = migrator.Status();
-    if (!state.ok()) return Fail(state.status());
-    std::cout << "applied " << *n << " migration(s); storage mode "
-              << telemetry::pg::StorageModeName(*state->mode) << "\n";
-    return 0;
-  }
-  if (verb == "down") {
-    auto n = migrator.Down(absl::GetFlag(FLAGS_to));
-    if (!n.ok()) return Fail(n.status());
-    std::cout << "reverted " << *n << " migration(s)\n";
-    return 0;
-  }
-  if (verb == "status") {
-    auto state = migrator.Status();
-    if (!state.ok()) return Fail(state.status());
-    std::cout << "storage mode: "
-              << (state->mode ? telemetry::pg::StorageModeName(*state->mode)
-                              : "(not migrated)")
-              << "\n";
-    for (const auto& a : state->applied) {
-      std::cout << "applied  " << a.version << "  " << a.name << "  "
-                << a.applied_at << "\n";
-    }
-    for (const auto& p : state->pending) {
-      std::cout << "pending  " << p.version << "  " << p.name << "\n";
-    }
-    return 0;
-  }
-  return Fail(absl::InvalidArgumentError(
-      absl::StrCat("unknown migrate command '", verb, "'")));
 }
 
 int Send() {
@@ -152,9 +86,7 @@ int Send() {
   auto flush = [&]() -> absl::Status {
     if (batch.readings_size() == 0) return absl::OkStatus();
     // A key derived from the content makes re-sending the same file a no-op.
-    batch.set_idempotency_key(absl::StrCat(
-        "csv:", telemetry::pg::ChecksumHex(batch.SerializeAsString()), ":",
-        batch.readings_size()));
+    batch.set_idempotency_key(telemetry::client::ContentKey(batch));
     sent += static_cast<uint64_t>(batch.readings_size());
     absl::Status s = stream.Send(std::move(batch));
     batch = telemetry::v1::ReadingBatch();
@@ -193,13 +125,15 @@ int Send() {
 int main(int argc, char** argv) {
   const std::string usage =
       std::string(kUsage) + "\n" + telemetry::client::kReadCommandsUsage + "\n" +
-      telemetry::client::kCredentialCommandsUsage;
+      telemetry::admin::kMigrateCommandsUsage + "\n" + telemetry::admin::kCredentialCommandsUsage;
   absl::SetProgramUsageMessage(usage);
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
-  if (args.size() >= 3 && std::string(args[1]) == "migrate") return Migrate(args[2]);
+  if (args.size() >= 3 && std::string(args[1]) == "migrate") {
+    return telemetry::admin::RunMigrateCommand(args[2]);
+  }
   if (args.size() >= 2 && std::string(args[1]) == "send") return Send();
   if (args.size() >= 3) {
-    int rc = telemetry::client::RunCredentialCommand(
+    int rc = telemetry::admin::RunCredentialCommand(
         std::vector<std::string>(args.begin() + 1, args.end()));
     if (rc >= 0) return rc;
   }

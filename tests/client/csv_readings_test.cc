@@ -46,5 +46,19 @@ TEST(CsvReadingsTest, HeaderMustNameTheRequiredColumns) {
   EXPECT_FALSE(CsvReadingParser::Create({"sensor_id", "timestamp", "value", "bogus"}).ok());
 }
 
+TEST(CsvReadingsTest, TheContentKeyIsStableAndFollowsTheContent) {
+  telemetry::v1::ReadingBatch batch;
+  auto* r = batch.add_readings();
+  r->set_sensor_id("pump-1");
+  r->set_value(1.5);
+  r->mutable_timestamp()->set_seconds(1764000000);
+  // Pinned: a file sent again, by any version of the tool, gets the same
+  // keys and is answered as duplicates.
+  EXPECT_EQ(ContentKey(batch), "csv:650373d175d43e9f:1");
+  telemetry::v1::ReadingBatch other = batch;
+  other.mutable_readings(0)->set_value(1.6);
+  EXPECT_NE(ContentKey(other), ContentKey(batch));
+}
+
 }  // namespace
 }  // namespace telemetry::client

@@ -1,4 +1,4 @@
-#include "client/credential_commands.h"
+#include "server/admin/credential_commands.h"
 
 #include <iostream>
 
@@ -16,7 +16,7 @@ ABSL_FLAG(std::string, scope, "read", "token add: read or admin");
 ABSL_DECLARE_FLAG(std::string, database_url);
 ABSL_DECLARE_FLAG(std::string, sensors);  // read_commands.cc
 
-namespace telemetry::client {
+namespace telemetry::admin {
 namespace {
 
 int Fail(const absl::Status& s) {
@@ -157,4 +157,4 @@ int RunCredentialCommand(const std::vector<std::string>& args) {
   return args[0] == "device" ? Device(**db, args[1], id) : Token(**db, args[1], id);
 }
 
-}  // namespace telemetry::client
+}  // namespace telemetry::admin

@@ -1,12 +1,14 @@
 // telemetryctl's credential commands: issue, rotate, list and revoke device
 // credentials and API tokens (DATABASE_URL: a role that owns the tables).
-#ifndef TELEMETRY_CLIENT_CREDENTIAL_COMMANDS_H_
-#define TELEMETRY_CLIENT_CREDENTIAL_COMMANDS_H_
+// Operator code that talks to the database directly, so it lives with the
+// servers, not in the client library edge devices link.
+#ifndef TELEMETRY_SERVER_ADMIN_CREDENTIAL_COMMANDS_H_
+#define TELEMETRY_SERVER_ADMIN_CREDENTIAL_COMMANDS_H_
 
 #include <string>
 #include <vector>
 
-namespace telemetry::client {
+namespace telemetry::admin {
 
 inline constexpr const char* kCredentialCommandsUsage = R"(Credentials (DATABASE_URL; tokens are printed once and stored hashed):
   device add ID --sensors=P[,P...] [--mtls]
@@ -26,6 +28,6 @@ inline constexpr const char* kCredentialCommandsUsage = R"(Credentials (DATABASE
 // when `args` is not a credential command.
 int RunCredentialCommand(const std::vector<std::string>& args);
 
-}  // namespace telemetry::client
+}  // namespace telemetry::admin
 
-#endif  // TELEMETRY_CLIENT_CREDENTIAL_COMMANDS_H_
+#endif  // TELEMETRY_SERVER_ADMIN_CREDENTIAL_COMMANDS_H_
