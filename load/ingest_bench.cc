@@ -38,7 +38,7 @@
 #include "storage/pg/connection.h"
 #include "storage/pg/copy_encoding.h"
 #include "storage/pg/migrator.h"
-#include "tests/support/test_servers.h"
+#include "storage/local/local_servers.h"
 
 ABSL_FLAG(int, rows, 1'000'000, "readings per run");
 ABSL_FLAG(int, sensors, 1000, "distinct sensors");
@@ -56,8 +56,8 @@ namespace {
 using telemetry::load::DieUnlessOk;
 
 using telemetry::ReadingRow;
-using telemetry::testing::PostgresServer;
-using telemetry::testing::RedisServer;
+using telemetry::local::PostgresServer;
+using telemetry::local::RedisServer;
 
 struct Data {
   std::vector<ReadingRow> rows;
@@ -151,7 +151,7 @@ double DirectCopy(const std::string& conninfo, const Data& data, int connections
 double PsqlCopy(const std::string& conninfo, const std::string& csv_path,
                 const std::string& psql) {
   absl::Time start = absl::Now();
-  auto rc = telemetry::testing::RunCommand(
+  auto rc = telemetry::local::RunCommand(
       {psql, "-q", "-v", "ON_ERROR_STOP=1", "-d", conninfo, "-c",
        absl::StrCat("\\copy sensor_readings (", telemetry::pg::kReadingCopyColumns,
                     ") FROM '", csv_path, "' WITH (FORMAT csv)")});
@@ -229,16 +229,11 @@ int main(int argc, char** argv) {
   DieUnlessOk(pg.status(), "postgres");
   auto redis = RedisServer::Start();
   DieUnlessOk(redis.status(), "redis");
-  auto db = (*pg)->CreateDatabase();
-  DieUnlessOk(db.status(), "createdb");
-  std::string conninfo = (*pg)->ConnInfo(*db);
+  auto db = telemetry::local::CreateMigratedDatabase(**pg);
+  DieUnlessOk(db.status(), "database");
+  const std::string conninfo = *db;
   auto conn = telemetry::pg::Connection::Open(conninfo);
   DieUnlessOk(conn.status(), "connect");
-  auto migrations = telemetry::pg::LoadEmbeddedMigrations();
-  telemetry::pg::MigratorOptions mo;
-  mo.mode = telemetry::pg::StorageMode::kNative;
-  telemetry::pg::Migrator migrator(conn->get(), *migrations, mo);
-  DieUnlessOk(migrator.Up().status(), "migrate");
 
   std::fprintf(stderr, "generating %d readings...\n", rows);
   Data data = MakeData(rows, absl::GetFlag(FLAGS_sensors), absl::GetFlag(FLAGS_batch));
@@ -263,7 +258,7 @@ int main(int argc, char** argv) {
        [&] {
          static int round = 0;
          std::string refused =
-             absl::StrCat("redis://127.0.0.1:", telemetry::testing::FreeLoopbackPort());
+             absl::StrCat("redis://127.0.0.1:", telemetry::local::FreeLoopbackPort());
          return Gateway(conninfo, refused, true, data, streams, round++);
        }},
       {"a3_gateway_redis_stalled",

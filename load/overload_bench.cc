@@ -29,8 +29,8 @@
 #include "absl/time/clock.h"
 #include "storage/pg/connection.h"
 #include "storage/pg/migrator.h"
-#include "tests/support/http_get.h"
-#include "tests/support/test_servers.h"
+#include "storage/local/http_get.h"
+#include "storage/local/local_servers.h"
 
 ABSL_FLAG(absl::Duration, duration, absl::Seconds(60), "how long clients push");
 ABSL_FLAG(int, devices, 32, "loadgen devices (streams)");
@@ -43,8 +43,8 @@ namespace {
 
 using telemetry::load::DieUnlessOk;
 
-using telemetry::testing::HttpGet;
-using telemetry::testing::MetricValue;
+using telemetry::local::HttpGet;
+using telemetry::local::MetricValue;
 
 // Reads a "Key:   123 kB" line of /proc/<pid>/status, in MiB.
 double ProcStatusMiB(pid_t pid, const std::string& key) {
@@ -68,33 +68,25 @@ double ProcStatusMiB(pid_t pid, const std::string& key) {
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
-  auto pg = telemetry::testing::PostgresServer::Start();
+  auto pg = telemetry::local::PostgresServer::Start();
   DieUnlessOk(pg.status(), "postgres");
-  auto redis = telemetry::testing::RedisServer::Start();
+  auto redis = telemetry::local::RedisServer::Start();
   DieUnlessOk(redis.status(), "redis");
-  auto db = (*pg)->CreateDatabase();
-  DieUnlessOk(db.status(), "createdb");
-  std::string conninfo = (*pg)->ConnInfo(*db);
-  {
-    auto conn = telemetry::pg::Connection::Open(conninfo);
-    DieUnlessOk(conn.status(), "connect");
-    telemetry::pg::MigratorOptions mo;
-    mo.mode = telemetry::pg::StorageMode::kNative;
-    telemetry::pg::Migrator m(conn->get(), *telemetry::pg::LoadEmbeddedMigrations(), mo);
-    DieUnlessOk(m.Up().status(), "migrate");
-  }
+  auto db = telemetry::local::CreateMigratedDatabase(**pg);
+  DieUnlessOk(db.status(), "database");
+  const std::string conninfo = *db;
 
-  int port = telemetry::testing::FreeLoopbackPort();
-  int metrics_port = telemetry::testing::FreeLoopbackPort();
+  int port = telemetry::local::FreeLoopbackPort();
+  int metrics_port = telemetry::local::FreeLoopbackPort();
   std::string dir = ::getenv("TMPDIR") ? ::getenv("TMPDIR") : "/tmp";
-  pid_t gateway = telemetry::testing::SpawnProcess(
+  pid_t gateway = telemetry::local::SpawnProcess(
       {INGEST_GATEWAY_PATH, "--plaintext", absl::StrCat("--database_url=", conninfo),
        absl::StrCat("--redis_url=", (*redis)->Url()),
        absl::StrCat("--listen=127.0.0.1:", port),
        absl::StrCat("--metrics_listen=127.0.0.1:", metrics_port),
        absl::StrCat("--queue_readings=", absl::GetFlag(FLAGS_queue_readings))},
       dir + "/overload_gateway.log");
-  if (!telemetry::testing::PollUntil(
+  if (!telemetry::local::PollUntil(
           [&] { return HttpGet(metrics_port, "/metrics").ok(); })) {
     std::fprintf(stderr, "gateway did not start; see %s/overload_gateway.log\n", dir.c_str());
     return 1;
@@ -104,7 +96,7 @@ int main(int argc, char** argv) {
 
   const absl::Duration duration = absl::GetFlag(FLAGS_duration);
   std::string loadgen_out = dir + "/overload_loadgen.txt";
-  pid_t loadgen = telemetry::testing::SpawnProcess(
+  pid_t loadgen = telemetry::local::SpawnProcess(
       {LOADGEN_PATH, "--plaintext", absl::StrCat("--target=127.0.0.1:", port),
        absl::StrCat("--devices=", absl::GetFlag(FLAGS_devices)), "--sensors=20",
        "--batch=1000", absl::StrCat("--duration=", absl::FormatDuration(duration)),
@@ -131,7 +123,7 @@ int main(int argc, char** argv) {
   absl::Time start = absl::Now();
   int loadgen_exit = -1;
   while (true) {
-    int code = telemetry::testing::WaitForExit(loadgen, absl::GetFlag(FLAGS_sample));
+    int code = telemetry::local::WaitForExit(loadgen, absl::GetFlag(FLAGS_sample));
     double t = absl::ToDoubleSeconds(absl::Now() - start);
     double queue = -1;
     if (auto body = HttpGet(metrics_port, "/metrics"); body.ok()) {
@@ -151,7 +143,7 @@ int main(int argc, char** argv) {
   staller.join();
   const double peak_rss = ProcStatusMiB(gateway, "VmHWM");
   kill(gateway, SIGTERM);
-  int gateway_exit = telemetry::testing::WaitForExit(gateway, absl::Seconds(60));
+  int gateway_exit = telemetry::local::WaitForExit(gateway, absl::Seconds(60));
 
   // Growth: the median RSS of the second half of the soak against the first.
   auto median_rss = [&](double from, double to) {

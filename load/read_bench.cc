@@ -38,7 +38,7 @@
 #include "storage/pg/copy_encoding.h"
 #include "storage/pg/migrator.h"
 #include "telemetry/v1/query.grpc.pb.h"
-#include "tests/support/test_servers.h"
+#include "storage/local/local_servers.h"
 
 ABSL_FLAG(int, sensors, 100, "sensors with data");
 ABSL_FLAG(absl::Duration, interval, absl::Seconds(10), "one reading per sensor per interval");
@@ -97,7 +97,7 @@ Run Pgbench(const std::string& bindir, int port, const std::string& db,
   std::string file = absl::StrCat(dir, "/script.sql");
   std::ofstream(file) << script;
   std::string log = absl::StrCat(dir, "/out.txt");
-  auto rc = telemetry::testing::RunCommand(
+  auto rc = telemetry::local::RunCommand(
       {bindir + "/pgbench", "-n", "-h", "127.0.0.1", "-p", std::to_string(port), "-U",
        "postgres", "-M", protocol, "-c", std::to_string(concurrency), "-j",
        std::to_string(std::min(concurrency, 2)), "-T",
@@ -158,19 +158,13 @@ int main(int argc, char** argv) {
   const absl::Duration duration = absl::GetFlag(FLAGS_duration);
 
   std::fprintf(stderr, "starting a private PostgreSQL on loopback...\n");
-  auto pg = telemetry::testing::PostgresServer::Start();
+  auto pg = telemetry::local::PostgresServer::Start();
   DieUnlessOk(pg.status(), "postgres");
-  auto db = (*pg)->CreateDatabase();
-  DieUnlessOk(db.status(), "createdb");
-  std::string conninfo = (*pg)->ConnInfo(*db);
+  auto db = telemetry::local::CreateMigratedDatabase(**pg);
+  DieUnlessOk(db.status(), "database");
+  const std::string conninfo = *db;
   auto conn = telemetry::pg::Connection::Open(conninfo);
   DieUnlessOk(conn.status(), "connect");
-  {
-    telemetry::pg::MigratorOptions mo;
-    mo.mode = telemetry::pg::StorageMode::kNative;
-    telemetry::pg::Migrator m(conn->get(), *telemetry::pg::LoadEmbeddedMigrations(), mo);
-    DieUnlessOk(m.Up().status(), "migrate");
-  }
 
   // 24 whole hours ending at the last full hour, plus the current partial one.
   const int64_t hour_us = 3'600'000'000LL;

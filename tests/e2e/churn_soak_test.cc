@@ -25,10 +25,10 @@
 #include "client/telemetry_client.h"
 #include "server/common/credentials.h"
 #include "telemetry/v1/ingest.grpc.pb.h"
-#include "tests/support/http_get.h"
+#include "storage/local/http_get.h"
 #include "tests/support/servers_environment.h"
 #include "tests/support/test_pki.h"
-#include "tests/support/test_servers.h"
+#include "storage/local/local_servers.h"
 
 // Designated initializers name only the ChannelOptions fields that matter.
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
@@ -37,7 +37,7 @@ namespace telemetry {
 namespace {
 
 using telemetry::testing::MigratedDatabase;
-using telemetry::testing::PollUntil;
+using telemetry::local::PollUntil;
 using telemetry::testing::QueryScalar;
 using telemetry::testing::Redis;
 namespace v1 = telemetry::v1;
@@ -207,9 +207,9 @@ TEST(ChurnSoakTest, ConnectDisconnectForMinutesLeavesFdsAndMemoryFlatAndDataExac
                                "sensor_patterns) VALUES ('churner', decode('",
                                Sha256Hex(token), "', 'hex'), '{churn-*}') RETURNING 1"));
 
-  const int port = telemetry::testing::FreeLoopbackPort();
-  const int metrics_port = telemetry::testing::FreeLoopbackPort();
-  pid_t gateway = telemetry::testing::SpawnProcess(
+  const int port = telemetry::local::FreeLoopbackPort();
+  const int metrics_port = telemetry::local::FreeLoopbackPort();
+  pid_t gateway = telemetry::local::SpawnProcess(
       {INGEST_GATEWAY_PATH, absl::StrCat("--tls_cert=", pki->server_cert),
        absl::StrCat("--tls_key=", pki->server_key), absl::StrCat("--database_url=", db),
        absl::StrCat("--redis_url=", Redis().Url()), absl::StrCat("--listen=127.0.0.1:", port),
@@ -218,8 +218,8 @@ TEST(ChurnSoakTest, ConnectDisconnectForMinutesLeavesFdsAndMemoryFlatAndDataExac
       dir + "/gateway.log");
   ASSERT_GT(gateway, 0);
   auto metric = [&](const std::string& series) {
-    auto page = telemetry::testing::HttpGet(metrics_port, "/metrics");
-    return page.ok() ? telemetry::testing::MetricValue(*page, series) : -1.0;
+    auto page = telemetry::local::HttpGet(metrics_port, "/metrics");
+    return page.ok() ? telemetry::local::MetricValue(*page, series) : -1.0;
   };
   ASSERT_TRUE(PollUntil([&] { return metric("telemetry_ingest_active_streams") >= 0; }));
   auto probe = client::OpenChannel(absl::StrCat("127.0.0.1:", port), {.ca_file = pki->ca_cert});
@@ -299,7 +299,7 @@ TEST(ChurnSoakTest, ConnectDisconnectForMinutesLeavesFdsAndMemoryFlatAndDataExac
   EXPECT_LE(after.rss_kib, warm.rss_kib + std::max<int64_t>(warm.rss_kib / 5, 16 * 1024));
 
   kill(gateway, SIGTERM);
-  EXPECT_EQ(telemetry::testing::WaitForExit(gateway, absl::Seconds(30)), 0);
+  EXPECT_EQ(telemetry::local::WaitForExit(gateway, absl::Seconds(30)), 0);
 }
 
 }  // namespace

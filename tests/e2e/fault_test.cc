@@ -24,11 +24,11 @@
 #include "server/ingest/ingest_server.h"
 #include "storage/pg/connection.h"
 #include "telemetry/v1/ingest.grpc.pb.h"
-#include "tests/support/http_get.h"
+#include "storage/local/http_get.h"
 #include "tests/support/health_check.h"
 #include "tests/support/loopback_gateway.h"
 #include "tests/support/servers_environment.h"
-#include "tests/support/test_servers.h"
+#include "storage/local/local_servers.h"
 
 // Designated initializers name only the ChannelOptions fields that matter.
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
@@ -38,7 +38,7 @@ namespace {
 
 using telemetry::testing::MigratedDatabase;
 using telemetry::testing::Pg;
-using telemetry::testing::PollUntil;
+using telemetry::local::PollUntil;
 using telemetry::testing::QueryScalar;
 using telemetry::testing::Redis;
 namespace v1 = telemetry::v1;
@@ -89,8 +89,8 @@ using telemetry::testing::LoopbackGateway;
 
 // `series` on the gateway's /metrics page; -1 when absent or unreachable.
 double Metric(const ingest::IngestServer& server, const std::string& series) {
-  auto body = telemetry::testing::HttpGet(server.metrics_port(), "/metrics");
-  return body.ok() ? telemetry::testing::MetricValue(*body, series) : -1;
+  auto body = telemetry::local::HttpGet(server.metrics_port(), "/metrics");
+  return body.ok() ? telemetry::local::MetricValue(*body, series) : -1;
 }
 
 TEST(FaultTest, PostgresKilledWithSigkillMidStreamLosesAndDuplicatesNothing) {
@@ -129,7 +129,7 @@ TEST(FaultTest, PostgresKilledWithSigkillMidStreamLosesAndDuplicatesNothing) {
 }
 
 pid_t StartGatewayBinary(const std::string& db, int port, const std::string& log) {
-  return telemetry::testing::SpawnProcess(
+  return telemetry::local::SpawnProcess(
       {INGEST_GATEWAY_PATH, "--plaintext", "--device_auth=false",
        absl::StrCat("--database_url=", db), absl::StrCat("--redis_url=", Redis().Url()),
        absl::StrCat("--listen=127.0.0.1:", port), "--metrics_listen=off"},
@@ -148,7 +148,7 @@ TEST(FaultTest, GatewayStartedWhileTheDatabaseIsDownServesNotReadyThenRecovers) 
   using telemetry::testing::kHealthNotServing;
   using telemetry::testing::kHealthServing;
   const std::string db = MigratedDatabase();
-  const int port = telemetry::testing::FreeLoopbackPort();
+  const int port = telemetry::local::FreeLoopbackPort();
   const std::string log = absl::StrCat(::testing::TempDir(), "/gateway-nodb.log");
   ASSERT_TRUE(Pg().Stop().ok());
   // No ASSERT until PostgreSQL is back: later tests need it.
@@ -188,12 +188,12 @@ TEST(FaultTest, GatewayStartedWhileTheDatabaseIsDownServesNotReadyThenRecovers) 
   EXPECT_TRUE(stored.ok()) << stored.error_message();
   EXPECT_EQ(Count(db), 10);
   kill(gateway, SIGTERM);
-  EXPECT_EQ(telemetry::testing::WaitForExit(gateway, absl::Seconds(30)), 0);
+  EXPECT_EQ(telemetry::local::WaitForExit(gateway, absl::Seconds(30)), 0);
 }
 
 TEST(FaultTest, GatewayKilledWithSigkillAndRestartedClientRetriesExactlyOnce) {
   const std::string db = MigratedDatabase();
-  const int port = telemetry::testing::FreeLoopbackPort();
+  const int port = telemetry::local::FreeLoopbackPort();
   const std::string log = absl::StrCat(::testing::TempDir(), "/gateway-k9.log");
   pid_t gateway = StartGatewayBinary(db, port, log);
   ASSERT_GT(gateway, 0);
@@ -209,7 +209,7 @@ TEST(FaultTest, GatewayKilledWithSigkillAndRestartedClientRetriesExactlyOnce) {
   // No ASSERT while the producer runs: it must be joined whatever happens.
   EXPECT_TRUE(PollUntil([&] { return Count(db) >= 5'000; }));
   EXPECT_EQ(kill(gateway, SIGKILL), 0);
-  EXPECT_EQ(telemetry::testing::WaitForExit(gateway, absl::Seconds(30)), 128 + SIGKILL);
+  EXPECT_EQ(telemetry::local::WaitForExit(gateway, absl::Seconds(30)), 128 + SIGKILL);
   // Batches the dead gateway had claimed in Redis but not committed are
   // resent; the new gateway sees the stale claim and falls back to the
   // primary key.
@@ -225,7 +225,7 @@ TEST(FaultTest, GatewayKilledWithSigkillAndRestartedClientRetriesExactlyOnce) {
             static_cast<uint64_t>(Load::kBatches * Load::kPerBatch));
   EXPECT_EQ(Count(db), Load::kBatches * Load::kPerBatch);
   kill(gateway, SIGTERM);
-  EXPECT_EQ(telemetry::testing::WaitForExit(gateway, absl::Seconds(30)), 0);
+  EXPECT_EQ(telemetry::local::WaitForExit(gateway, absl::Seconds(30)), 0);
 }
 
 TEST(FaultTest, ReadOnlyDatabaseGetsClearRetryableErrorsAndNothingFalselyAcked) {
@@ -293,7 +293,7 @@ TEST(FaultTest, RedisUnreachableForTheWholeRunStillExactlyOnceWithTheFallbackVis
   const std::string db = MigratedDatabase();
   ingest::IngestServerOptions o = LoopbackGateway(db);
   // A loopback port nothing listens on: Redis is down from the start.
-  o.redis_url = absl::StrCat("redis://127.0.0.1:", telemetry::testing::FreeLoopbackPort());
+  o.redis_url = absl::StrCat("redis://127.0.0.1:", telemetry::local::FreeLoopbackPort());
   auto server = ingest::IngestServer::Start(o);
   ASSERT_TRUE(server.ok()) << server.status();
   auto metric = [&](const std::string& series) { return Metric(**server, series); };
@@ -478,7 +478,7 @@ TEST(FaultTest, DeviceStartedBeforeTheGatewayDeliversOnceItComesUp) {
   // The way a device opens its channel (client::OpenChannel, gRPC's default
   // reconnect backoff), not a test-tuned one.
   const std::string db = MigratedDatabase();
-  const int port = telemetry::testing::FreeLoopbackPort();
+  const int port = telemetry::local::FreeLoopbackPort();
   auto channel = client::OpenChannel(absl::StrCat("127.0.0.1:", port), {.plaintext = true});
   ASSERT_TRUE(channel.ok());
   client::BatchStream stream(*channel, {});
@@ -498,7 +498,7 @@ TEST(FaultTest, DeviceStartedBeforeTheGatewayDeliversOnceItComesUp) {
   std::printf("delivered %s after the gateway started\n",
               absl::FormatDuration(absl::Now() - up).c_str());
   kill(gateway, SIGTERM);
-  EXPECT_EQ(telemetry::testing::WaitForExit(gateway, absl::Seconds(30)), 0);
+  EXPECT_EQ(telemetry::local::WaitForExit(gateway, absl::Seconds(30)), 0);
 }
 
 }  // namespace

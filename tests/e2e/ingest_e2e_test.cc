@@ -18,7 +18,7 @@
 #include "client/telemetry_client.h"
 #include "server/ingest/ingest_server.h"
 #include "storage/pg/connection.h"
-#include "tests/support/http_get.h"
+#include "storage/local/http_get.h"
 #include "tests/support/health_check.h"
 #include "tests/support/servers_environment.h"
 
@@ -27,11 +27,11 @@ namespace {
 
 using telemetry::testing::HealthStatus;
 
-using telemetry::testing::HttpGet;
-using telemetry::testing::MetricValue;
+using telemetry::local::HttpGet;
+using telemetry::local::MetricValue;
 using telemetry::testing::MigratedDatabase;
 using telemetry::testing::Pg;
-using telemetry::testing::PollUntil;
+using telemetry::local::PollUntil;
 using telemetry::testing::QueryScalar;
 using telemetry::testing::Redis;
 using telemetry::v1::BatchAck;
@@ -635,7 +635,7 @@ TEST_F(IngestE2ETest, ShutdownEndsOpenStreamsAtOnceWithARetryableStatus) {
 }
 
 TEST_F(IngestE2ETest, TimescaleModeIngestsExactlyOnce) {
-  if (!telemetry::testing::PostgresServer::TimescaleInstalled()) {
+  if (!telemetry::local::PostgresServer::TimescaleInstalled()) {
     GTEST_SKIP() << "TimescaleDB is not installed for this PostgreSQL; the "
                     "hypertable write path is not exercised here";
   }
@@ -715,10 +715,10 @@ TEST_F(IngestE2ETest, ServerReflectionListsTheIngestService) {
 // The real binary: configuration from the environment, SIGTERM drains.
 TEST(IngestGatewayBinaryTest, ServesFromEnvironmentAndExitsCleanlyOnSigterm) {
   std::string conninfo = MigratedDatabase();
-  int port = telemetry::testing::FreeLoopbackPort();
-  int metrics_port = telemetry::testing::FreeLoopbackPort();
+  int port = telemetry::local::FreeLoopbackPort();
+  int metrics_port = telemetry::local::FreeLoopbackPort();
   std::string log = absl::StrCat(::testing::TempDir(), "/gateway.log");
-  pid_t pid = telemetry::testing::SpawnProcess(
+  pid_t pid = telemetry::local::SpawnProcess(
       {"/usr/bin/env", absl::StrCat("DATABASE_URL=", conninfo),
        absl::StrCat("REDIS_URL=", Redis().Url()),
        absl::StrCat("INGEST_LISTEN_ADDRESS=127.0.0.1:", port),
@@ -746,7 +746,7 @@ TEST(IngestGatewayBinaryTest, ServesFromEnvironmentAndExitsCleanlyOnSigterm) {
   ASSERT_TRUE(stats.ok()) << stats.status();
   EXPECT_EQ(stats->accepted, 500u);
   kill(pid, SIGTERM);
-  EXPECT_EQ(telemetry::testing::WaitForExit(pid, absl::Seconds(30)), 0);
+  EXPECT_EQ(telemetry::local::WaitForExit(pid, absl::Seconds(30)), 0);
   EXPECT_EQ(QueryScalar(conninfo, "SELECT count(*) FROM sensor_readings"), "500");
   std::ifstream in(log);
   std::string text((std::istreambuf_iterator<char>(in)), {});
@@ -767,7 +767,7 @@ TEST(TelemetryctlMigrateTest, AppliesAndReportsStatus) {
   ASSERT_EQ(std::system(status.c_str()), 0);
   std::ifstream in(out);
   std::string text((std::istreambuf_iterator<char>(in)), {});
-  const char* mode = telemetry::testing::PostgresServer::TimescaleInstalled()
+  const char* mode = telemetry::local::PostgresServer::TimescaleInstalled()
                          ? "storage mode: timescale"
                          : "storage mode: native";
   EXPECT_NE(text.find(mode), std::string::npos) << text;

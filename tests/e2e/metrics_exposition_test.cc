@@ -21,15 +21,15 @@
 #include "server/query/read_server.h"
 #include "telemetry/v1/ingest.grpc.pb.h"
 #include "telemetry/v1/query.grpc.pb.h"
-#include "tests/support/http_get.h"
+#include "storage/local/http_get.h"
 #include "tests/support/servers_environment.h"
-#include "tests/support/test_servers.h"
+#include "storage/local/local_servers.h"
 
 namespace telemetry {
 namespace {
 
 using telemetry::testing::MigratedDatabase;
-using telemetry::testing::PollUntil;
+using telemetry::local::PollUntil;
 using telemetry::testing::Redis;
 namespace v1 = telemetry::v1;
 namespace fs = std::filesystem;
@@ -118,8 +118,8 @@ TEST(MetricsExpositionTest, BothEndpointsPassPromtoolAndCoverEveryMetricTheDeplo
   }
   std::string gateway_page, reader_page;
   ASSERT_TRUE(PollUntil([&] {
-    auto g = telemetry::testing::HttpGet((*gateway)->metrics_port(), "/metrics");
-    auto q = telemetry::testing::HttpGet((*reader)->metrics_port(), "/metrics");
+    auto g = telemetry::local::HttpGet((*gateway)->metrics_port(), "/metrics");
+    auto q = telemetry::local::HttpGet((*reader)->metrics_port(), "/metrics");
     if (!g.ok() || !q.ok()) return false;
     gateway_page = *g;
     reader_page = *q;

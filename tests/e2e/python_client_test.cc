@@ -49,7 +49,7 @@ TEST_P(PythonClientTest, EveryReadingStoredExactlyOnceWithTheValuesSent) {
       .base_ms = telemetry::testing::FreshBaseMs(),
       .per_batch = 20};
   const std::string log = ::testing::TempDir() + "outside_client_" + GetParam() + ".log";
-  auto rc = telemetry::testing::RunCommand(
+  auto rc = telemetry::local::RunCommand(
       {"/usr/bin/env", "PYTHONPATH=" PYTHON_GEN_DIR, "/usr/bin/python3", OUTSIDE_CLIENT_PY,
        absl::StrCat("--target=127.0.0.1:", server_->port()), "--mode=" + GetParam(),
        "--prefix=" + batches.key_prefix, absl::StrCat("--base_ms=", batches.base_ms),

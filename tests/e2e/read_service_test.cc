@@ -19,7 +19,7 @@
 #include "storage/pg/connection.h"
 #include "telemetry/v1/maintenance.grpc.pb.h"
 #include "telemetry/v1/query.grpc.pb.h"
-#include "tests/support/http_get.h"
+#include "storage/local/http_get.h"
 #include "tests/support/servers_environment.h"
 
 namespace telemetry {
@@ -686,9 +686,9 @@ TEST_F(ReadServiceTest, AdminJobsChunksRetentionAndMetrics) {
   ASSERT_TRUE(admin_->RefreshAggregate(&c5, {}, &refreshed).ok());
   EXPECT_GE(refreshed.hours_refreshed(), 5);
   reader_->jobs().CollectStats();
-  auto body = telemetry::testing::HttpGet(reader_->metrics_port(), "/metrics");
+  auto body = telemetry::local::HttpGet(reader_->metrics_port(), "/metrics");
   ASSERT_TRUE(body.ok());
-  using telemetry::testing::MetricValue;
+  using telemetry::local::MetricValue;
   EXPECT_GE(MetricValue(*body, "telemetry_storage_chunks"), 2);
   EXPECT_GT(MetricValue(*body, "telemetry_storage_bytes"), 0);
   EXPECT_GE(MetricValue(*body, "telemetry_aggregate_staleness_seconds"), 0);
@@ -700,7 +700,7 @@ TEST_F(ReadServiceTest, AdminJobsChunksRetentionAndMetrics) {
 // aggregate, on-demand refresh, job health from timescaledb_information and
 // chunks with compression.
 TEST(ReadServiceTimescaleTest, ContinuousAggregatePathEndToEnd) {
-  if (!telemetry::testing::PostgresServer::TimescaleInstalled()) {
+  if (!telemetry::local::PostgresServer::TimescaleInstalled()) {
     GTEST_SKIP() << "TimescaleDB is not installed for this PostgreSQL; the "
                     "timescale read path is not exercised here";
   }

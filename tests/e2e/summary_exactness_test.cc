@@ -41,7 +41,7 @@ class SummaryExactnessTest : public ::testing::TestWithParam<pg::StorageMode> {
  protected:
   void SetUp() override {
     timescale_ = GetParam() == pg::StorageMode::kTimescale;
-    if (timescale_ && !telemetry::testing::PostgresServer::TimescaleInstalled()) {
+    if (timescale_ && !telemetry::local::PostgresServer::TimescaleInstalled()) {
       GTEST_SKIP() << "TimescaleDB is not installed for this PostgreSQL";
     }
     auto db = Pg().CreateDatabase();

@@ -81,7 +81,7 @@ TEST(ConnectionPoolTest, DiscardsAConnectionLeftInsideATransaction) {
 
 TEST(ConnectionPoolTest, UnreachableServerIsUnavailableAndFreesTheSlot) {
   ConnectionPool pool(absl::StrCat("host=127.0.0.1 port=",
-                                   telemetry::testing::FreeLoopbackPort(),
+                                   telemetry::local::FreeLoopbackPort(),
                                    " connect_timeout=2"),
                       1);
   EXPECT_EQ(pool.Acquire().status().code(), absl::StatusCode::kUnavailable);

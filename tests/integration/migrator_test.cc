@@ -249,7 +249,7 @@ TEST_F(MigratorTest, TimeRangeScansUseThePrimaryKeyWithoutASeparateIndex) {
 }
 
 TEST_F(MigratorTest, TimescaleModeCreatesHypertableWithPolicies) {
-  if (!telemetry::testing::PostgresServer::TimescaleInstalled()) {
+  if (!telemetry::local::PostgresServer::TimescaleInstalled()) {
     GTEST_SKIP() << "TimescaleDB is not installed for this PostgreSQL; the "
                     "timescale migration path is not exercised here";
   }

@@ -46,7 +46,7 @@ TEST(RedisDedupeStoreTest, InFlightClaimsExpire) {
   o.in_flight_ttl = absl::Milliseconds(50);
   RedisDedupeStore store(o);
   ASSERT_EQ(store.TryClaim("k", "a").outcome, Outcome::kClaimed);
-  EXPECT_TRUE(telemetry::testing::PollUntil(
+  EXPECT_TRUE(telemetry::local::PollUntil(
       [&] { return store.TryClaim("k", "b").outcome == Outcome::kClaimed; },
       absl::Seconds(5)));
 }

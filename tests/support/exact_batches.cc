@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "tests/support/http_get.h"
+#include "storage/local/http_get.h"
 #include "tests/support/servers_environment.h"
 
 namespace telemetry::testing {
@@ -57,10 +57,10 @@ void ExpectExactlyOnceAndNoStreamOpen(const std::string& db, const ExactBatches&
   EXPECT_EQ(QueryScalar(db, "SELECT count(*) FROM sensor_readings"),
             std::to_string(count * batches.per_batch));
   EXPECT_EQ(QueryScalar(db, batches.WrongRowsSql()), "0");
-  EXPECT_TRUE(PollUntil(
+  EXPECT_TRUE(local::PollUntil(
       [&] {
-        auto body = HttpGet(metrics_port, "/metrics");
-        return body.ok() && MetricValue(*body, "telemetry_ingest_active_streams") == 0;
+        auto body = local::HttpGet(metrics_port, "/metrics");
+        return body.ok() && local::MetricValue(*body, "telemetry_ingest_active_streams") == 0;
       },
       absl::Seconds(30)))
       << "a stream is still open after every client ended";

@@ -11,20 +11,20 @@
 namespace telemetry::testing {
 namespace {
 
-std::unique_ptr<PostgresServer> g_pg;
-std::unique_ptr<RedisServer> g_redis;
+std::unique_ptr<local::PostgresServer> g_pg;
+std::unique_ptr<local::RedisServer> g_redis;
 
 class ServersEnvironment : public ::testing::Environment {
  public:
   void SetUp() override {
-    auto pg = PostgresServer::Start(PostgresServer::TimescaleInstalled());
+    auto pg = local::PostgresServer::Start(local::PostgresServer::TimescaleInstalled());
     if (!pg.ok()) {
       std::fprintf(stderr, "cannot start PostgreSQL: %s\n",
                    std::string(pg.status().message()).c_str());
       std::abort();
     }
     g_pg = *std::move(pg);
-    auto redis = RedisServer::Start();
+    auto redis = local::RedisServer::Start();
     if (!redis.ok()) {
       std::fprintf(stderr, "cannot start Redis: %s\n",
                    std::string(redis.status().message()).c_str());
@@ -40,23 +40,13 @@ class ServersEnvironment : public ::testing::Environment {
 
 }  // namespace
 
-PostgresServer& Pg() { return *g_pg; }
-RedisServer& Redis() { return *g_redis; }
+local::PostgresServer& Pg() { return *g_pg; }
+local::RedisServer& Redis() { return *g_redis; }
 
 std::string MigratedDatabase() {
-  auto db = Pg().CreateDatabase();
-  EXPECT_TRUE(db.ok()) << db.status();
-  std::string conninfo = Pg().ConnInfo(*db);
-  auto conn = pg::Connection::Open(conninfo);
-  EXPECT_TRUE(conn.ok()) << conn.status();
-  auto migrations = pg::LoadEmbeddedMigrations();
-  EXPECT_TRUE(migrations.ok()) << migrations.status();
-  pg::MigratorOptions options;
-  options.mode = pg::StorageMode::kNative;
-  pg::Migrator migrator(conn->get(), *migrations, options);
-  auto applied = migrator.Up();
-  EXPECT_TRUE(applied.ok()) << applied.status();
-  return conninfo;
+  auto conninfo = local::CreateMigratedDatabase(Pg());
+  EXPECT_TRUE(conninfo.ok()) << conninfo.status();
+  return conninfo.ok() ? *conninfo : std::string();
 }
 
 std::string QueryScalar(const std::string& conninfo, const std::string& sql) {

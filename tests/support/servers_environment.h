@@ -5,12 +5,12 @@
 
 #include <string>
 
-#include "tests/support/test_servers.h"
+#include "storage/local/local_servers.h"
 
 namespace telemetry::testing {
 
-PostgresServer& Pg();
-RedisServer& Redis();
+local::PostgresServer& Pg();
+local::RedisServer& Redis();
 
 // A fresh database with the schema migrated in native mode; returns its
 // conninfo.

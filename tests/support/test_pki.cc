@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "tests/support/test_servers.h"
+#include "storage/local/local_servers.h"
 
 namespace telemetry::testing {
 namespace {
@@ -12,7 +12,7 @@ namespace {
 absl::Status Openssl(const std::vector<std::string>& args, const std::string& log) {
   std::vector<std::string> argv = {"/usr/bin/openssl"};  // execv: no PATH lookup
   argv.insert(argv.end(), args.begin(), args.end());
-  auto rc = RunCommand(argv, "", log);
+  auto rc = local::RunCommand(argv, "", log);
   if (!rc.ok()) return rc.status();
   if (*rc != 0) {
     return absl::InternalError(absl::StrCat("openssl ", args[0], " failed; see ", log));

@@ -1,4 +1,4 @@
-#include "tests/support/test_servers.h"
+#include "storage/local/local_servers.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -21,8 +21,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "storage/pg/connection.h"
+#include "storage/pg/migrator.h"
 
-namespace telemetry::testing {
+namespace telemetry::local {
 namespace {
 
 namespace fs = std::filesystem;
@@ -419,4 +421,20 @@ RedisServer::~RedisServer() {
   }
 }
 
-}  // namespace telemetry::testing
+absl::StatusOr<std::string> CreateMigratedDatabase(PostgresServer& server,
+                                                   pg::StorageMode mode) {
+  auto db = server.CreateDatabase();
+  if (!db.ok()) return db.status();
+  std::string conninfo = server.ConnInfo(*db);
+  auto conn = pg::Connection::Open(conninfo);
+  if (!conn.ok()) return conn.status();
+  auto migrations = pg::LoadEmbeddedMigrations();
+  if (!migrations.ok()) return migrations.status();
+  pg::MigratorOptions options;
+  options.mode = mode;
+  pg::Migrator migrator(conn->get(), *migrations, options);
+  if (auto applied = migrator.Up(); !applied.ok()) return applied.status();
+  return conninfo;
+}
+
+}  // namespace telemetry::local

@@ -1,4 +1,4 @@
-#include "tests/support/http_get.h"
+#include "storage/local/http_get.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -10,7 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 
-namespace telemetry::testing {
+namespace telemetry::local {
 
 absl::StatusOr<std::string> HttpGet(int port, const std::string& path) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -49,4 +49,4 @@ double MetricValue(const std::string& exposition, const std::string& series) {
   return -1;
 }
 
-}  // namespace telemetry::testing
+}  // namespace telemetry::local

@@ -1,9 +1,9 @@
-// Real PostgreSQL and Redis servers for integration tests: each in a fresh
-// temporary directory, on a free loopback port, started and stopped by PID
-// (never by name), removed afterwards. When the tests run as root,
+// Private, throw-away PostgreSQL and Redis servers for the tests and the
+// benchmarks: each in a fresh temporary directory, on a free loopback port,
+// started and stopped by PID (never by name), removed afterwards. When the tests run as root,
 // PostgreSQL runs as the `postgres` system user, as it refuses root.
-#ifndef TELEMETRY_TESTS_SUPPORT_TEST_SERVERS_H_
-#define TELEMETRY_TESTS_SUPPORT_TEST_SERVERS_H_
+#ifndef TELEMETRY_STORAGE_LOCAL_LOCAL_SERVERS_H_
+#define TELEMETRY_STORAGE_LOCAL_LOCAL_SERVERS_H_
 
 #include <sys/types.h>
 
@@ -14,8 +14,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "storage/pg/migration.h"
 
-namespace telemetry::testing {
+namespace telemetry::local {
 
 // A free TCP port on 127.0.0.1 (bound, read back, released).
 int FreeLoopbackPort();
@@ -86,6 +87,11 @@ class RedisServer {
   pid_t pid_ = -1;
 };
 
+// Creates a fresh database on `server`, migrates the schema in `mode`, and
+// returns its conninfo (the superuser's).
+absl::StatusOr<std::string> CreateMigratedDatabase(
+    PostgresServer& server, pg::StorageMode mode = pg::StorageMode::kNative);
+
 // Starts `argv` in the background (its own process group; output to
 // `log_path` when non-empty). Returns its PID.
 pid_t SpawnProcess(const std::vector<std::string>& argv,
@@ -101,6 +107,6 @@ absl::StatusOr<int> RunCommand(const std::vector<std::string>& argv,
                                const std::string& run_as = "",
                                const std::string& log_path = "");
 
-}  // namespace telemetry::testing
+}  // namespace telemetry::local
 
-#endif  // TELEMETRY_TESTS_SUPPORT_TEST_SERVERS_H_
+#endif  // TELEMETRY_STORAGE_LOCAL_LOCAL_SERVERS_H_

@@ -1,12 +1,13 @@
-// A tiny HTTP/1.0 GET for loopback endpoints (the Prometheus /metrics page).
-#ifndef TELEMETRY_TESTS_SUPPORT_HTTP_GET_H_
-#define TELEMETRY_TESTS_SUPPORT_HTTP_GET_H_
+// A tiny HTTP/1.0 GET for loopback endpoints (the Prometheus /metrics page
+// of a server a test or benchmark started).
+#ifndef TELEMETRY_STORAGE_LOCAL_HTTP_GET_H_
+#define TELEMETRY_STORAGE_LOCAL_HTTP_GET_H_
 
 #include <string>
 
 #include "absl/status/statusor.h"
 
-namespace telemetry::testing {
+namespace telemetry::local {
 
 // Body of http://127.0.0.1:<port><path>.
 absl::StatusOr<std::string> HttpGet(int port, const std::string& path);
@@ -16,6 +17,6 @@ absl::StatusOr<std::string> HttpGet(int port, const std::string& path);
 // text exposition, or -1 when absent.
 double MetricValue(const std::string& exposition, const std::string& series);
 
-}  // namespace telemetry::testing
+}  // namespace telemetry::local
 
-#endif  // TELEMETRY_TESTS_SUPPORT_HTTP_GET_H_
+#endif  // TELEMETRY_STORAGE_LOCAL_HTTP_GET_H_
