@@ -83,9 +83,11 @@ void SensorFromRow(const pg::Result& r, int row, telemetry::v1::Sensor* s) {
 
 }  // namespace
 
-const char kLatestReadingsSql[] =
-    "SELECT * FROM sensor_readings WHERE sensor_id = $1 "
-    "ORDER BY \"timestamp\" DESC LIMIT $2";
+std::string LatestReadingsSql(uint32_t limit) {
+  return absl::StrCat("SELECT ", ReadingColumns(),
+                      " FROM sensor_readings WHERE sensor_id = $1 "
+                      "ORDER BY \"timestamp\" DESC LIMIT ", limit);
+}
 
 grpc::Status QueryServiceImpl::LatestReadings(
     grpc::ServerContext* context, const telemetry::v1::LatestReadingsRequest* request,
@@ -109,11 +111,7 @@ grpc::Status QueryServiceImpl::LatestReadings(
   // validated literal, not a parameter: with `LIMIT $2` PostgreSQL costs the
   // generic plan for an unknown row count and keeps re-planning (measured:
   // 4,633 qps with the parameter vs 5,658 with a generic plan).
-  auto r = (*conn)->QueryPrepared(
-      absl::StrCat("SELECT ", ReadingColumns(),
-                   " FROM sensor_readings WHERE sensor_id = $1 "
-                   "ORDER BY \"timestamp\" DESC LIMIT ", limit),
-      {request->sensor_id()});
+  auto r = (*conn)->QueryPrepared(LatestReadingsSql(limit), {request->sensor_id()});
   if (!r.ok()) return scope.Done(r.status());
   size_t bytes = 0;
   for (int i = 0; i < r->rows(); ++i) {

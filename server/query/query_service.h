@@ -44,9 +44,10 @@ class QueryServiceImpl final : public telemetry::v1::QueryService::Service {
   const ReadContext& ctx_;
 };
 
-// The SQL of LatestReadings, exposed so a test can EXPLAIN it and prove the
-// plan reads the (sensor_id, timestamp DESC) index without a sort.
-extern const char kLatestReadingsSql[];
+// The statement LatestReadings runs ($1: the sensor id; the validated limit
+// is a literal), exposed so a test can EXPLAIN exactly it and prove the plan
+// reads the (sensor_id, timestamp DESC) index without a sort.
+std::string LatestReadingsSql(uint32_t limit);
 
 }  // namespace telemetry::query
 
