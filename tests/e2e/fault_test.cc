@@ -27,6 +27,7 @@
 #include "storage/local/http_get.h"
 #include "tests/support/health_check.h"
 #include "tests/support/loopback_gateway.h"
+#include "tests/support/reading_builders.h"
 #include "tests/support/servers_environment.h"
 #include "storage/local/local_servers.h"
 
@@ -41,22 +42,9 @@ using telemetry::testing::Pg;
 using telemetry::local::PollUntil;
 using telemetry::testing::QueryScalar;
 using telemetry::testing::Redis;
+using telemetry::testing::IndexedBatch;
 namespace v1 = telemetry::v1;
 
-v1::ReadingBatch MakeBatch(const std::string& key, const std::string& sensor, int first, int n) {
-  static const int64_t base_ms = absl::ToUnixMillis(absl::Now()) - 3'600'000;
-  v1::ReadingBatch b;
-  b.set_idempotency_key(key);
-  for (int i = first; i < first + n; ++i) {
-    v1::Reading* r = b.add_readings();
-    r->set_sensor_id(sensor);
-    const int64_t ms = base_ms + i;
-    r->mutable_timestamp()->set_seconds(ms / 1000);
-    r->mutable_timestamp()->set_nanos(static_cast<int32_t>(ms % 1000) * 1'000'000);
-    r->set_value(i * 0.5);
-  }
-  return b;
-}
 
 int64_t Count(const std::string& db) {
   return std::stoll(QueryScalar(db, "SELECT count(*) FROM sensor_readings"));
@@ -103,7 +91,7 @@ TEST(FaultTest, PostgresKilledWithSigkillMidStreamLosesAndDuplicatesNothing) {
   client::BatchStream stream(FastReconnectChannel((*server)->port()), PatientStream());
   std::thread producer([&] {
     for (int b = 0; b < Load::kBatches; ++b) {
-      (void)stream.Send(MakeBatch(absl::StrCat("k9pg-", b), absl::StrCat("s", b % 5),
+      (void)stream.Send(IndexedBatch(absl::StrCat("k9pg-", b), absl::StrCat("s", b % 5),
                                   b * Load::kPerBatch, Load::kPerBatch));
     }
   });
@@ -167,7 +155,7 @@ TEST(FaultTest, GatewayStartedWhileTheDatabaseIsDownServesNotReadyThenRecovers) 
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
     v1::BatchAck ack;
-    grpc::Status st = stub->WriteBatch(&ctx, MakeBatch("nodb-0", "nodb", 0, 10), &ack);
+    grpc::Status st = stub->WriteBatch(&ctx, IndexedBatch("nodb-0", "nodb", 0, 10), &ack);
     EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
     EXPECT_EQ(st.error_message().find("127.0.0.1"), std::string::npos)
         << "internal detail in a device's error: " << st.error_message();
@@ -181,7 +169,7 @@ TEST(FaultTest, GatewayStartedWhileTheDatabaseIsDownServesNotReadyThenRecovers) 
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
     v1::BatchAck ack;
-    stored = stub->WriteBatch(&ctx, MakeBatch("nodb-0", "nodb", 0, 10), &ack);
+    stored = stub->WriteBatch(&ctx, IndexedBatch("nodb-0", "nodb", 0, 10), &ack);
     if (stored.ok()) break;
     absl::SleepFor(absl::Milliseconds(100));  // a device's retry pace
   }
@@ -202,7 +190,7 @@ TEST(FaultTest, GatewayKilledWithSigkillAndRestartedClientRetriesExactlyOnce) {
   client::BatchStream stream(FastReconnectChannel(port), PatientStream());
   std::thread producer([&] {
     for (int b = 0; b < Load::kBatches; ++b) {
-      (void)stream.Send(MakeBatch(absl::StrCat("k9gw-", b), absl::StrCat("g", b % 5),
+      (void)stream.Send(IndexedBatch(absl::StrCat("k9gw-", b), absl::StrCat("g", b % 5),
                                   b * Load::kPerBatch, Load::kPerBatch));
     }
   });
@@ -252,7 +240,7 @@ TEST(FaultTest, ReadOnlyDatabaseGetsClearRetryableErrorsAndNothingFalselyAcked) 
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
     ack.Clear();
-    status = stub->WriteBatch(&ctx, MakeBatch("ro-1", "ro", 0, 100), &ack);
+    status = stub->WriteBatch(&ctx, IndexedBatch("ro-1", "ro", 0, 100), &ack);
     return !status.ok() && status.error_message().find("read-only") != std::string::npos;
   })) << status.error_message();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
@@ -264,7 +252,7 @@ TEST(FaultTest, ReadOnlyDatabaseGetsClearRetryableErrorsAndNothingFalselyAcked) 
   // while nothing is acknowledged).
   client::BatchStream stream(channel, PatientStream());
   for (int b = 0; b < 8; ++b) {
-    ASSERT_TRUE(stream.Send(MakeBatch(absl::StrCat("ro-s", b), "ro", 1000 + b * 100, 100)).ok());
+    ASSERT_TRUE(stream.Send(IndexedBatch(absl::StrCat("ro-s", b), "ro", 1000 + b * 100, 100)).ok());
   }
   // Every batch refused at least once (and retried) before writes return.
   ASSERT_TRUE(PollUntil([&] {
@@ -283,7 +271,7 @@ TEST(FaultTest, ReadOnlyDatabaseGetsClearRetryableErrorsAndNothingFalselyAcked) 
   // The refused unary batch, resent, lands once.
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-  ASSERT_TRUE(stub->WriteBatch(&ctx, MakeBatch("ro-1", "ro", 0, 100), &ack).ok());
+  ASSERT_TRUE(stub->WriteBatch(&ctx, IndexedBatch("ro-1", "ro", 0, 100), &ack).ok());
   EXPECT_EQ(ack.accepted(), 100u);
   EXPECT_EQ(Count(db), 900);
   (*server)->Shutdown(absl::Seconds(5));
@@ -300,7 +288,7 @@ TEST(FaultTest, RedisUnreachableForTheWholeRunStillExactlyOnceWithTheFallbackVis
   client::BatchStream stream(FastReconnectChannel((*server)->port()), PatientStream());
   // Every batch once, and every third one again (a client retrying).
   for (int b = 0; b < 30; ++b) {
-    ASSERT_TRUE(stream.Send(MakeBatch(absl::StrCat("noredis-", b), "nr", b * 100, 100)).ok());
+    ASSERT_TRUE(stream.Send(IndexedBatch(absl::StrCat("noredis-", b), "nr", b * 100, 100)).ok());
     if (b % 3 == 2) {
       // Resent once everything sent so far is stored: with Redis gone, only
       // the primary key can tell that it is a duplicate.
@@ -308,7 +296,7 @@ TEST(FaultTest, RedisUnreachableForTheWholeRunStillExactlyOnceWithTheFallbackVis
       client::RetryPolicy once;
       auto channel = FastReconnectChannel((*server)->port());
       auto stub = v1::IngestService::NewStub(channel);
-      auto ack = client::WriteBatchWithRetry(*stub, MakeBatch(absl::StrCat("noredis-", b - 2),
+      auto ack = client::WriteBatchWithRetry(*stub, IndexedBatch(absl::StrCat("noredis-", b - 2),
                                                               "nr", (b - 2) * 100, 100),
                                              once, absl::Now() + absl::Seconds(30));
       ASSERT_TRUE(ack.ok()) << ack.status();
@@ -406,7 +394,7 @@ TEST(FaultTest, DiskFullGetsRetryableErrorsNothingFalselyAckedAndAllLandsOnceThe
                              [&](const v1::BatchAck& ack) { acked += ack.accepted(); });
   std::thread producer([&] {
     for (int b = 0; b < kBatches; ++b) {
-      if (!stream.Send(MakeBatch(absl::StrCat("full-", b), absl::StrCat("f", b % 7),
+      if (!stream.Send(IndexedBatch(absl::StrCat("full-", b), absl::StrCat("f", b % 7),
                                  b * kPerBatch, kPerBatch))
                .ok()) {
         return;
@@ -426,7 +414,7 @@ TEST(FaultTest, DiskFullGetsRetryableErrorsNothingFalselyAckedAndAllLandsOnceThe
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
     v1::BatchAck ack;
     grpc::Status st =
-        stub->WriteBatch(&ctx, MakeBatch("full-unary", "fu", 0, kPerBatch), &ack);
+        stub->WriteBatch(&ctx, IndexedBatch("full-unary", "fu", 0, kPerBatch), &ack);
     EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
     EXPECT_NE(st.error_message().find("No space left on device"), std::string::npos)
         << st.error_message();
@@ -461,7 +449,7 @@ TEST(FaultTest, MaxConnectionAgeMovesStreamsToNewConnectionsWithoutLossOrDuplica
   const absl::Time until = absl::Now() + absl::Seconds(3);
   int sent = 0;
   while (absl::Now() < until) {  // the load's length, bounded
-    ASSERT_TRUE(stream.Send(MakeBatch(absl::StrCat("age-", sent), "age", sent * 50, 50)).ok());
+    ASSERT_TRUE(stream.Send(IndexedBatch(absl::StrCat("age-", sent), "age", sent * 50, 50)).ok());
     ++sent;
     absl::SleepFor(absl::Milliseconds(10));  // pacing, not synchronisation
   }
@@ -483,7 +471,7 @@ TEST(FaultTest, DeviceStartedBeforeTheGatewayDeliversOnceItComesUp) {
   ASSERT_TRUE(channel.ok());
   client::BatchStream stream(*channel, {});
   for (int b = 0; b < 4; ++b) {
-    ASSERT_TRUE(stream.Send(MakeBatch(absl::StrCat("early-", b), "early", b * 10, 10)).ok());
+    ASSERT_TRUE(stream.Send(IndexedBatch(absl::StrCat("early-", b), "early", b * 10, 10)).ok());
   }
   // Nothing listens yet: let the stream fail a few times over.
   absl::SleepFor(absl::Seconds(3));  // the outage's length, not a synchronisation

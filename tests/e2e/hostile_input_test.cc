@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/ingest/ingest_server.h"
 #include "telemetry/v1/ingest.grpc.pb.h"
+#include "tests/support/reading_builders.h"
 #include "tests/support/servers_environment.h"
 
 namespace telemetry {
@@ -148,11 +149,9 @@ class HostileInputTest : public ::testing::Test {
 };
 
 v1::Reading Good(int i) {
-  v1::Reading r;
-  r.set_sensor_id(absl::StrCat("good-", i));
-  r.mutable_timestamp()->set_seconds(absl::ToUnixSeconds(absl::Now()) - 600);
-  r.mutable_timestamp()->set_nanos(123'456'000);
-  r.set_value(i + 0.25);
+  v1::Reading r = telemetry::testing::ReadingAt(
+      absl::StrCat("good-", i), (absl::ToUnixSeconds(absl::Now()) - 600) * 1'000'000 + 123'456,
+      i + 0.25);
   r.set_sensor_type("pressure");
   r.set_unit("bar");
   return r;

@@ -20,6 +20,7 @@
 #include "storage/pg/connection.h"
 #include "storage/local/http_get.h"
 #include "tests/support/health_check.h"
+#include "tests/support/reading_builders.h"
 #include "tests/support/servers_environment.h"
 
 namespace telemetry {
@@ -35,31 +36,10 @@ using telemetry::local::PollUntil;
 using telemetry::testing::QueryScalar;
 using telemetry::testing::Redis;
 using telemetry::v1::BatchAck;
+using telemetry::testing::IndexedBatch;
+using telemetry::testing::IndexedReading;
 using telemetry::v1::Reading;
 using telemetry::v1::ReadingBatch;
-
-Reading MakeReading(const std::string& sensor, int i) {
-  // Spread over the last hour, one millisecond apart per index.
-  static const int64_t base_ms = absl::ToUnixMillis(absl::Now()) - 3'600'000;
-  Reading r;
-  r.set_sensor_id(sensor);
-  int64_t ms = base_ms + i;
-  r.mutable_timestamp()->set_seconds(ms / 1000);
-  r.mutable_timestamp()->set_nanos(static_cast<int32_t>(ms % 1000) * 1'000'000);
-  r.set_value(std::sin(i) * 100);
-  r.set_sensor_type("temperature");
-  r.set_unit("celsius");
-  r.set_quality(0.5);
-  return r;
-}
-
-ReadingBatch MakeBatch(const std::string& key, const std::string& sensor,
-                       int first, int n) {
-  ReadingBatch b;
-  b.set_idempotency_key(key);
-  for (int i = first; i < first + n; ++i) *b.add_readings() = MakeReading(sensor, i);
-  return b;
-}
 
 class IngestE2ETest : public ::testing::Test {
  protected:
@@ -122,7 +102,7 @@ TEST_F(IngestE2ETest, HundredThousandReadingsOverConcurrentStreamsLandExactly) {
       client::BatchStream stream(channel_, {});
       for (int b = 0; b < kBatches; ++b) {
         std::string sensor = absl::StrCat("dev", d, "-s", b % 5);
-        if (!stream.Send(MakeBatch(Key(absl::StrCat("d", d, "b", b)), sensor,
+        if (!stream.Send(IndexedBatch(Key(absl::StrCat("d", d, "b", b)), sensor,
                                    b * kPerBatch, kPerBatch))
                  .ok()) {
           ++failures;
@@ -147,7 +127,7 @@ TEST_F(IngestE2ETest, HundredThousandReadingsOverConcurrentStreamsLandExactly) {
 }
 
 TEST_F(IngestE2ETest, RetriedBatchIsStoredOnceAndTheSecondAckSaysDuplicate) {
-  ReadingBatch batch = MakeBatch(Key("retry"), "s", 0, 50);
+  ReadingBatch batch = IndexedBatch(Key("retry"), "s", 0, 50);
   BatchAck first, second;
   ASSERT_TRUE(Write(batch, &first).ok());
   EXPECT_EQ(first.accepted(), 50u);
@@ -160,7 +140,7 @@ TEST_F(IngestE2ETest, RetriedBatchIsStoredOnceAndTheSecondAckSaysDuplicate) {
 }
 
 TEST_F(IngestE2ETest, ConcurrentDeliveriesOfOneBatchStoreItOnce) {
-  ReadingBatch batch = MakeBatch(Key("concurrent"), "s", 0, 200);
+  ReadingBatch batch = IndexedBatch(Key("concurrent"), "s", 0, 200);
   std::atomic<uint32_t> accepted{0}, duplicates{0};
   std::atomic<int> errors{0};
   std::vector<std::thread> senders;
@@ -185,7 +165,7 @@ TEST_F(IngestE2ETest, ConcurrentDeliveriesOfOneBatchStoreItOnce) {
 TEST_F(IngestE2ETest, RedisStoppedMidStreamIngestionContinuesExactlyOnce) {
   client::BatchStream stream(channel_, {});
   for (int b = 0; b < 10; ++b) {
-    ASSERT_TRUE(stream.Send(MakeBatch(Key(absl::StrCat("r", b)), "s", b * 100, 100)).ok());
+    ASSERT_TRUE(stream.Send(IndexedBatch(Key(absl::StrCat("r", b)), "s", b * 100, 100)).ok());
   }
   ASSERT_TRUE(PollUntil([&] {
     return Metric("telemetry_ingest_readings_total{outcome=\"accepted\"}") == 1000;
@@ -193,10 +173,10 @@ TEST_F(IngestE2ETest, RedisStoppedMidStreamIngestionContinuesExactlyOnce) {
   ASSERT_TRUE(Redis().Stop().ok());
   // Same stream: new batches, interleaved with retries of stored ones.
   for (int b = 10; b < 20; ++b) {
-    ASSERT_TRUE(stream.Send(MakeBatch(Key(absl::StrCat("r", b)), "s", b * 100, 100)).ok());
+    ASSERT_TRUE(stream.Send(IndexedBatch(Key(absl::StrCat("r", b)), "s", b * 100, 100)).ok());
     if (b % 2 == 0) {
       int old = b - 10;
-      ASSERT_TRUE(stream.Send(MakeBatch(Key(absl::StrCat("r", old)), "s", old * 100, 100)).ok());
+      ASSERT_TRUE(stream.Send(IndexedBatch(Key(absl::StrCat("r", old)), "s", old * 100, 100)).ok());
     }
   }
   auto stats = stream.Close(absl::Seconds(60));
@@ -212,7 +192,7 @@ TEST_F(IngestE2ETest, RedisStoppedMidStreamIngestionContinuesExactlyOnce) {
   // Back to Redis once it returns (the store retries its connection).
   BatchAck ack;
   ASSERT_TRUE(PollUntil([&] {
-    return Write(MakeBatch(Key("after-redis"), "s", 5000, 10), &ack).ok() &&
+    return Write(IndexedBatch(Key("after-redis"), "s", 5000, 10), &ack).ok() &&
            Metric("telemetry_redis_up") == 1;
   }));
 }
@@ -220,7 +200,7 @@ TEST_F(IngestE2ETest, RedisStoppedMidStreamIngestionContinuesExactlyOnce) {
 TEST_F(IngestE2ETest, RedisFlushedAndFlappingMidStreamStillExactlyOnce) {
   client::BatchStream stream(channel_, {});
   auto send = [&](int b) {
-    ASSERT_TRUE(stream.Send(MakeBatch(Key(absl::StrCat("f", b)), "f", b * 100, 100)).ok());
+    ASSERT_TRUE(stream.Send(IndexedBatch(Key(absl::StrCat("f", b)), "f", b * 100, 100)).ok());
   };
   // Every batch sent so far is acknowledged (so re-sending a key is legal).
   auto settled = [&](double accepted, double duplicates) {
@@ -275,7 +255,7 @@ TEST_F(IngestE2ETest, PostgresRestartMidStreamLosesAndDuplicatesNothing) {
   client::BatchStream stream(channel_, options);
   std::thread producer([&] {
     for (int b = 0; b < kBatches; ++b) {
-      (void)stream.Send(MakeBatch(Key(absl::StrCat("pg", b)),
+      (void)stream.Send(IndexedBatch(Key(absl::StrCat("pg", b)),
                                   absl::StrCat("s", b % 7), b * kPerBatch, kPerBatch));
     }
   });
@@ -330,15 +310,15 @@ TEST_F(IngestE2ETest, EveryValidationRuleRejectsOnlyItsReading) {
                                              200 * 86400);
        },
        "timestamp", "timestamp is older than the retention period (4320h)"},
-      {[](Reading* r) { *r = MakeReading("good", 0); }, "timestamp",
+      {[](Reading* r) { *r = IndexedReading("good", 0); }, "timestamp",
        "duplicate of reading 0 in this batch (same sensor_id and timestamp)"},
   };
-  *batch.add_readings() = MakeReading("good", 0);
+  *batch.add_readings() = IndexedReading("good", 0);
   for (size_t i = 0; i < cases.size(); ++i) {
-    Reading r = MakeReading("bad", static_cast<int>(i) + 1);
+    Reading r = IndexedReading("bad", static_cast<int>(i) + 1);
     cases[i].spoil(&r);
     *batch.add_readings() = r;
-    *batch.add_readings() = MakeReading("good", static_cast<int>(i) + 1);
+    *batch.add_readings() = IndexedReading("good", static_cast<int>(i) + 1);
   }
   BatchAck ack;
   grpc::Status status = Write(batch, &ack);
@@ -368,20 +348,20 @@ TEST_F(IngestE2ETest, EveryValidationRuleRejectsOnlyItsReading) {
 
 TEST_F(IngestE2ETest, BatchLevelErrorsAreInvalidArgumentWithTheLimit) {
   BatchAck ack;
-  ReadingBatch no_key = MakeBatch("", "s", 0, 1);
+  ReadingBatch no_key = IndexedBatch("", "s", 0, 1);
   grpc::Status s = Write(no_key, &ack);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_TRUE(absl::StartsWith(s.error_message(), "idempotency_key is required [request_id="))
       << s.error_message();
 
-  ReadingBatch too_many = MakeBatch(Key("big"), "s", 0, 10001);
+  ReadingBatch too_many = IndexedBatch(Key("big"), "s", 0, 10001);
   s = Write(too_many, &ack);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_TRUE(absl::StartsWith(s.error_message(), "batch has 10001 readings; the limit is 10000"))
       << s.error_message();
 
   // Over the 8 MiB message limit: not retryable, and the message says so.
-  ReadingBatch oversized = MakeBatch(Key("huge"), "s", 0, 1);
+  ReadingBatch oversized = IndexedBatch(Key("huge"), "s", 0, 1);
   (*oversized.mutable_readings(0)->mutable_metadata()->mutable_fields())["blob"]
       .set_string_value(std::string(9 << 20, 'x'));
   s = Write(oversized, &ack);
@@ -399,7 +379,7 @@ TEST_F(IngestE2ETest, BatchLevelErrorsAreInvalidArgumentWithTheLimit) {
 TEST_F(IngestE2ETest, StreamReportsABadBatchInItsAckAndKeepsGoing) {
   grpc::ClientContext ctx;
   auto stream = stub_->StreamReadings(&ctx);
-  ASSERT_TRUE(stream->Write(MakeBatch("", "s", 0, 3)));
+  ASSERT_TRUE(stream->Write(IndexedBatch("", "s", 0, 3)));
   BatchAck ack;
   ASSERT_TRUE(stream->Read(&ack));
   EXPECT_EQ(ack.status_code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
@@ -411,7 +391,7 @@ TEST_F(IngestE2ETest, StreamReportsABadBatchInItsAckAndKeepsGoing) {
   const std::string call_id(header->second.data(), header->second.size());
   EXPECT_EQ(call_id.size(), 16u);
   EXPECT_EQ(ack.correlation_id(), call_id + ".1");
-  ASSERT_TRUE(stream->Write(MakeBatch(Key("after"), "s", 0, 3)));
+  ASSERT_TRUE(stream->Write(IndexedBatch(Key("after"), "s", 0, 3)));
   ASSERT_TRUE(stream->Read(&ack));
   EXPECT_EQ(ack.status_code(), 0);
   EXPECT_EQ(ack.accepted(), 3u);
@@ -426,13 +406,13 @@ TEST_F(IngestE2ETest, ClientRequestIdsCarryIntoErrorRepliesAndLogs) {
   grpc::ClientContext ctx;
   ctx.AddMetadata("x-request-id", "edge-42:boot-7.req-1");
   BatchAck ack;
-  grpc::Status s = stub_->WriteBatch(&ctx, MakeBatch("", "s", 0, 1), &ack);
+  grpc::Status s = stub_->WriteBatch(&ctx, IndexedBatch("", "s", 0, 1), &ack);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(s.error_message(), "idempotency_key is required [request_id=edge-42:boot-7.req-1]");
   // An unusable one (here with a space and a quote) is replaced, not echoed.
   grpc::ClientContext hostile;
   hostile.AddMetadata("x-request-id", "x\" injected");
-  s = stub_->WriteBatch(&hostile, MakeBatch("", "s", 0, 1), &ack);
+  s = stub_->WriteBatch(&hostile, IndexedBatch("", "s", 0, 1), &ack);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(s.error_message().find("injected"), std::string::npos) << s.error_message();
   auto header = hostile.GetServerInitialMetadata().find("x-request-id");
@@ -440,13 +420,13 @@ TEST_F(IngestE2ETest, ClientRequestIdsCarryIntoErrorRepliesAndLogs) {
   EXPECT_EQ(header->second.size(), 16u);
   grpc::ClientContext ok_ctx;
   ok_ctx.AddMetadata("x-request-id", "dev-1");
-  ASSERT_TRUE(stub_->WriteBatch(&ok_ctx, MakeBatch(Key("cid"), "s", 0, 1), &ack).ok());
+  ASSERT_TRUE(stub_->WriteBatch(&ok_ctx, IndexedBatch(Key("cid"), "s", 0, 1), &ack).ok());
   EXPECT_EQ(ack.correlation_id(), "dev-1");
 }
 
 TEST_F(IngestE2ETest, MetricsCountOutcomesAndLatency) {
   BatchAck ack;
-  ReadingBatch batch = MakeBatch(Key("m"), "s", 0, 10);
+  ReadingBatch batch = IndexedBatch(Key("m"), "s", 0, 10);
   ASSERT_TRUE(Write(batch, &ack).ok());
   ASSERT_TRUE(Write(batch, &ack).ok());
   EXPECT_EQ(Metric("telemetry_ingest_readings_total{outcome=\"accepted\"}"), 10);
@@ -526,7 +506,7 @@ TEST_F(IngestE2ETest, SeparateHealthPortServesOnlyHealthForProbes) {
   auto stub = telemetry::v1::IngestService::NewStub(health);
   grpc::ClientContext ctx;
   BatchAck ack;
-  EXPECT_EQ(stub->WriteBatch(&ctx, MakeBatch(Key("h"), "s", 0, 1), &ack).error_code(),
+  EXPECT_EQ(stub->WriteBatch(&ctx, IndexedBatch(Key("h"), "s", 0, 1), &ack).error_code(),
             grpc::StatusCode::UNIMPLEMENTED);
   EXPECT_EQ(RowCount(), 0);
 }
@@ -548,7 +528,7 @@ TEST_F(IngestE2ETest, SlowDatabasePushesBackAndLosesNothing) {
   for (int i = 0; i < 3; ++i) {
     unary.emplace_back([&, i] {
       BatchAck ack;
-      if (Write(MakeBatch(Key(absl::StrCat("u", i)), "u", i * 1000, 1000), &ack).ok() &&
+      if (Write(IndexedBatch(Key(absl::StrCat("u", i)), "u", i * 1000, 1000), &ack).ok() &&
           ack.accepted() == 1000) {
         ++unary_ok;
       }
@@ -558,12 +538,12 @@ TEST_F(IngestE2ETest, SlowDatabasePushesBackAndLosesNothing) {
   EXPECT_TRUE(PollUntil([&] { return Metric("telemetry_ingest_queue_readings") == 3000; }));
   // The queue is full: a unary call is refused at once, retryably.
   BatchAck ack;
-  grpc::Status refused = Write(MakeBatch(Key("u3"), "u", 3000, 1000), &ack);
+  grpc::Status refused = Write(IndexedBatch(Key("u3"), "u", 3000, 1000), &ack);
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   // A stream is not refused: it stops being read until space frees.
   client::BatchStream stream(channel_, {});
   for (int b = 0; b < 5; ++b) {
-    EXPECT_TRUE(stream.Send(MakeBatch(Key(absl::StrCat("st", b)), "st", b * 1000, 1000)).ok());
+    EXPECT_TRUE(stream.Send(IndexedBatch(Key(absl::StrCat("st", b)), "st", b * 1000, 1000)).ok());
   }
   EXPECT_LE(Metric("telemetry_ingest_queue_readings"), 3000);
   EXPECT_TRUE((*locker)->Exec("COMMIT").ok());
@@ -581,7 +561,7 @@ TEST_F(IngestE2ETest, ShutdownAcknowledgesEverythingItAccepted) {
   grpc::ClientContext ctx;
   auto stream = stub_->StreamReadings(&ctx);
   for (int b = 0; b < 10; ++b) {
-    ASSERT_TRUE(stream->Write(MakeBatch(Key(absl::StrCat("sd", b)), "sd", b * 100, 100)));
+    ASSERT_TRUE(stream->Write(IndexedBatch(Key(absl::StrCat("sd", b)), "sd", b * 100, 100)));
   }
   stream->WritesDone();
   std::thread stopper([&] { server_->Shutdown(absl::Seconds(10)); });
@@ -618,7 +598,7 @@ TEST_F(IngestE2ETest, ShutdownEndsOpenStreamsAtOnceWithARetryableStatus) {
   auto stream = stub_->StreamReadings(&ctx);
   BatchAck ack;
   for (int b = 0; b < 3; ++b) {
-    ASSERT_TRUE(stream->Write(MakeBatch(Key(absl::StrCat("open", b)), "open", b * 100, 100)));
+    ASSERT_TRUE(stream->Write(IndexedBatch(Key(absl::StrCat("open", b)), "open", b * 100, 100)));
     ASSERT_TRUE(stream->Read(&ack));
     ASSERT_EQ(ack.status_code(), 0) << ack.status_message();
   }
@@ -653,7 +633,7 @@ TEST_F(IngestE2ETest, TimescaleModeIngestsExactlyOnce) {
   ASSERT_EQ(server_->storage_mode(), pg::StorageMode::kTimescale);
   client::BatchStream stream(channel_, {});
   for (int b = 0; b < 20; ++b) {
-    ASSERT_TRUE(stream.Send(MakeBatch(Key(absl::StrCat("ts", b)), "ts", b * 500, 500)).ok());
+    ASSERT_TRUE(stream.Send(IndexedBatch(Key(absl::StrCat("ts", b)), "ts", b * 500, 500)).ok());
   }
   auto stats = stream.Close(absl::Seconds(60));
   ASSERT_TRUE(stats.ok()) << stats.status();
@@ -661,9 +641,9 @@ TEST_F(IngestE2ETest, TimescaleModeIngestsExactlyOnce) {
   // A retry (Redis answers) and a re-send under a new key (the hypertable's
   // primary key answers, through the staging path).
   BatchAck ack;
-  ASSERT_TRUE(Write(MakeBatch(Key("ts3"), "ts", 1500, 500), &ack).ok());
+  ASSERT_TRUE(Write(IndexedBatch(Key("ts3"), "ts", 1500, 500), &ack).ok());
   EXPECT_EQ(ack.duplicates(), 500u);
-  ASSERT_TRUE(Write(MakeBatch(Key("ts-new-key"), "ts", 9800, 300), &ack).ok());
+  ASSERT_TRUE(Write(IndexedBatch(Key("ts-new-key"), "ts", 9800, 300), &ack).ok());
   EXPECT_EQ(ack.accepted(), 100u);
   EXPECT_EQ(ack.duplicates(), 200u);
   EXPECT_EQ(RowCount(), 10100);
@@ -738,7 +718,7 @@ TEST(IngestGatewayBinaryTest, ServesFromEnvironmentAndExitsCleanlyOnSigterm) {
   EXPECT_TRUE(HttpGet(metrics_port, "/metrics").ok());
   client::BatchStream stream(channel, {});
   for (int b = 0; b < 5; ++b) {
-    ASSERT_TRUE(stream.Send(MakeBatch(absl::StrCat(conninfo.size(), "bin", b, getpid()),
+    ASSERT_TRUE(stream.Send(IndexedBatch(absl::StrCat(conninfo.size(), "bin", b, getpid()),
                                       "bin", b * 100, 100))
                     .ok());
   }

@@ -5,6 +5,7 @@
 
 #include "server/query/sql_values.h"
 #include "storage/pg/connection.h"
+#include "tests/support/reading_builders.h"
 
 namespace telemetry::testing {
 
@@ -31,10 +32,7 @@ std::string AsUser(const std::string& conninfo, const std::string& user) {
 }
 
 telemetry::v1::Reading MakeReading(const std::string& sensor, int64_t us, double value) {
-  telemetry::v1::Reading r;
-  r.set_sensor_id(sensor);
-  query::SetFromMicros(us, r.mutable_timestamp());
-  r.set_value(value);
+  telemetry::v1::Reading r = ReadingAt(sensor, us, value);
   r.set_unit("bar");
   return r;
 }

@@ -21,6 +21,7 @@
 #include "server/query/read_server.h"
 #include "telemetry/v1/ingest.grpc.pb.h"
 #include "telemetry/v1/query.grpc.pb.h"
+#include "tests/support/reading_builders.h"
 #include "tests/support/servers_environment.h"
 #include "tests/support/test_pki.h"
 
@@ -41,10 +42,7 @@ v1::ReadingBatch Batch(const std::string& key, const std::vector<std::string>& s
   const int64_t now_s = absl::ToUnixSeconds(absl::Now()) - 60;
   int i = 0;
   for (const std::string& s : sensors) {
-    v1::Reading* r = b.add_readings();
-    r->set_sensor_id(s);
-    r->mutable_timestamp()->set_seconds(now_s - i++);
-    r->set_value(1.5);
+    *b.add_readings() = telemetry::testing::ReadingAt(s, (now_s - i++) * 1'000'000, 1.5);
   }
   return b;
 }
