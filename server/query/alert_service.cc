@@ -98,16 +98,8 @@ grpc::Status AlertServiceImpl::GetAlert(grpc::ServerContext* context,
   if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kRead); !auth.ok()) {
     return scope.Done(auth);
   }
-  if (!IsUuid(request->id())) return scope.Done(Invalid("id must be a UUID"));
-  auto conn = ctx_.reader->Acquire();
-  if (!conn.ok()) return scope.Done(conn.status());
-  auto r = (*conn)->Query(
-      absl::StrCat("SELECT ", AlertColumns(), " FROM anomaly_alerts WHERE id = $1::uuid"),
-      {request->id()});
+  auto r = SelectRecord(*ctx_.reader, "anomaly_alerts", AlertColumns(), request->id(), "alert");
   if (!r.ok()) return scope.Done(r.status());
-  if (r->rows() == 0) {
-    return scope.Done(absl::NotFoundError(absl::StrCat("alert ", request->id(), " not found")));
-  }
   return scope.Done(AlertFromRow(*r, 0, response));
 }
 
@@ -149,15 +141,8 @@ grpc::Status AlertServiceImpl::ListAlerts(grpc::ServerContext* context,
 
 absl::Status AlertServiceImpl::Transition(const std::string& id, const std::string& status,
                                           telemetry::v1::Alert* out) {
-  if (!IsUuid(id)) return Invalid("id must be a UUID");
-  auto conn = ctx_.writer->Acquire();
-  if (!conn.ok()) return conn.status();
-  auto r = (*conn)->Query(absl::StrCat("UPDATE anomaly_alerts SET status = $2 "
-                                       "WHERE id = $1::uuid RETURNING ",
-                                       AlertColumns()),
-                          {id, status});
-  if (!r.ok()) return Explain(r.status(), "");
-  if (r->rows() == 0) return absl::NotFoundError(absl::StrCat("alert ", id, " not found"));
+  auto r = UpdateRecordStatus(*ctx_.writer, "anomaly_alerts", AlertColumns(), id, status, "alert");
+  if (!r.ok()) return r.status();
   return AlertFromRow(*r, 0, out);
 }
 

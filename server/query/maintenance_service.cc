@@ -122,16 +122,8 @@ grpc::Status MaintenanceServiceImpl::GetTask(grpc::ServerContext* context,
   if (absl::Status auth = Authorize(ctx_, *context, ApiScope::kRead); !auth.ok()) {
     return scope.Done(auth);
   }
-  if (!IsUuid(request->id())) return scope.Done(Invalid("id must be a UUID"));
-  auto conn = ctx_.reader->Acquire();
-  if (!conn.ok()) return scope.Done(conn.status());
-  auto r = (*conn)->Query(
-      absl::StrCat("SELECT ", TaskColumns(), " FROM maintenance_tasks WHERE id = $1::uuid"),
-      {request->id()});
+  auto r = SelectRecord(*ctx_.reader, "maintenance_tasks", TaskColumns(), request->id(), "task");
   if (!r.ok()) return scope.Done(r.status());
-  if (r->rows() == 0) {
-    return scope.Done(absl::NotFoundError(absl::StrCat("task ", request->id(), " not found")));
-  }
   TaskFromRow(*r, 0, response);
   return scope.Done(absl::OkStatus());
 }
@@ -180,16 +172,9 @@ grpc::Status MaintenanceServiceImpl::UpdateTaskStatus(
     return scope.Done(Invalid(
         "status must be pending, scheduled, in_progress, completed or cancelled"));
   }
-  auto conn = ctx_.writer->Acquire();
-  if (!conn.ok()) return scope.Done(conn.status());
-  auto r = (*conn)->Query(absl::StrCat("UPDATE maintenance_tasks SET status = $2 "
-                                       "WHERE id = $1::uuid RETURNING ",
-                                       TaskColumns()),
-                          {request->id(), request->status()});
-  if (!r.ok()) return scope.Done(Explain(r.status(), ""));
-  if (r->rows() == 0) {
-    return scope.Done(absl::NotFoundError(absl::StrCat("task ", request->id(), " not found")));
-  }
+  auto r = UpdateRecordStatus(*ctx_.writer, "maintenance_tasks", TaskColumns(), request->id(),
+                              request->status(), "task");
+  if (!r.ok()) return scope.Done(r.status());
   TaskFromRow(*r, 0, response);
   return scope.Done(absl::OkStatus());
 }

@@ -32,6 +32,33 @@ std::string OptionalMicros(const google::protobuf::Timestamp& t, bool has) {
 
 pg::Param NonEmpty(const std::string& s) { return s.empty() ? pg::Param() : pg::Param(s); }
 
+absl::StatusOr<pg::Result> SelectRecord(pg::ConnectionPool& pool, absl::string_view table,
+                                        absl::string_view columns, const std::string& id,
+                                        absl::string_view what) {
+  if (!IsUuid(id)) return Invalid("id must be a UUID");
+  auto conn = pool.Acquire();
+  if (!conn.ok()) return conn.status();
+  auto r = (*conn)->Query(absl::StrCat("SELECT ", columns, " FROM ", table, " WHERE id = $1::uuid"),
+                          {id});
+  if (!r.ok()) return r.status();
+  if (r->rows() == 0) return absl::NotFoundError(absl::StrCat(what, " ", id, " not found"));
+  return r;
+}
+
+absl::StatusOr<pg::Result> UpdateRecordStatus(pg::ConnectionPool& pool, absl::string_view table,
+                                              absl::string_view columns, const std::string& id,
+                                              const std::string& status, absl::string_view what) {
+  if (!IsUuid(id)) return Invalid("id must be a UUID");
+  auto conn = pool.Acquire();
+  if (!conn.ok()) return conn.status();
+  auto r = (*conn)->Query(absl::StrCat("UPDATE ", table,
+                                       " SET status = $2 WHERE id = $1::uuid RETURNING ", columns),
+                          {id, status});
+  if (!r.ok()) return Explain(r.status(), "");
+  if (r->rows() == 0) return absl::NotFoundError(absl::StrCat(what, " ", id, " not found"));
+  return r;
+}
+
 absl::StatusOr<KeysetPage> KeysetPage::From(const std::string& token, uint32_t page_size) {
   KeysetPage page;
   page.limit = PageLimit(page_size);

@@ -14,6 +14,7 @@
 #include "google/protobuf/timestamp.pb.h"
 #include "server/common/text_checks.h"
 #include "storage/pg/connection.h"
+#include "storage/pg/connection_pool.h"
 
 namespace telemetry::query {
 
@@ -39,6 +40,19 @@ std::string OptionalMicros(const google::protobuf::Timestamp& t, bool has);
 
 // NULL for an empty string.
 pg::Param NonEmpty(const std::string& s);
+
+// The record of `table` (a constant of ours, never input) with id `id`,
+// selecting `columns`: InvalidArgument for an id that is not a UUID,
+// NotFound "<what> <id> not found" when there is none.
+absl::StatusOr<pg::Result> SelectRecord(pg::ConnectionPool& pool, absl::string_view table,
+                                        absl::string_view columns, const std::string& id,
+                                        absl::string_view what);
+
+// Sets the status of that record and returns it, with the same errors plus
+// the database's status rules as FailedPrecondition (Explain).
+absl::StatusOr<pg::Result> UpdateRecordStatus(pg::ConnectionPool& pool, absl::string_view table,
+                                              absl::string_view columns, const std::string& id,
+                                              const std::string& status, absl::string_view what);
 
 // A newest-first page keyed by (time, uuid): the position after the
 // previous page (NULL on the first) and the page size. One row more than the

@@ -17,19 +17,10 @@
 #include "storage/pg/connection.h"
 #include "tests/e2e/read_service_fixture.h"
 
-namespace telemetry {
+#include "tests/support/loopback_gateway.h"
+#include "tests/support/loopback_read_service.h"
+namespace telemetry::testing {
 namespace {
-
-using telemetry::testing::AsUser;
-using telemetry::testing::EnsureLoginRoles;
-using telemetry::testing::kHourUs;
-using telemetry::testing::MakeReading;
-using telemetry::testing::MigratedDatabase;
-using telemetry::testing::QueryScalar;
-using telemetry::testing::ReadServiceTest;
-using telemetry::testing::Redis;
-using telemetry::testing::RunCli;
-namespace v1 = telemetry::v1;
 
 TEST_F(ReadServiceTest, AdminJobsChunksRetentionAndMetrics) {
   grpc::ClientContext c1;
@@ -83,16 +74,10 @@ TEST(ReadServiceTimescaleTest, ContinuousAggregatePathEndToEnd) {
     GTEST_SKIP() << "TimescaleDB is not installed for this PostgreSQL; the "
                     "timescale read path is not exercised here";
   }
-  auto db = telemetry::testing::Pg().CreateDatabase();
+  auto db = Pg().CreateDatabase();
   ASSERT_TRUE(db.ok());
-  std::string conninfo = telemetry::testing::Pg().ConnInfo(*db);
-  ingest::IngestServerOptions io;
-  io.transport.plaintext = true;  // loopback
-  io.require_device_auth = false;
-  io.listen_address = "127.0.0.1:0";
-  io.metrics_address = "";
-  io.database_url = conninfo;
-  io.redis_url = Redis().Url();
+  std::string conninfo = Pg().ConnInfo(*db);
+  ingest::IngestServerOptions io = LoopbackGateway(conninfo);
   io.migrate_on_start = true;
   io.migrator.mode = pg::StorageMode::kTimescale;
   auto gateway = ingest::IngestServer::Start(io);
@@ -112,15 +97,8 @@ TEST(ReadServiceTimescaleTest, ContinuousAggregatePathEndToEnd) {
     ASSERT_EQ(ack.accepted(), 1080u);
   }
 
-  query::ReadServerOptions ro;
-
-  ro.transport.plaintext = true;  // loopback
-
-  ro.require_api_auth = false;
-  ro.listen_address = "127.0.0.1:0";
-  ro.metrics_address = "";
-  ro.database_url = conninfo;  // the owner: refresh_continuous_aggregate checks it
-  ro.lifecycle.stats_interval = absl::Hours(1);
+  // The owner: refresh_continuous_aggregate checks it.
+  query::ReadServerOptions ro = LoopbackReadService(conninfo);
   auto reader = query::ReadServer::Start(ro);
   ASSERT_TRUE(reader.ok()) << reader.status();
   ASSERT_EQ((*reader)->storage_mode(), pg::StorageMode::kTimescale);
@@ -252,4 +230,4 @@ TEST(ReadServiceTimescaleTest, ContinuousAggregatePathEndToEnd) {
 }
 
 }  // namespace
-}  // namespace telemetry
+}  // namespace telemetry::testing

@@ -8,6 +8,8 @@
 #include "absl/strings/str_cat.h"
 #include "server/ingest/ingest_server.h"
 #include "server/query/read_server.h"
+#include "tests/support/loopback_gateway.h"
+#include "tests/support/loopback_read_service.h"
 #include "tests/support/servers_environment.h"
 
 namespace telemetry {
@@ -18,23 +20,9 @@ using telemetry::testing::Redis;
 
 TEST(LoadgenTest, FleetWithRetriesInvalidReadingsAndReadersIsStoredExactly) {
   std::string conninfo = MigratedDatabase();
-  ingest::IngestServerOptions o;
-  o.transport.plaintext = true;  // loopback
-  o.require_device_auth = false;
-  o.listen_address = "127.0.0.1:0";
-  o.metrics_address = "";
-  o.database_url = conninfo;
-  o.redis_url = Redis().Url();
-  auto server = ingest::IngestServer::Start(o);
+  auto server = ingest::IngestServer::Start(telemetry::testing::LoopbackGateway(conninfo));
   ASSERT_TRUE(server.ok()) << server.status();
-  query::ReadServerOptions ro;
-  ro.transport.plaintext = true;  // loopback
-  ro.require_api_auth = false;
-  ro.listen_address = "127.0.0.1:0";
-  ro.metrics_address = "";
-  ro.database_url = conninfo;
-  ro.lifecycle.run_native_jobs = false;
-  auto reader = query::ReadServer::Start(ro);
+  auto reader = query::ReadServer::Start(telemetry::testing::LoopbackReadService(conninfo));
   ASSERT_TRUE(reader.ok()) << reader.status();
 
   std::string out = absl::StrCat(::testing::TempDir(), "/loadgen.json");

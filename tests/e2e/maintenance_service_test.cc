@@ -16,19 +16,8 @@
 #include "storage/pg/connection.h"
 #include "tests/e2e/read_service_fixture.h"
 
-namespace telemetry {
+namespace telemetry::testing {
 namespace {
-
-using telemetry::testing::AsUser;
-using telemetry::testing::EnsureLoginRoles;
-using telemetry::testing::kHourUs;
-using telemetry::testing::MakeReading;
-using telemetry::testing::MigratedDatabase;
-using telemetry::testing::QueryScalar;
-using telemetry::testing::ReadServiceTest;
-using telemetry::testing::Redis;
-using telemetry::testing::RunCli;
-namespace v1 = telemetry::v1;
 
 TEST_F(ReadServiceTest, MaintenanceTasksFollowTheirLifecycleAndLogWork) {
   v1::CreateTaskRequest create;
@@ -85,4 +74,4 @@ TEST_F(ReadServiceTest, MaintenanceTasksFollowTheirLifecycleAndLogWork) {
 }
 
 }  // namespace
-}  // namespace telemetry
+}  // namespace telemetry::testing

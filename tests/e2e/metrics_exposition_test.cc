@@ -22,6 +22,7 @@
 #include "telemetry/v1/ingest.grpc.pb.h"
 #include "telemetry/v1/query.grpc.pb.h"
 #include "storage/local/http_get.h"
+#include "tests/support/loopback_gateway.h"
 #include "tests/support/servers_environment.h"
 #include "storage/local/local_servers.h"
 
@@ -71,14 +72,7 @@ std::pair<int, std::string> RunShell(const std::string& command) {
 
 TEST(MetricsExpositionTest, BothEndpointsPassPromtoolAndCoverEveryMetricTheDeployFilesUse) {
   const std::string db = MigratedDatabase();
-  ingest::IngestServerOptions io;
-  io.listen_address = "127.0.0.1:0";
-  io.metrics_address = "127.0.0.1:0";
-  io.database_url = db;
-  io.redis_url = Redis().Url();
-  io.transport.plaintext = true;  // loopback
-  io.require_device_auth = false;
-  auto gateway = ingest::IngestServer::Start(io);
+  auto gateway = ingest::IngestServer::Start(telemetry::testing::LoopbackGateway(db));
   ASSERT_TRUE(gateway.ok()) << gateway.status();
   query::ReadServerOptions ro;
   ro.listen_address = "127.0.0.1:0";

@@ -16,19 +16,8 @@
 #include "storage/pg/connection.h"
 #include "tests/e2e/read_service_fixture.h"
 
-namespace telemetry {
+namespace telemetry::testing {
 namespace {
-
-using telemetry::testing::AsUser;
-using telemetry::testing::EnsureLoginRoles;
-using telemetry::testing::kHourUs;
-using telemetry::testing::MakeReading;
-using telemetry::testing::MigratedDatabase;
-using telemetry::testing::QueryScalar;
-using telemetry::testing::ReadServiceTest;
-using telemetry::testing::Redis;
-using telemetry::testing::RunCli;
-namespace v1 = telemetry::v1;
 
 TEST_F(ReadServiceTest, LatestReadingsMatchSqlNewestFirst) {
   grpc::ClientContext ctx;
@@ -373,4 +362,4 @@ TEST_F(ReadServiceTest, SensorRegistryGetListUpsert) {
 }
 
 }  // namespace
-}  // namespace telemetry
+}  // namespace telemetry::testing

@@ -19,6 +19,8 @@
 #include "telemetry/v1/ingest.grpc.pb.h"
 #include "telemetry/v1/maintenance.grpc.pb.h"
 #include "telemetry/v1/query.grpc.pb.h"
+#include "tests/support/loopback_gateway.h"
+#include "tests/support/loopback_read_service.h"
 #include "tests/support/servers_environment.h"
 
 namespace telemetry::testing {
@@ -42,30 +44,15 @@ class ReadServiceTest : public ::testing::Test {
   void SetUp() override {
     conninfo_ = MigratedDatabase();
     EnsureLoginRoles(conninfo_);
-    ingest::IngestServerOptions io;
-    io.transport.plaintext = true;  // loopback
-    io.require_device_auth = false;
-    io.listen_address = "127.0.0.1:0";
-    io.metrics_address = "";
-    io.database_url = AsUser(conninfo_, "gw_svc");  // least privilege
-    io.redis_url = Redis().Url();
-    auto gw = ingest::IngestServer::Start(io);
+    auto gw = ingest::IngestServer::Start(LoopbackGateway(AsUser(conninfo_, "gw_svc")));
     ASSERT_TRUE(gw.ok()) << gw.status();
     gateway_ = *std::move(gw);
     ingest_ = v1::IngestService::NewStub(grpc::CreateChannel(
         absl::StrCat("127.0.0.1:", gateway_->port()), grpc::InsecureChannelCredentials()));
 
-    query::ReadServerOptions ro;
-
-    ro.transport.plaintext = true;  // loopback
-
-    ro.require_api_auth = false;
-    ro.listen_address = "127.0.0.1:0";
-    ro.metrics_address = "127.0.0.1:0";
-    ro.database_url = AsUser(conninfo_, "read_svc");
-    ro.writer_database_url = AsUser(conninfo_, "maint_svc");
-    ro.lifecycle.run_native_jobs = false;  // the tests refresh explicitly
-    ro.lifecycle.stats_interval = absl::Hours(1);
+    // Least privilege: queries as read_svc, writes as maint_svc.
+    query::ReadServerOptions ro =
+        LoopbackReadService(AsUser(conninfo_, "read_svc"), AsUser(conninfo_, "maint_svc"));
     auto rs = query::ReadServer::Start(ro);
     ASSERT_TRUE(rs.ok()) << rs.status();
     reader_ = *std::move(rs);

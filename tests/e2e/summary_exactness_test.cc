@@ -18,6 +18,8 @@
 #include "server/query/sql_values.h"
 #include "storage/pg/connection.h"
 #include "telemetry/v1/query.grpc.pb.h"
+#include "tests/support/loopback_gateway.h"
+#include "tests/support/loopback_read_service.h"
 #include "tests/support/servers_environment.h"
 
 namespace telemetry {
@@ -48,13 +50,7 @@ class SummaryExactnessTest : public ::testing::TestWithParam<pg::StorageMode> {
     ASSERT_TRUE(db.ok()) << db.status();
     db_ = *db;
     owner_ = Pg().ConnInfo(db_);
-    ingest::IngestServerOptions io;
-    io.transport.plaintext = true;  // loopback
-    io.require_device_auth = false;
-    io.listen_address = "127.0.0.1:0";
-    io.metrics_address = "";
-    io.database_url = owner_;
-    io.redis_url = Redis().Url();
+    ingest::IngestServerOptions io = telemetry::testing::LoopbackGateway(owner_);
     io.migrate_on_start = true;
     io.migrator.mode = GetParam();
     auto gw = ingest::IngestServer::Start(io);
@@ -69,15 +65,7 @@ class SummaryExactnessTest : public ::testing::TestWithParam<pg::StorageMode> {
                   "'policy_refresh_continuous_aggregate') stopped"),
                 "1");
     }
-    query::ReadServerOptions ro;
-    ro.transport.plaintext = true;  // loopback
-    ro.require_api_auth = false;
-    ro.listen_address = "127.0.0.1:0";
-    ro.metrics_address = "";
-    ro.database_url = owner_;
-    ro.lifecycle.run_native_jobs = false;  // the test refreshes explicitly
-    ro.lifecycle.stats_interval = absl::Hours(1);
-    auto rs = query::ReadServer::Start(ro);
+    auto rs = query::ReadServer::Start(telemetry::testing::LoopbackReadService(owner_));  // the test refreshes
     ASSERT_TRUE(rs.ok()) << rs.status();
     reader_ = *std::move(rs);
     auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", reader_->port()),

@@ -16,19 +16,8 @@
 #include "storage/pg/connection.h"
 #include "tests/e2e/read_service_fixture.h"
 
-namespace telemetry {
+namespace telemetry::testing {
 namespace {
-
-using telemetry::testing::AsUser;
-using telemetry::testing::EnsureLoginRoles;
-using telemetry::testing::kHourUs;
-using telemetry::testing::MakeReading;
-using telemetry::testing::MigratedDatabase;
-using telemetry::testing::QueryScalar;
-using telemetry::testing::ReadServiceTest;
-using telemetry::testing::Redis;
-using telemetry::testing::RunCli;
-namespace v1 = telemetry::v1;
 
 TEST_F(ReadServiceTest, TelemetryctlReadCommandsAndExportRoundTrip) {
   std::string read = absl::StrCat("--read_target=127.0.0.1:", reader_->port());
@@ -71,4 +60,4 @@ TEST_F(ReadServiceTest, TelemetryctlReadCommandsAndExportRoundTrip) {
 }
 
 }  // namespace
-}  // namespace telemetry
+}  // namespace telemetry::testing
