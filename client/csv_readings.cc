@@ -8,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "storage/util/fnv.h"
 
 namespace telemetry::client {
 
@@ -138,18 +139,8 @@ absl::StatusOr<telemetry::v1::Reading> CsvReadingParser::Parse(
 }
 
 std::string ContentKey(const telemetry::v1::ReadingBatch& batch) {
-  uint64_t h = 14695981039346656037ull;  // FNV-1a, 64 bits
-  for (unsigned char c : batch.SerializeAsString()) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex(16, '0');
-  for (int i = 15; i >= 0; --i) {
-    hex[static_cast<size_t>(i)] = kHex[h & 0xf];
-    h >>= 4;
-  }
-  return absl::StrCat("csv:", hex, ":", batch.readings_size());
+  return absl::StrCat("csv:", Fnv1a64Hex(batch.SerializeAsString()), ":",
+                      batch.readings_size());
 }
 
 }  // namespace telemetry::client

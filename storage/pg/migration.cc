@@ -12,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "storage/pg/migrations_embedded.h"
+#include "storage/util/fnv.h"
 
 namespace telemetry::pg {
 
@@ -27,20 +28,7 @@ absl::StatusOr<StorageMode> ParseStorageMode(absl::string_view name) {
                    "' (expected native, timescale or auto)"));
 }
 
-std::string ChecksumHex(absl::string_view content) {
-  uint64_t h = 14695981039346656037ull;
-  for (unsigned char c : content) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(16, '0');
-  for (int i = 15; i >= 0; --i) {
-    out[static_cast<size_t>(i)] = kHex[h & 0xf];
-    h >>= 4;
-  }
-  return out;
-}
+std::string ChecksumHex(absl::string_view content) { return Fnv1a64Hex(content); }
 
 absl::StatusOr<Migration> ParseMigration(absl::string_view file_name,
                                          absl::string_view content) {
