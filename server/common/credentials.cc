@@ -195,15 +195,15 @@ std::vector<CredentialStore::DeferredLookup> CredentialStore::TakeDeferred(uint6
 }
 
 void CredentialStore::StartBackgroundRefresh() {
-  {
-    // The refresher reloads every refresh/2; a call reloads itself only if
-    // the refresher is far behind (the database slow or away), so calls
-    // normally never query the database.
-    MutexLock lock(&mu_);
-    if (refreshing_ || stopping_) return;
-    refreshing_ = true;
-    stale_after_ = 2 * refresh_;
-  }
+  MutexLock lock(&mu_);
+  if (refreshing_ || stopping_) return;
+  // The refresher reloads every refresh/2; a synchronous call reloads
+  // itself only if the refresher is far behind (the database slow or
+  // away), so calls normally never query the database.
+  refreshing_ = true;
+  stale_after_ = 2 * refresh_;
+  // Started under the lock, so that two first callers cannot both start
+  // it (the thread takes the lock itself before it reads anything).
   refresher_ = std::thread([this] { RefreshLoop(); });
 }
 
@@ -361,36 +361,22 @@ void CredentialStore::AuthenticateDeviceAsync(std::string certificate_name,
     return;
   }
   if (!token.empty()) p.digest = Sha256Hex(token);
+  // Never loads here: the refresher does (started now if nobody has).
+  StartBackgroundRefresh();
   DeviceResult answer = absl::UnavailableError("credentials cannot be loaded; retry later");
-  bool synchronous = false;
   {
     MutexLock lock(&mu_);
-    synchronous = !refreshing_ && !stopping_;
-    if (!synchronous) {
-      if (snapshot_ != nullptr) answer = FindDevice(*snapshot_, p);
-      // Wait for a load when there is no snapshot yet, or when the
-      // credential is unknown and a reload for it is allowed (one is
-      // already scheduled, or none started within the gap).
-      const bool reload_allowed =
-          !deferred_.empty() || absl::Now() - last_lookup_load_ >= lookup_reload_gap_;
-      const bool wait = snapshot_ == nullptr ||
-                        (absl::IsUnauthenticated(answer.status()) && reload_allowed);
-      if (wait && !stopping_ && deferred_.size() < kMaxDeferredLookups) {
-        deferred_.push_back(DeferredLookup{next_seq_++, std::move(p), std::move(done)});
-        return;
-      }
-    }
-  }
-  if (synchronous) {
-    // No refresher to hand the lookup to: load here, as AuthenticateDevice.
-    for (bool force : {false, true}) {
-      auto snap = Current(force);
-      if (!snap.ok()) {
-        answer = snap.status();
-        break;
-      }
-      answer = FindDevice(**snap, p);
-      if (answer.ok()) break;
+    if (snapshot_ != nullptr) answer = FindDevice(*snapshot_, p);
+    // Wait for a load when there is no snapshot yet, or when the credential
+    // is unknown and a reload for it is allowed (one is already scheduled,
+    // or none started within the gap).
+    const bool reload_allowed =
+        !deferred_.empty() || absl::Now() - last_lookup_load_ >= lookup_reload_gap_;
+    const bool wait = snapshot_ == nullptr ||
+                      (absl::IsUnauthenticated(answer.status()) && reload_allowed);
+    if (wait && !stopping_ && deferred_.size() < kMaxDeferredLookups) {
+      deferred_.push_back(DeferredLookup{next_seq_++, std::move(p), std::move(done)});
+      return;
     }
   }
   std::move(done)(std::move(answer));

@@ -93,7 +93,8 @@ class CredentialStore {
 
   // Reloads every `refresh` on a thread of its own, so the snapshot stays
   // fresh with no call paying for the query, and open streams see a
-  // revocation (StillValid) within one refresh interval. Idempotent.
+  // revocation (StillValid) within one refresh interval. Idempotent and
+  // thread-safe.
   void StartBackgroundRefresh();
 
   // The calling device: its verified client-certificate CN when it has one
@@ -108,8 +109,7 @@ class CredentialStore {
   // yet, or a credential the snapshot does not know, which may have been
   // issued since it was loaded: at most one such reload a second) on the
   // background refresher's thread after its next load. `context` is read
-  // only before this returns. Without StartBackgroundRefresh it answers
-  // synchronously (AuthenticateDevice), for tools and tests.
+  // only before this returns. Starts the background refresh if nobody has.
   void AuthenticateDeviceAsync(const grpc::ServerContextBase& context,
                                absl::AnyInvocable<void(DeviceResult) &&> done);
   // The same for what a call presented (either may be empty).

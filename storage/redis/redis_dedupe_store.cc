@@ -13,11 +13,19 @@
 namespace telemetry {
 namespace {
 
+// Claims every key of a group in one script run (one round trip, one Lua
+// call however many keys): a key that holds a value is answered with it, a
+// free one is set to its token (ARGV[i]) for ARGV[#KEYS + 1] ms and
+// answered nil. All keys of one call live on the one Redis this store
+// talks to (a Redis Cluster would need them in one hash slot).
 constexpr const char* kClaimScript =
-    "local v = redis.call('GET', KEYS[1]) "
-    "if v then return v end "
-    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) "
-    "return false";
+    "local ttl = ARGV[#KEYS + 1] "
+    "local out = {} "
+    "for i, k in ipairs(KEYS) do "
+    "  local v = redis.call('GET', k) "
+    "  if v then out[i] = v else redis.call('SET', k, ARGV[i], 'PX', ttl) out[i] = false end "
+    "end "
+    "return out";
 
 constexpr const char* kReleaseScript =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then "
@@ -143,25 +151,25 @@ std::vector<DedupeStore::Claim> RedisDedupeStore::TryClaimAll(
   if (requests.empty()) return claims;
   MutexLock lock(&mu_);
   if (!EnsureConnected()) return claims;
-  const std::string ttl_ms = std::to_string(absl::ToInt64Milliseconds(options_.in_flight_ttl));
-  for (const ClaimRequest& req : requests) {
-    Append(ctx_, {"EVAL", kClaimScript, "1", options_.key_prefix + req.key, "p:" + req.token,
-                  ttl_ms});
+  std::vector<std::string> args = {"EVAL", kClaimScript, std::to_string(requests.size())};
+  args.reserve(3 + 2 * requests.size() + 1);
+  for (const ClaimRequest& req : requests) args.push_back(options_.key_prefix + req.key);
+  for (const ClaimRequest& req : requests) args.push_back("p:" + req.token);
+  args.push_back(std::to_string(absl::ToInt64Milliseconds(options_.in_flight_ttl)));
+  Append(ctx_, args);
+  ReplyPtr r = NextReply(ctx_);
+  if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != requests.size()) {
+    RecordError();  // all stay kUnavailable: the database's key decides
+    return claims;
   }
   for (size_t i = 0; i < requests.size(); ++i) {
-    ReplyPtr r = NextReply(ctx_);
-    if (!r || r->type == REDIS_REPLY_ERROR) {
-      // The rest stay kUnavailable (the database's key decides for them);
-      // any of them Redis did claim expires after in_flight_ttl.
-      RecordError();
-      return claims;
-    }
+    const redisReply* e = r->element[i];
     Claim& claim = claims[i];
-    if (r->type == REDIS_REPLY_NIL) {
+    if (e->type == REDIS_REPLY_NIL) {
       claim.outcome = ClaimOutcome::kClaimed;
       continue;
     }
-    absl::string_view value(r->str, r->len);
+    absl::string_view value(e->str, e->len);
     if (absl::ConsumePrefix(&value, "c:")) {
       claim.outcome = ClaimOutcome::kCommitted;
       (void)absl::SimpleAtoi(value, &claim.committed_accepted);

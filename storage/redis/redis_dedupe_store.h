@@ -3,8 +3,9 @@
 // Keys are "<prefix><idempotency key>". Values: "p:<token>" while a delivery
 // is in flight (expires after in_flight_ttl, so a crashed gateway does not
 // block retries for long) and "c:<accepted>" once committed (expires after
-// committed_ttl). The claims of a whole commit group (one Lua script each)
-// are pipelined into one round trip, and so are its completions.
+// committed_ttl). The claims of a whole commit group are one Lua script run
+// (one round trip, one script call); its completions are pipelined into one
+// round trip.
 //
 // When Redis is unreachable, calls fail fast: after a failed connect the
 // store does not try again for `reconnect_backoff`, so a dead Redis costs the

@@ -19,6 +19,25 @@ RedisDedupeOptions Options(const std::string& prefix) {
   return *o;
 }
 
+TEST(RedisDedupeStoreTest, AGroupIsClaimedInOneCallWithEachKeyAnsweredForItself) {
+  RedisDedupeStore store(Options("tg:"));
+  ASSERT_EQ(store.TryClaim("done", "a").outcome, Outcome::kClaimed);
+  ASSERT_TRUE(store.Complete({{"done", "a", true, 7}}));
+  ASSERT_EQ(store.TryClaim("busy", "other").outcome, Outcome::kClaimed);
+  std::vector<DedupeStore::Claim> claims =
+      store.TryClaimAll({{"free", "g"}, {"done", "g"}, {"busy", "g"}, {"free2", "g2"}});
+  ASSERT_EQ(claims.size(), 4u);
+  EXPECT_EQ(claims[0].outcome, Outcome::kClaimed);
+  EXPECT_EQ(claims[1].outcome, Outcome::kCommitted);
+  EXPECT_EQ(claims[1].committed_accepted, 7u);
+  EXPECT_EQ(claims[2].outcome, Outcome::kInFlight);
+  EXPECT_EQ(claims[3].outcome, Outcome::kClaimed);
+  // Each free key now holds its own token: another delivery finds it busy,
+  // the same one re-claims it.
+  EXPECT_EQ(store.TryClaim("free", "x").outcome, Outcome::kInFlight);
+  EXPECT_EQ(store.TryClaim("free2", "g2").outcome, Outcome::kClaimed);
+}
+
 TEST(RedisDedupeStoreTest, ClaimCommitAndDuplicate) {
   RedisDedupeStore store(Options("t1:"));
   EXPECT_EQ(store.TryClaim("k", "tok1").outcome, Outcome::kClaimed);

@@ -298,14 +298,18 @@ TEST(CredentialStoreTest, StopAnswersLookupsWaitingForAHungLoad) {
   store.reset();
 }
 
-TEST(CredentialStoreTest, WithoutARefresherTheLookupIsSynchronous) {
+TEST(CredentialStoreTest, TheFirstAsyncLookupStartsTheRefresherInsteadOfLoading) {
   auto owned = std::make_unique<MutableSource>();
+  MutableSource* source = owned.get();
   owned->Issue("known");
+  source->SetOpen(false);  // a load would block the caller
   CredentialStore store(std::move(owned), absl::Hours(1));
   Answer a;
-  store.AuthenticateDeviceAsync("", "known", a.Callback());
-  ASSERT_TRUE(a.done.HasBeenNotified());
-  EXPECT_TRUE(a.result.ok());
+  store.AuthenticateDeviceAsync("", "known", a.Callback());  // returns: no load here
+  EXPECT_FALSE(a.done.HasBeenNotified());
+  source->SetOpen(true);
+  ASSERT_TRUE(a.Wait());
+  EXPECT_TRUE(a.result.ok()) << a.result.status();
 }
 
 TEST(CredentialStoreTest, NoCredentialAtAllIsRefusedAtOnce) {
