@@ -10,6 +10,7 @@
 #include <iostream>
 #include <memory>
 
+#include "absl/flags/declare.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
@@ -23,6 +24,19 @@
 #include "server/admin/migrate_command.h"
 #include "server/common/flags_env.h"
 
+ABSL_FLAG(std::string, database_url, "",
+          "migrate, device, token: PostgreSQL conninfo or URI (env DATABASE_URL)");
+ABSL_FLAG(std::string, storage_mode, "auto",
+          "migrate apply on a fresh database: native, timescale or auto");
+ABSL_FLAG(std::string, chunk_interval, "1 day", "timescale: chunk interval");
+ABSL_FLAG(std::string, compress_after, "7 days",
+          "timescale: compress chunks older than this");
+ABSL_FLAG(std::string, retention, "180 days",
+          "timescale: drop chunks older than this");
+ABSL_FLAG(int, to, 0, "migrate down: the version to go back to");
+ABSL_FLAG(bool, mtls, false, "device add: no token; the device authenticates by certificate");
+ABSL_FLAG(std::string, scope, "read", "token add: read or admin");
+ABSL_DECLARE_FLAG(std::string, sensors);  // read_commands.cc; device add uses it too
 ABSL_FLAG(std::string, target, "",
           "gateway address (env INGEST_ADDRESS; default 127.0.0.1:50051)");
 ABSL_FLAG(std::string, file, "-", "send: CSV file to read, - for stdin");
@@ -129,12 +143,24 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(usage);
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   if (args.size() >= 3 && std::string(args[1]) == "migrate") {
-    return telemetry::admin::RunMigrateCommand(args[2]);
+    telemetry::admin::MigrateCommandOptions o;
+    o.database_url = FlagOrEnv(FLAGS_database_url, "DATABASE_URL");
+    o.storage_mode = absl::GetFlag(FLAGS_storage_mode);
+    o.chunk_interval = absl::GetFlag(FLAGS_chunk_interval);
+    o.compress_after = absl::GetFlag(FLAGS_compress_after);
+    o.retention = absl::GetFlag(FLAGS_retention);
+    o.down_to = absl::GetFlag(FLAGS_to);
+    return telemetry::admin::RunMigrateCommand(args[2], o);
   }
   if (args.size() >= 2 && std::string(args[1]) == "send") return Send();
   if (args.size() >= 3) {
+    telemetry::admin::CredentialCommandOptions o;
+    o.database_url = FlagOrEnv(FLAGS_database_url, "DATABASE_URL");
+    o.sensors = absl::GetFlag(FLAGS_sensors);
+    o.mtls = absl::GetFlag(FLAGS_mtls);
+    o.scope = absl::GetFlag(FLAGS_scope);
     int rc = telemetry::admin::RunCredentialCommand(
-        std::vector<std::string>(args.begin() + 1, args.end()));
+        std::vector<std::string>(args.begin() + 1, args.end()), o);
     if (rc >= 0) return rc;
   }
   if (args.size() >= 2) {

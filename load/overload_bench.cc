@@ -74,7 +74,7 @@ int main(int argc, char** argv) {
   DieUnlessOk(redis.status(), "redis");
   auto db = telemetry::local::CreateMigratedDatabase(**pg);
   DieUnlessOk(db.status(), "database");
-  const std::string conninfo = *db;
+  const std::string conninfo = (*pg)->ConnInfo(*db);
 
   int port = telemetry::local::FreeLoopbackPort();
   int metrics_port = telemetry::local::FreeLoopbackPort();

@@ -162,7 +162,7 @@ int main(int argc, char** argv) {
   DieUnlessOk(pg.status(), "postgres");
   auto db = telemetry::local::CreateMigratedDatabase(**pg);
   DieUnlessOk(db.status(), "database");
-  const std::string conninfo = *db;
+  const std::string conninfo = (*pg)->ConnInfo(*db);
   auto conn = telemetry::pg::Connection::Open(conninfo);
   DieUnlessOk(conn.status(), "connect");
 

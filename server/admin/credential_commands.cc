@@ -2,19 +2,10 @@
 
 #include <iostream>
 
-#include "absl/flags/declare.h"
-#include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "server/common/credentials.h"
-#include "server/common/flags_env.h"
 #include "storage/pg/connection.h"
-
-ABSL_FLAG(bool, mtls, false, "device add: no token; the device authenticates by certificate");
-ABSL_FLAG(std::string, scope, "read", "token add: read or admin");
-
-ABSL_DECLARE_FLAG(std::string, database_url);
-ABSL_DECLARE_FLAG(std::string, sensors);  // read_commands.cc
 
 namespace telemetry::admin {
 namespace {
@@ -47,7 +38,8 @@ void PrintToken(const std::string& token, const std::string& whom) {
                "TELEMETRY_TOKEN_FILE or TELEMETRY_TOKEN.\n";
 }
 
-int Device(pg::Connection& db, const std::string& verb, const std::string& id) {
+int Device(pg::Connection& db, const std::string& verb, const std::string& id,
+           const CredentialCommandOptions& options) {
   if (verb == "list") {
     auto r = db.Query(
         "SELECT device_id, array_to_string(sensor_patterns, ','), "
@@ -64,14 +56,14 @@ int Device(pg::Connection& db, const std::string& verb, const std::string& id) {
   if (id.empty()) return Fail(absl::InvalidArgumentError("name the device"));
   if (verb == "add") {
     std::vector<std::string> patterns =
-        absl::StrSplit(absl::GetFlag(FLAGS_sensors), ',', absl::SkipWhitespace());
+        absl::StrSplit(options.sensors, ',', absl::SkipWhitespace());
     if (patterns.empty()) {
       return Fail(absl::InvalidArgumentError(
           "--sensors is required: the sensors this device may write ('*' for all)"));
     }
     std::optional<std::string> token;
     pg::Param digest;
-    if (!absl::GetFlag(FLAGS_mtls)) {
+    if (!options.mtls) {
       auto t = NewBearerToken();
       if (!t.ok()) return Fail(t.status());
       token = *t;
@@ -110,7 +102,8 @@ int Device(pg::Connection& db, const std::string& verb, const std::string& id) {
   return -1;
 }
 
-int Token(pg::Connection& db, const std::string& verb, const std::string& name) {
+int Token(pg::Connection& db, const std::string& verb, const std::string& name,
+          const CredentialCommandOptions& options) {
   if (verb == "list") {
     auto r = db.Query(
         "SELECT name, scope, created_at::text, coalesce(revoked_at::text, '') "
@@ -129,7 +122,7 @@ int Token(pg::Connection& db, const std::string& verb, const std::string& name) 
     if (!t.ok()) return Fail(t.status());
     auto r = db.Query(
         "INSERT INTO api_tokens (name, token_sha256, scope) VALUES ($1, decode($2, 'hex'), $3)",
-        {name, Sha256Hex(*t), absl::GetFlag(FLAGS_scope)});
+        {name, Sha256Hex(*t), options.scope});
     if (!r.ok()) return Fail(r.status());
     PrintToken(*t, "API token " + name);
     return 0;
@@ -147,14 +140,17 @@ int Token(pg::Connection& db, const std::string& verb, const std::string& name) 
 
 }  // namespace
 
-int RunCredentialCommand(const std::vector<std::string>& args) {
+int RunCredentialCommand(const std::vector<std::string>& args,
+                         const CredentialCommandOptions& options) {
   if (args.size() < 2 || (args[0] != "device" && args[0] != "token")) return -1;
-  std::string url = FlagOrEnv(FLAGS_database_url, "DATABASE_URL");
-  if (url.empty()) return Fail(absl::InvalidArgumentError("set DATABASE_URL or --database_url"));
-  auto db = pg::Connection::Open(url);
+  if (options.database_url.empty()) {
+    return Fail(absl::InvalidArgumentError("set DATABASE_URL or --database_url"));
+  }
+  auto db = pg::Connection::Open(options.database_url);
   if (!db.ok()) return Fail(db.status());
   const std::string id = args.size() >= 3 ? args[2] : "";
-  return args[0] == "device" ? Device(**db, args[1], id) : Token(**db, args[1], id);
+  return args[0] == "device" ? Device(**db, args[1], id, options)
+                            : Token(**db, args[1], id, options);
 }
 
 }  // namespace telemetry::admin

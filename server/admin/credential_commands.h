@@ -24,9 +24,18 @@ inline constexpr const char* kCredentialCommandsUsage = R"(Credentials (DATABASE
   token revoke NAME  revoke an API token
   token list         list API tokens (never the tokens))";
 
+// What the command line said besides the arguments (the CLI owns the flags).
+struct CredentialCommandOptions {
+  std::string database_url;  // a role that owns the credential tables
+  std::string sensors;       // device add: comma-separated patterns
+  bool mtls = false;         // device add: no token, certificate CN only
+  std::string scope = "read";  // token add: read or admin
+};
+
 // Runs `args` (e.g. {"device", "add", "pump-7"}); the exit code, or -1
 // when `args` is not a credential command.
-int RunCredentialCommand(const std::vector<std::string>& args);
+int RunCredentialCommand(const std::vector<std::string>& args,
+                         const CredentialCommandOptions& options);
 
 }  // namespace telemetry::admin
 

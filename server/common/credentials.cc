@@ -200,11 +200,12 @@ void CredentialStore::StartBackgroundRefresh() {
   // The refresher reloads every refresh/2; a synchronous call reloads
   // itself only if the refresher is far behind (the database slow or
   // away), so calls normally never query the database.
+  // Started under the lock, so that two first callers cannot both start
+  // it (the thread takes the lock itself before it reads anything); the
+  // flags are set only once it exists.
+  refresher_ = std::thread([this] { RefreshLoop(); });
   refreshing_ = true;
   stale_after_ = 2 * refresh_;
-  // Started under the lock, so that two first callers cannot both start
-  // it (the thread takes the lock itself before it reads anything).
-  refresher_ = std::thread([this] { RefreshLoop(); });
 }
 
 void CredentialStore::RefreshLoop() {

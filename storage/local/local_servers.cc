@@ -434,7 +434,7 @@ absl::StatusOr<std::string> CreateMigratedDatabase(PostgresServer& server,
   options.mode = mode;
   pg::Migrator migrator(conn->get(), *migrations, options);
   if (auto applied = migrator.Up(); !applied.ok()) return applied.status();
-  return conninfo;
+  return *db;
 }
 
 }  // namespace telemetry::local

@@ -88,7 +88,7 @@ class RedisServer {
 };
 
 // Creates a fresh database on `server`, migrates the schema in `mode`, and
-// returns its conninfo (the superuser's).
+// returns its name (server.ConnInfo(name) connects to it).
 absl::StatusOr<std::string> CreateMigratedDatabase(
     PostgresServer& server, pg::StorageMode mode = pg::StorageMode::kNative);
 

@@ -60,9 +60,13 @@ class NativeSchemaMode final : public SchemaMode {
                         absl::FormatDuration(retention));
   }
 
-  absl::StatusOr<std::string> CompressDue(Connection& /*conn*/) const override {
+  absl::Status CompressionAvailable() const override {
     return absl::FailedPreconditionError(
         "compression needs TimescaleDB; this database runs in native mode");
+  }
+
+  absl::StatusOr<std::string> CompressDue(Connection& /*conn*/) const override {
+    return CompressionAvailable();
   }
 
   absl::StatusOr<std::vector<DatabaseJob>> DatabaseJobs(Connection& /*conn*/) const override {

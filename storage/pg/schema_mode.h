@@ -90,11 +90,14 @@ class SchemaMode {
   virtual absl::StatusOr<std::string> DropExpired(Connection& conn,
                                                   absl::Duration retention) const = 0;
 
+  // OK where chunks can be compressed; else FailedPrecondition saying why
+  // (asked before a connection is taken).
+  virtual absl::Status CompressionAvailable() const = 0;
   // Compresses the chunks past the compression policy's compress_after.
-  // FailedPrecondition where there is no compression.
+  // REQUIRES: CompressionAvailable().
   virtual absl::StatusOr<std::string> CompressDue(Connection& conn) const = 0;
 
-  // The database's own background jobs (none in native mode).
+  // The database's own background jobs (none where ServiceRunsJobs()).
   virtual absl::StatusOr<std::vector<DatabaseJob>> DatabaseJobs(Connection& conn) const = 0;
 
   // Partitions or chunks with their sizes and row estimates.

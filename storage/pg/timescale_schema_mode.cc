@@ -95,6 +95,8 @@ class TimescaleSchemaMode final : public SchemaMode {
                         " chunks past the retention policy's drop_after");
   }
 
+  absl::Status CompressionAvailable() const override { return absl::OkStatus(); }
+
   absl::StatusOr<std::string> CompressDue(Connection& conn) const override {
     // As the compression policy would, with its compress_after (migration
     // 0009's SECURITY DEFINER function; run_job() needs the policy's owner).

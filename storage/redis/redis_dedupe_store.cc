@@ -169,6 +169,10 @@ std::vector<DedupeStore::Claim> RedisDedupeStore::TryClaimAll(
       claim.outcome = ClaimOutcome::kClaimed;
       continue;
     }
+    if (e->type != REDIS_REPLY_STRING) {  // not a value this store wrote
+      RecordError();
+      return std::vector<Claim>(requests.size());  // all kUnavailable
+    }
     absl::string_view value(e->str, e->len);
     if (absl::ConsumePrefix(&value, "c:")) {
       claim.outcome = ClaimOutcome::kCommitted;

@@ -387,7 +387,7 @@ TEST(FaultTest, DiskFullGetsRetryableErrorsNothingFalselyAckedAndAllLandsOnceThe
   ASSERT_TRUE(server.ok()) << server.status();
   auto metric = [&](const std::string& series) { return Metric(**server, series); };
 
-  // Far more than fits: 240,000 readings (about 40 MiB with both indexes).
+  // Far more than fits: 240,000 readings (40 MiB or more with both indexes).
   constexpr int kBatches = 480, kPerBatch = 500;
   std::atomic<uint64_t> acked{0};
   client::BatchStream stream(FastReconnectChannel((*server)->port()), PatientStream(),

@@ -44,9 +44,9 @@ local::PostgresServer& Pg() { return *g_pg; }
 local::RedisServer& Redis() { return *g_redis; }
 
 std::string MigratedDatabase() {
-  auto conninfo = local::CreateMigratedDatabase(Pg());
-  EXPECT_TRUE(conninfo.ok()) << conninfo.status();
-  return conninfo.ok() ? *conninfo : std::string();
+  auto db = local::CreateMigratedDatabase(Pg());
+  EXPECT_TRUE(db.ok()) << db.status();
+  return db.ok() ? Pg().ConnInfo(*db) : std::string();
 }
 
 std::string QueryScalar(const std::string& conninfo, const std::string& sql) {

@@ -10,7 +10,8 @@
 -- range per hour; the caller merges adjacent ones.
 --
 -- Ordinary SQL functions run with the caller's rights: the read service's
--- login already reads both tables.
+-- login already reads both tables. EXECUTE is granted explicitly, so the
+-- functions stay callable where PUBLIC's default EXECUTE was revoked.
 -- +migrate up
 CREATE FUNCTION telemetry_summary_watermark() RETURNS timestamptz
 LANGUAGE sql STABLE SET search_path = pg_catalog, public AS $fn$
@@ -27,6 +28,10 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, public AS $fn$
      WHERE hour >= lo AND hour < hi
      ORDER BY 1
 $fn$;
+
+GRANT EXECUTE ON FUNCTION telemetry_summary_watermark(),
+                          telemetry_summary_stale_ranges(timestamptz, timestamptz)
+    TO telemetry_reader, telemetry_maintainer;
 -- +migrate down
 DROP FUNCTION IF EXISTS telemetry_summary_stale_ranges(timestamptz, timestamptz);
 DROP FUNCTION IF EXISTS telemetry_summary_watermark();
