@@ -383,26 +383,6 @@ void CredentialStore::AuthenticateDeviceAsync(std::string certificate_name,
   std::move(done)(std::move(answer));
 }
 
-CredentialStore::DeviceResult CredentialStore::AuthenticateDevice(
-    const grpc::ServerContextBase& context) {
-  Presented p;
-  p.cn = PeerCertificateName(context);
-  const std::string token = BearerTokenOf(context);
-  if (p.cn.empty() && token.empty()) {
-    return absl::UnauthenticatedError(
-        "no credentials: send \"authorization: Bearer <device token>\" or a client certificate");
-  }
-  if (!token.empty()) p.digest = Sha256Hex(token);
-  DeviceResult found = absl::UnauthenticatedError("unknown or revoked device token");
-  for (bool force : {false, true}) {
-    auto snap = Current(force);
-    if (!snap.ok()) return snap.status();
-    found = FindDevice(**snap, p);
-    if (found.ok()) return found;
-  }
-  return found;
-}
-
 absl::StatusOr<ApiIdentity> CredentialStore::AuthorizeApi(
     const grpc::ServerContextBase& context, ApiScope needed) {
   const std::string token = BearerTokenOf(context);

@@ -100,16 +100,13 @@ class CredentialStore {
   // The calling device: its verified client-certificate CN when it has one
   // (mutual TLS), else its bearer token. Unauthenticated when neither
   // matches a live credential; Unavailable when the table cannot be read.
-  // May query the database (for a synchronous handler).
+  // For a gRPC reaction, which must not block: `done` runs before this
+  // returns when the snapshot can answer, else (no snapshot yet, or a
+  // credential the snapshot does not know, which may have been issued since
+  // it was loaded: at most one such reload a second) on the background
+  // refresher's thread after its next load. `context` is read only before
+  // this returns. Starts the background refresh if nobody has.
   using DeviceResult = absl::StatusOr<std::shared_ptr<const DeviceIdentity>>;
-  DeviceResult AuthenticateDevice(const grpc::ServerContextBase& context);
-
-  // The same answer for a gRPC reaction, which must not block: `done` runs
-  // before this returns when the snapshot can answer, else (no snapshot
-  // yet, or a credential the snapshot does not know, which may have been
-  // issued since it was loaded: at most one such reload a second) on the
-  // background refresher's thread after its next load. `context` is read
-  // only before this returns. Starts the background refresh if nobody has.
   void AuthenticateDeviceAsync(const grpc::ServerContextBase& context,
                                absl::AnyInvocable<void(DeviceResult) &&> done);
   // The same for what a call presented (either may be empty).

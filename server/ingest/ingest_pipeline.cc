@@ -212,7 +212,6 @@ void IngestPipeline::ClaimGroup(std::vector<Pending>& group) {
   requests.reserve(group.size());
   for (const Pending& p : group) requests.push_back({p.key, p.token});
   std::vector<DedupeStore::Claim> claims = dedupe_->TryClaimAll(requests);
-  bool reached = false;
   size_t unavailable = 0;
   std::vector<Pending> to_write, committed;
   std::vector<BatchOutcome> committed_outcomes;
@@ -220,17 +219,14 @@ void IngestPipeline::ClaimGroup(std::vector<Pending>& group) {
     Pending& p = group[i];
     switch (claims[i].outcome) {
       case DedupeStore::ClaimOutcome::kClaimed:
-        reached = true;
         p.claimed = true;
         break;
       case DedupeStore::ClaimOutcome::kCommitted:
-        reached = true;
         committed_outcomes.push_back(
             BatchOutcome{absl::OkStatus(), 0, static_cast<uint32_t>(p.rows.size())});
         committed.push_back(std::move(p));
         continue;
       case DedupeStore::ClaimOutcome::kInFlight:
-        reached = true;
         p.may_contain_duplicates = true;
         if (metrics_) metrics_->dedupe_db_fallback_batches.Increment();
         break;
@@ -244,7 +240,7 @@ void IngestPipeline::ClaimGroup(std::vector<Pending>& group) {
   }
   // One error per batch whose claim failed, as the metric has always counted.
   if (unavailable > 0 && metrics_) metrics_->redis_errors.Increment(static_cast<double>(unavailable));
-  NoteDedupeHealth(reached && unavailable == 0);
+  NoteDedupeHealth(unavailable == 0);  // the group is never empty
   group = std::move(to_write);
   if (!committed.empty()) Release(committed, std::move(committed_outcomes));
 }

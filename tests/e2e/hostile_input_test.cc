@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/ingest/ingest_server.h"
 #include "telemetry/v1/ingest.grpc.pb.h"
+#include "tests/support/loopback_gateway.h"
 #include "tests/support/reading_builders.h"
 #include "tests/support/servers_environment.h"
 
@@ -111,13 +112,7 @@ class HostileInputTest : public ::testing::Test {
  protected:
   void SetUp() override {
     db_ = MigratedDatabase();
-    ingest::IngestServerOptions o;
-    o.listen_address = "127.0.0.1:0";
-    o.metrics_address = "";
-    o.database_url = db_;
-    o.redis_url = Redis().Url();
-    o.transport.plaintext = true;  // loopback
-    o.require_device_auth = false;
+    ingest::IngestServerOptions o = telemetry::testing::LoopbackGateway(db_);
     o.max_message_bytes = 16 << 20;
     auto s = ingest::IngestServer::Start(o);
     ASSERT_TRUE(s.ok()) << s.status();
