@@ -44,5 +44,16 @@ TEST(MetadataJsonTest, RefusesNulInKeys) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// A literal backslash followed by "u0000" is six ordinary characters, not a
+// NUL: it is escaped as \\u0000, which JSONB stores as written. (The fuzzer
+// once mistook that text for a NUL escape.)
+TEST(MetadataJsonTest, KeepsABackslashBeforeU0000AsText) {
+  Struct s;
+  (*s.mutable_fields())["fw"].set_string_value("\\u0000");
+  absl::StatusOr<std::string> json = MetadataToJson(s, 4096, 8);
+  ASSERT_TRUE(json.ok()) << json.status();
+  EXPECT_EQ(*json, R"({"fw":"\\u0000"})");
+}
+
 }  // namespace
 }  // namespace telemetry
