@@ -41,6 +41,10 @@ ABSL_FLAG(int, devices, 10, "simulated devices, one stream each");
 ABSL_FLAG(int, sensors, 10, "sensors per device");
 ABSL_FLAG(int, batch, 500, "readings per batch");
 ABSL_FLAG(double, rate, 0, "readings per second per device; 0 = as fast as possible");
+ABSL_FLAG(bool, stagger, true,
+          "with --rate: spread the devices' send times evenly over one batch interval, "
+          "as independent devices are (false: every device sends at the same instants, "
+          "as a fleet synchronised to the clock does)");
 ABSL_FLAG(absl::Duration, duration, absl::Seconds(10), "how long to send");
 ABSL_FLAG(int64_t, max_batches, 0, "stop each device after this many batches (0: no limit)");
 ABSL_FLAG(double, retry_fraction, 0.0, "fraction of batches deliberately sent twice");
@@ -91,7 +95,7 @@ class Device {
     retry_stream_ = std::make_unique<telemetry::client::BatchStream>(channel, o, on_ack);
   }
 
-  void Run(absl::Time deadline, absl::Time data_start) {
+  void Run(absl::Time deadline, absl::Time data_start, int devices) {
     const int sensors = absl::GetFlag(FLAGS_sensors);
     const int batch_size = absl::GetFlag(FLAGS_batch);
     const double rate = absl::GetFlag(FLAGS_rate);
@@ -104,6 +108,11 @@ class Device {
     // data_start + (n / sensors) ms, so (sensor, timestamp) never repeats.
     int64_t n = 0;
     absl::Time started = absl::Now();
+    if (rate > 0 && absl::GetFlag(FLAGS_stagger)) {
+      // Device i of N starts i/N of a batch interval late.
+      started += absl::Seconds(static_cast<double>(batch_size) / rate * index_ / devices);
+      absl::SleepFor(std::min(started, deadline) - absl::Now());
+    }
     for (int64_t b = 0; absl::Now() < deadline && (max_batches == 0 || b < max_batches); ++b) {
       telemetry::v1::ReadingBatch batch;
       batch.set_idempotency_key(absl::StrCat(run_id_, "/d", index_, "/b", b));
@@ -329,7 +338,7 @@ int main(int argc, char** argv) {
   }
   std::vector<std::thread> threads;
   for (auto& dev : fleet) {
-    threads.emplace_back([&, dev = dev.get()] { dev->Run(deadline, data_start); });
+    threads.emplace_back([&, dev = dev.get()] { dev->Run(deadline, data_start, devices); });
   }
 
   std::unique_ptr<ReadLoad> reads;

@@ -50,6 +50,14 @@ IngestMetrics::IngestMetrics(prometheus::Registry& r)
           Histograms(r, "telemetry_ingest_ack_latency_seconds",
                      "Time from a batch's arrival to its acknowledgement")
               .Add({}, LatencyBuckets())),
+      queue_wait_seconds(
+          Histograms(r, "telemetry_ingest_queue_wait_seconds",
+                     "Time a batch waited in the write queue for a flusher")
+              .Add({}, LatencyBuckets())),
+      claim_seconds(
+          Histograms(r, "telemetry_ingest_dedupe_claim_seconds",
+                     "Duration of one commit group's claim of its idempotency keys")
+              .Add({}, LatencyBuckets())),
       copy_seconds_direct(
           Histograms(r, "telemetry_ingest_copy_duration_seconds",
                      "Duration of one commit group's write transaction")
@@ -78,6 +86,9 @@ IngestMetrics::IngestMetrics(prometheus::Registry& r)
                                  "Bound on telemetry_ingest_queue_bytes")),
       active_streams(Gauge(r, "telemetry_ingest_active_streams",
                            "Open StreamReadings calls")),
+      busy_writers(Gauge(r, "telemetry_ingest_busy_writers",
+                         "Database writers inside a commit group's write (all of them "
+                         "busy: the write path is saturated)")),
       redis_errors(Counters(r, "telemetry_redis_errors_total",
                             "Dedupe store operations that could not reach "
                             "Redis")

@@ -29,8 +29,12 @@ class IngestMetrics : public pg::WriteObserver {
   prometheus::Counter& batches_failed;     // database error, retryable
   prometheus::Counter& batches_overloaded; // refused: queue full
   prometheus::Counter& batches_throttled;  // refused: device over its rate
-  // Time from a batch's arrival to its ack.
+  // Time from a batch's arrival to its ack, and the stages of it: waiting
+  // in the queue for a flusher, and the group's claim of its keys in the
+  // dedupe store (then the write, copy_seconds_*, then the ack).
   prometheus::Histogram& ack_latency_seconds;
+  prometheus::Histogram& queue_wait_seconds;
+  prometheus::Histogram& claim_seconds;
   // COPY transaction time by path, and rows per commit group.
   prometheus::Histogram& copy_seconds_direct;
   prometheus::Histogram& copy_seconds_staging;
@@ -42,6 +46,8 @@ class IngestMetrics : public pg::WriteObserver {
   prometheus::Gauge& queue_bytes;  // memory those readings hold
   prometheus::Gauge& queue_capacity_bytes;
   prometheus::Gauge& active_streams;
+  // Writers (flushers) in a transaction; all of them busy = saturated.
+  prometheus::Gauge& busy_writers;
   // Dedupe store (Redis) health.
   prometheus::Counter& redis_errors;
   prometheus::Counter& dedupe_db_fallback_batches;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <optional>
 #include <utility>
 
@@ -38,6 +39,7 @@ IngestPipeline::IngestPipeline(PipelineOptions options, DedupeStore* dedupe,
     : options_(std::move(options)),
       dedupe_(dedupe),
       metrics_(metrics),
+      flushers_count_(std::max(options_.flushers, 1)),
       token_prefix_(absl::StrCat(getpid(), ".",
                                  absl::ToUnixMicros(absl::Now()), ".")) {
   if (metrics_) {
@@ -45,7 +47,7 @@ IngestPipeline::IngestPipeline(PipelineOptions options, DedupeStore* dedupe,
         static_cast<double>(options_.max_queued_readings));
     metrics_->queue_capacity_bytes.Set(static_cast<double>(options_.max_queued_bytes));
   }
-  int n = options_.flushers < 1 ? 1 : options_.flushers;
+  const int n = flushers_count_;
   for (int i = 0; i < n; ++i) sinks_.push_back(sink_factory());
   for (int i = 0; i < n; ++i) {
     flushers_.emplace_back([this, i] { FlusherLoop(sinks_[static_cast<size_t>(i)].get()); });
@@ -70,6 +72,11 @@ void IngestPipeline::Shutdown() {
 size_t IngestPipeline::queued_readings() const {
   MutexLock lock(&mu_);
   return reserved_rows_;
+}
+
+int IngestPipeline::idle_flushers() const {
+  MutexLock lock(&mu_);
+  return idle_flushers_;
 }
 
 void IngestPipeline::NotifyWhenSpace(absl::AnyInvocable<void() &&> callback) {
@@ -105,6 +112,10 @@ void IngestPipeline::Finish(
 void IngestPipeline::SetQueueGauges() {
   metrics_->queue_readings.Set(static_cast<double>(reserved_rows_));
   metrics_->queue_bytes.Set(static_cast<double>(reserved_bytes_));
+}
+
+void IngestPipeline::SetBusyGauge() {
+  metrics_->busy_writers.Set(static_cast<double>(flushers_count_ - idle_flushers_));
 }
 
 void IngestPipeline::NoteDedupeHealth(bool up) {
@@ -162,13 +173,37 @@ absl::Status IngestPipeline::Submit(const std::string& key,
   p.bytes = bytes;
   p.arrived = arrived;
   p.done = std::move(done);
+  p.seq = ++last_seq_;
   queue_rows_ += n;
   queue_.push_back(std::move(p));
   return absl::OkStatus();
 }
 
 bool IngestPipeline::FlushDue() const {
-  return shutting_down_ || queue_rows_ >= options_.flush_readings;
+  return shutting_down_ || queue_rows_ >= options_.flush_readings ||
+         (!queue_.empty() && queue_.front().seq <= due_through_seq_);
+}
+
+void IngestPipeline::TakeGroup(std::vector<Pending>& group) {
+  // A burst that arrives while other flushers are idle is shared between
+  // them (each takes its part in arrival order), so its batches are written
+  // in parallel rather than in one long transaction; the rest of it is due
+  // at once, whatever the linger. A flusher with no idle peer takes all that
+  // waits, up to the group bound.
+  size_t limit = options_.max_group_readings;
+  if (idle_flushers_ > 0) {
+    const size_t peers = static_cast<size_t>(idle_flushers_) + 1;
+    limit = std::min(limit, (queue_rows_ + peers - 1) / peers);
+    due_through_seq_ = queue_.back().seq;
+  }
+  size_t rows = 0;
+  while (!queue_.empty() &&
+         (group.empty() || rows + queue_.front().rows.size() <= limit)) {
+    rows += queue_.front().rows.size();
+    group.push_back(std::move(queue_.front()));
+    queue_.pop_front();
+  }
+  queue_rows_ -= rows;
 }
 
 void IngestPipeline::FlusherLoop(TelemetrySink* sink) {
@@ -176,9 +211,14 @@ void IngestPipeline::FlusherLoop(TelemetrySink* sink) {
   while (true) {
     {
       MutexLock lock(&mu_);
+      ++idle_flushers_;
+      if (metrics_) SetBusyGauge();
       while (true) {
         if (queue_.empty()) {
-          if (shutting_down_) return;
+          if (shutting_down_) {
+            --idle_flushers_;
+            return;
+          }
           auto has_work = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
             return !queue_.empty() || shutting_down_;
           };
@@ -191,15 +231,15 @@ void IngestPipeline::FlusherLoop(TelemetrySink* sink) {
         mu_.AwaitWithDeadline(absl::Condition(this, &IngestPipeline::FlushDue),
                               deadline);
       }
-      size_t rows = 0;
-      while (!queue_.empty() &&
-             (group.empty() ||
-              rows + queue_.front().rows.size() <= options_.max_group_readings)) {
-        rows += queue_.front().rows.size();
-        group.push_back(std::move(queue_.front()));
-        queue_.pop_front();
+      --idle_flushers_;
+      TakeGroup(group);
+      if (metrics_) SetBusyGauge();
+    }
+    if (metrics_) {
+      const absl::Time taken = absl::Now();
+      for (const Pending& p : group) {
+        metrics_->queue_wait_seconds.Observe(absl::ToDoubleSeconds(taken - p.arrived));
       }
-      queue_rows_ -= rows;
     }
     if (dedupe_ != nullptr) ClaimGroup(group);
     if (!group.empty()) WriteGroup(sink, group);
@@ -211,7 +251,9 @@ void IngestPipeline::ClaimGroup(std::vector<Pending>& group) {
   std::vector<DedupeStore::ClaimRequest> requests;
   requests.reserve(group.size());
   for (const Pending& p : group) requests.push_back({p.key, p.token});
+  const absl::Time start = absl::Now();
   std::vector<DedupeStore::Claim> claims = dedupe_->TryClaimAll(requests);
+  if (metrics_) metrics_->claim_seconds.Observe(absl::ToDoubleSeconds(absl::Now() - start));
   size_t unavailable = 0;
   std::vector<Pending> to_write, committed;
   std::vector<BatchOutcome> committed_outcomes;

@@ -1,13 +1,17 @@
 // The write path behind the RPC handlers: deduplicate -> queue -> group
 // commit -> acknowledge.
 //
-// Group commit in the LevelDB style: batches from every stream wait in one
-// bounded queue; each flusher thread takes the oldest batches (up to
-// max_group_readings) as soon as enough readings are waiting or the oldest
-// has waited flush_interval, writes them in one transaction through its own
-// TelemetrySink, then completes every batch it served with the shared
-// outcome. Several flushers write in parallel, the way parallel COPY clients
-// load faster than one.
+// Adaptive group commit: batches from every stream wait in one bounded
+// queue; a flusher thread with nothing to write takes what is queued at
+// once, writes it in one transaction through its own TelemetrySink, and
+// completes every batch it served with the shared outcome. At light load a
+// batch therefore waits for nobody; while every flusher is writing, batches
+// accumulate and the next group is larger, so groups grow only with load
+// (the way LevelDB's BuildBatchGroup grows a group only while its writers
+// are busy). When several flushers are idle, a burst is shared between
+// them instead of going into one transaction while the others wait.
+// Several flushers write in parallel, the way parallel COPY clients load
+// faster than one.
 //
 // Memory is bounded: readings count against max_queued_readings from
 // Submit until their ack, and Submit refuses (ResourceExhausted) what does
@@ -59,10 +63,13 @@ struct PipelineOptions {
   // refuses further batches.
   size_t max_queued_readings = 200'000;
   size_t max_queued_bytes = 256 << 20;
-  // A group is flushed once this many readings wait...
+  // Linger: a group of fewer than flush_readings waits until its oldest
+  // batch has waited flush_interval, for more batches to join it. Zero (the
+  // default) never waits: an idle flusher writes what it finds. A linger
+  // trades latency at light load for fewer, larger transactions; under load
+  // groups grow without one.
   size_t flush_readings = 5'000;
-  // ...or once its oldest batch has waited this long (latency bound).
-  absl::Duration flush_interval = absl::Milliseconds(5);
+  absl::Duration flush_interval = absl::ZeroDuration();
   // Upper bound of one COPY transaction.
   size_t max_group_readings = 50'000;
   // Parallel writers (one database connection each).
@@ -110,6 +117,8 @@ class IngestPipeline {
   void Shutdown();
 
   size_t queued_readings() const;
+  // Flushers waiting for work (not writing).
+  int idle_flushers() const;
 
  private:
   struct Pending {
@@ -120,6 +129,7 @@ class IngestPipeline {
     bool claimed = false;         // we hold the dedupe key
     bool may_contain_duplicates = false;
     absl::Time arrived;
+    uint64_t seq = 0;             // arrival order
     Callback done;
   };
   struct Waiter {  // a local re-delivery waiting for the original's outcome
@@ -137,7 +147,10 @@ class IngestPipeline {
   // and those of their local re-deliveries (and of space waiters).
   void Release(std::vector<Pending>& batches, std::vector<BatchOutcome> outcomes);
   bool FlushDue() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Moves the next group out of the queue into `group`.
+  void TakeGroup(std::vector<Pending>& group) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SetQueueGauges() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SetBusyGauge() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Records whether the dedupe store answered; logs on each change.
   void NoteDedupeHealth(bool up);
   void Finish(std::vector<std::pair<Callback, BatchOutcome>>& calls,
@@ -148,6 +161,7 @@ class IngestPipeline {
   IngestMetrics* const metrics_;
   std::atomic<uint64_t> next_token_{1};
   std::atomic<int> dedupe_up_{-1};  // -1 unknown, 0 down, 1 up
+  const int flushers_count_;
   const std::string token_prefix_;
 
   mutable Mutex mu_;
@@ -160,6 +174,10 @@ class IngestPipeline {
   std::vector<absl::AnyInvocable<void() &&>> space_waiters_
       ABSL_GUARDED_BY(mu_);
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+  int idle_flushers_ ABSL_GUARDED_BY(mu_) = 0;  // waiting for work
+  uint64_t last_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  // Batches up to this seq are due at once (the rest of a shared burst).
+  uint64_t due_through_seq_ ABSL_GUARDED_BY(mu_) = 0;
 
   std::vector<std::unique_ptr<TelemetrySink>> sinks_;
   std::vector<std::thread> flushers_;

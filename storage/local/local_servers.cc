@@ -201,7 +201,7 @@ bool PostgresServer::TimescaleInstalled() {
 }
 
 absl::StatusOr<std::unique_ptr<PostgresServer>> PostgresServer::Start(
-    bool preload_timescale) {
+    Options options) {
   std::unique_ptr<PostgresServer> s(new PostgresServer());
   s->bindir_ = FindPostgresBindir();
   if (s->bindir_.empty()) {
@@ -209,7 +209,7 @@ absl::StatusOr<std::unique_ptr<PostgresServer>> PostgresServer::Start(
         "no PostgreSQL server binaries under /usr/lib/postgresql (install "
         "postgresql-15 or set TELEMETRY_PG_BINDIR)");
   }
-  s->preload_timescale_ = preload_timescale;
+  s->options_ = options;
   s->root_ = MakeTempDir("tg-pg");
   if (s->root_.empty()) return absl::InternalError("mkdtemp failed");
   fs::create_directories(s->root_ + "/socket");
@@ -234,11 +234,16 @@ absl::Status PostgresServer::Launch() {
   std::vector<std::string> argv = {
       bindir_ + "/postgres", "-D", root_ + "/data", "-p", std::to_string(port_),
       "-c", "listen_addresses=127.0.0.1", "-c",
-      "unix_socket_directories=" + root_ + "/socket", "-c", "fsync=off",
-      "-c", "full_page_writes=off", "-c", "max_connections=200", "-c",
-      "shared_buffers=256MB", "-c", "max_wal_size=2GB", "-c",
-      "log_min_messages=warning"};
-  if (preload_timescale_) {
+      "unix_socket_directories=" + root_ + "/socket", "-c",
+      "max_connections=200", "-c", "shared_buffers=256MB", "-c", "max_wal_size=2GB",
+      "-c", "log_min_messages=warning"};
+  if (!options_.durable) {
+    for (const char* setting : {"fsync=off", "full_page_writes=off"}) {
+      argv.push_back("-c");
+      argv.push_back(setting);
+    }
+  }
+  if (options_.preload_timescale) {
     argv.push_back("-c");
     argv.push_back("shared_preload_libraries=timescaledb");
     argv.push_back("-c");

@@ -28,10 +28,18 @@ bool PollUntil(const std::function<bool()>& condition,
 
 class PostgresServer {
  public:
-  // initdb + start. `preload_timescale`: add timescaledb to
-  // shared_preload_libraries (only when TimescaleAvailable()).
-  static absl::StatusOr<std::unique_ptr<PostgresServer>> Start(
-      bool preload_timescale = false);
+  struct Options {
+    // Add timescaledb to shared_preload_libraries (only when
+    // TimescaleInstalled()).
+    bool preload_timescale = false;
+    // PostgreSQL's own durability (fsync, full-page writes), as a
+    // deployment runs it. Off by default: tests need correctness, not
+    // survival of a power cut, and run faster without it.
+    bool durable = false;
+  };
+  // initdb + start.
+  static absl::StatusOr<std::unique_ptr<PostgresServer>> Start(Options options);
+  static absl::StatusOr<std::unique_ptr<PostgresServer>> Start() { return Start(Options()); }
   ~PostgresServer();
 
   // Whether the TimescaleDB extension is installed for this PostgreSQL.
@@ -59,7 +67,7 @@ class PostgresServer {
   std::string root_;  // temp dir: data/ and socket/
   int port_ = 0;
   pid_t pid_ = -1;
-  bool preload_timescale_ = false;
+  Options options_;
   int next_db_ = 0;
 };
 

@@ -33,6 +33,17 @@ struct Result {
   bool Wait() { return done.WaitForNotificationWithTimeout(absl::Seconds(10)); }
 };
 
+// Polls until `condition` holds or 10 s pass.
+template <typename F>
+bool Eventually(F condition) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!condition()) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return true;
+}
+
 class IngestPipelineTest : public ::testing::Test {
  protected:
   void Start(PipelineOptions options, bool with_store = true) {
@@ -80,6 +91,54 @@ TEST_F(IngestPipelineTest, FlushesASmallBatchAfterTheInterval) {
   ASSERT_TRUE(Submit("k", Rows("s", 3), &r).ok());
   ASSERT_TRUE(r.Wait());
   EXPECT_EQ(r.outcome.accepted, 3u);
+}
+
+// Adaptive group commit: an idle writer takes a lone batch at once (no
+// linger by default); batches that arrive while it writes become the next,
+// larger group.
+TEST_F(IngestPipelineTest, GroupsGrowOnlyWhileTheWriterIsBusy) {
+  PipelineOptions o;
+  o.flushers = 1;
+  Start(o);
+  db_.SetGateOpen(false);
+  Result first;
+  ASSERT_TRUE(Submit("k0", Rows("s0", 10), &first).ok());
+  ASSERT_TRUE(Eventually([&] { return db_.writes_waiting() == 1; }))
+      << "a lone batch is written without waiting for company";
+  Result later[9];
+  for (int i = 0; i < 9; ++i) {
+    ASSERT_TRUE(Submit("k" + std::to_string(i + 1), Rows("s" + std::to_string(i + 1), 10),
+                       &later[i]).ok());
+  }
+  db_.SetGateOpen(true);
+  ASSERT_TRUE(first.Wait());
+  for (Result& r : later) ASSERT_TRUE(r.Wait());
+  EXPECT_EQ(db_.groups_written(), 2);
+  EXPECT_EQ(db_.largest_group(), 90u);  // everything that queued meanwhile
+}
+
+// A burst that finds several writers idle is split between them, so its
+// batches are written in parallel, not in one long transaction.
+TEST_F(IngestPipelineTest, ABurstIsSharedBetweenIdleWriters) {
+  PipelineOptions o;
+  o.flushers = 2;
+  o.flush_readings = 100;
+  o.flush_interval = absl::Seconds(30);  // the burst is due once complete
+  Start(o);
+  ASSERT_TRUE(Eventually([&] { return pipeline_->idle_flushers() == 2; }));
+  db_.SetGateOpen(false);  // each writer holds its share until both have one
+  Result results[10];
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(Submit("k" + std::to_string(i), Rows("s" + std::to_string(i), 10),
+                       &results[i]).ok());
+  }
+  ASSERT_TRUE(Eventually([&] { return db_.writes_waiting() == 2; }))
+      << "both writers have a part of the burst";
+  db_.SetGateOpen(true);
+  for (Result& r : results) ASSERT_TRUE(r.Wait());
+  EXPECT_EQ(db_.groups_written(), 2);
+  EXPECT_EQ(db_.largest_group(), 50u);
+  EXPECT_EQ(db_.rows(), 100u);
 }
 
 TEST_F(IngestPipelineTest, CommittedKeyIsAnsweredAsDuplicateWithoutWriting) {
@@ -203,17 +262,6 @@ TEST_F(IngestPipelineTest, ShutdownWritesAndAcknowledgesEverythingQueued) {
   Result late;
   EXPECT_EQ(Submit("late", Rows("s", 1, 100), &late).code(),
             absl::StatusCode::kUnavailable);
-}
-
-// Polls until `condition` holds or 10 s pass.
-template <typename F>
-bool Eventually(F condition) {
-  const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (!condition()) {
-    if (absl::Now() > deadline) return false;
-    absl::SleepFor(absl::Milliseconds(1));
-  }
-  return true;
 }
 
 TEST_F(IngestPipelineTest, SubmitDoesNotWaitForAStalledStore) {

@@ -17,7 +17,8 @@ std::unique_ptr<local::RedisServer> g_redis;
 class ServersEnvironment : public ::testing::Environment {
  public:
   void SetUp() override {
-    auto pg = local::PostgresServer::Start(local::PostgresServer::TimescaleInstalled());
+    auto pg = local::PostgresServer::Start(
+        {.preload_timescale = local::PostgresServer::TimescaleInstalled()});
     if (!pg.ok()) {
       std::fprintf(stderr, "cannot start PostgreSQL: %s\n",
                    std::string(pg.status().message()).c_str());
