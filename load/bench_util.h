@@ -3,11 +3,20 @@
 #ifndef TELEMETRY_LOAD_BENCH_UTIL_H_
 #define TELEMETRY_LOAD_BENCH_UTIL_H_
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <regex>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "storage/local/local_servers.h"
 
 namespace telemetry::load {
 
@@ -16,6 +25,59 @@ inline void DieUnlessOk(const absl::Status& s, const char* what) {
   if (s.ok()) return;
   std::fprintf(stderr, "%s: %s\n", what, std::string(s.message()).c_str());
   std::exit(1);
+}
+
+// The median of `v` (0 for none).
+inline double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+struct PgbenchResult {
+  double tps = 0;
+  double latency_avg_ms = 0;
+};
+
+// pgbench (from `bindir`) running `script` against `db` on 127.0.0.1:`port`
+// as postgres, `concurrency` clients, `protocol` (simple, extended,
+// prepared), for `duration`.
+inline PgbenchResult Pgbench(const std::string& bindir, int port, const std::string& db,
+                             const std::string& script, const std::string& protocol,
+                             int concurrency, absl::Duration duration) {
+  char dir[] = "/tmp/tg-pgbench-XXXXXX";
+  if (mkdtemp(dir) == nullptr) DieUnlessOk(absl::InternalError("mkdtemp"), "tmp");
+  std::string file = absl::StrCat(dir, "/script.sql");
+  std::ofstream(file) << script;
+  std::string log = absl::StrCat(dir, "/out.txt");
+  auto rc = telemetry::local::RunCommand(
+      {bindir + "/pgbench", "-n", "-h", "127.0.0.1", "-p", std::to_string(port), "-U",
+       "postgres", "-M", protocol, "-c", std::to_string(concurrency), "-j",
+       std::to_string(std::min(concurrency, 2)), "-T",
+       std::to_string(absl::ToInt64Seconds(duration)), "-f", file, "-r", db},
+      "", log);
+  DieUnlessOk(rc.status(), "pgbench");
+  std::ifstream in(log);
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  std::smatch m;
+  PgbenchResult r;
+  if (std::regex_search(text, m, std::regex(R"(tps = ([0-9.]+))"))) {
+    (void)absl::SimpleAtod(m[1].str(), &r.tps);
+  }
+  if (std::regex_search(text, m, std::regex(R"(latency average = ([0-9.]+) ms)"))) {
+    (void)absl::SimpleAtod(m[1].str(), &r.latency_avg_ms);
+  }
+  if (r.tps == 0) std::fprintf(stderr, "pgbench output:\n%s\n", text.c_str());
+  std::filesystem::remove_all(dir);
+  return r;
+}
+
+// The directory of PostgreSQL's client programs (pgbench), or "".
+inline std::string PostgresBindir() {
+  for (const char* d : {"/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin"}) {
+    if (std::filesystem::exists(std::string(d) + "/pgbench")) return d;
+  }
+  return "";
 }
 
 }  // namespace telemetry::load

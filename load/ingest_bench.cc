@@ -54,6 +54,7 @@ ABSL_FLAG(std::string, only, "",
 namespace {
 
 using telemetry::load::DieUnlessOk;
+using telemetry::load::Median;
 
 using telemetry::ReadingRow;
 using telemetry::local::PostgresServer;
@@ -207,11 +208,6 @@ double Gateway(const std::string& conninfo, const std::string& redis_url,
   double seconds = absl::ToDoubleSeconds(absl::Now() - start);
   (*server)->Shutdown(absl::Seconds(5));
   return seconds;
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 }  // namespace

@@ -49,6 +49,7 @@ ABSL_FLAG(int, rounds, 1, "measurements of each point (medians reported)");
 namespace {
 
 using telemetry::load::DieUnlessOk;
+using telemetry::load::Median;
 
 struct Point {
   double rows_per_second = 0, p50_ms = 0, p99_ms = 0;
@@ -129,11 +130,6 @@ Point RunFleet(int port, double rows_per_second, bool stagger, int run) {
   }
   return {JsonNumber(json, "rows_per_second"), JsonNumber(json, "ack_p50_ms"),
           JsonNumber(json, "ack_p99_ms")};
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
 }
 
 }  // namespace

@@ -30,8 +30,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "load/latency_recorder.h"
+#include "server/query/query_service.h"
 #include "server/query/read_server.h"
 #include "server/query/sql_values.h"
 #include "storage/pg/connection.h"
@@ -52,6 +54,7 @@ ABSL_FLAG(std::string, sides, "service,pgbench",
 namespace {
 
 using telemetry::load::DieUnlessOk;
+using telemetry::load::Median;
 
 namespace v1 = telemetry::v1;
 using telemetry::load::LatencyRecorder;
@@ -88,40 +91,16 @@ Run Drive(int concurrency, absl::Duration duration,
   return {static_cast<double>(ok.load()) / absl::ToDoubleSeconds(duration), rec.Total()};
 }
 
-// pgbench with a custom script; returns tps and latency average (ms).
+// pgbench's figures as a Run (its latency average in p50_ms).
 Run Pgbench(const std::string& bindir, int port, const std::string& db,
             const std::string& script, const std::string& protocol, int concurrency,
             absl::Duration duration) {
-  char dir[] = "/tmp/tg-pgbench-XXXXXX";
-  if (mkdtemp(dir) == nullptr) DieUnlessOk(absl::InternalError("mkdtemp"), "tmp");
-  std::string file = absl::StrCat(dir, "/script.sql");
-  std::ofstream(file) << script;
-  std::string log = absl::StrCat(dir, "/out.txt");
-  auto rc = telemetry::local::RunCommand(
-      {bindir + "/pgbench", "-n", "-h", "127.0.0.1", "-p", std::to_string(port), "-U",
-       "postgres", "-M", protocol, "-c", std::to_string(concurrency), "-j",
-       std::to_string(std::min(concurrency, 2)), "-T",
-       std::to_string(absl::ToInt64Seconds(duration)), "-f", file, "-r", db},
-      "", log);
-  DieUnlessOk(rc.status(), "pgbench");
-  std::ifstream in(log);
-  std::string text((std::istreambuf_iterator<char>(in)), {});
-  std::smatch m;
-  Run r{};
-  if (std::regex_search(text, m, std::regex(R"(tps = ([0-9.]+))"))) {
-    (void)absl::SimpleAtod(m[1].str(), &r.qps);
-  }
-  if (std::regex_search(text, m, std::regex(R"(latency average = ([0-9.]+) ms)"))) {
-    (void)absl::SimpleAtod(m[1].str(), &r.lat.p50_ms);  // average, reported as such
-  }
-  if (r.qps == 0) std::fprintf(stderr, "pgbench output:\n%s\n", text.c_str());
-  std::filesystem::remove_all(dir);
-  return r;
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
+  telemetry::load::PgbenchResult r =
+      telemetry::load::Pgbench(bindir, port, db, script, protocol, concurrency, duration);
+  Run run{};
+  run.qps = r.tps;
+  run.lat.p50_ms = r.latency_avg_ms;  // average, reported as such
+  return run;
 }
 
 // "rows=N" of the plan's top node and execution time, from EXPLAIN ANALYZE.
@@ -251,9 +230,11 @@ int main(int argc, char** argv) {
   // ask for binary ones).
   const std::string latest_sql = absl::StrCat(
       "\\set s random(0, ", sensors - 1, ")\n",
-      "SELECT sensor_id, \"timestamp\", sensor_type, value, unit, quality, sensor_metadata, id "
-      "FROM sensor_readings WHERE sensor_id = 'sensor-' || :s "
-      "ORDER BY \"timestamp\" DESC LIMIT 100;\n");
+      absl::StrReplaceAll(
+          telemetry::query::LatestReadingsSql(
+              100, telemetry::query::LatestReadingsWindows(absl::Now())[0]),
+          {{"$1", "'sensor-' || :s"}}),
+      ";\n");
   const std::string summary_sql = absl::StrCat(
       "\\set s random(0, ", sensors - summary_sensors, ")\n",
       "WITH inv AS (SELECT DISTINCT hour FROM telemetry_aggregate_invalidations WHERE hour >= "
@@ -265,10 +246,7 @@ int main(int argc, char** argv) {
       ") AND hour NOT IN (SELECT hour FROM inv) "
       "UNION ALL SELECT NULL, hour, NULL, NULL, NULL, NULL FROM inv;\n");
 
-  std::string bindir;
-  for (const char* d : {"/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin"}) {
-    if (std::filesystem::exists(std::string(d) + "/pgbench")) bindir = d;
-  }
+  const std::string bindir = telemetry::load::PostgresBindir();
   std::vector<double> svc_latest, pgb_latest, svc_summary, pgb_summary;
   std::vector<double> svc_latest_p50, svc_latest_p99, svc_summary_p50, svc_summary_p99;
   std::vector<double> pgb_latest_avg, pgb_summary_avg;

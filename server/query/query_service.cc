@@ -83,10 +83,23 @@ void SensorFromRow(const pg::Result& r, int row, telemetry::v1::Sensor* s) {
 
 }  // namespace
 
-std::string LatestReadingsSql(uint32_t limit) {
+std::vector<std::optional<absl::Time>> LatestReadingsWindows(absl::Time now) {
+  const absl::Time today = absl::FromUnixSeconds(absl::ToUnixSeconds(now) / 86'400 * 86'400);
+  // Since yesterday's start (one to two days: a sensor reporting more often
+  // than every 15 minutes has 100 readings there), then a month, then all.
+  return {today - absl::Hours(24), today - absl::Hours(24 * 31), std::nullopt};
+}
+
+std::string LatestReadingsSql(uint32_t limit, std::optional<absl::Time> since) {
+  std::string bound;
+  if (since) {
+    bound = absl::StrCat(" AND \"timestamp\" >= '",
+                         absl::FormatTime("%Y-%m-%d %H:%M:%S+00", *since, absl::UTCTimeZone()),
+                         "'");
+  }
   return absl::StrCat("SELECT ", ReadingColumns(),
-                      " FROM sensor_readings WHERE sensor_id = $1 "
-                      "ORDER BY \"timestamp\" DESC LIMIT ", limit);
+                      " FROM sensor_readings WHERE sensor_id = $1", bound,
+                      " ORDER BY \"timestamp\" DESC LIMIT ", limit);
 }
 
 grpc::Status QueryServiceImpl::LatestReadings(
@@ -106,13 +119,19 @@ grpc::Status QueryServiceImpl::LatestReadings(
   }
   auto conn = ctx_.reader->Acquire();
   if (!conn.ok()) return scope.Done(conn.status());
-  // The hottest call: prepared once per connection so it is bound and run,
-  // not parsed and planned (over every partition) each time. The limit is a
-  // validated literal, not a parameter: with `LIMIT $2` PostgreSQL costs the
-  // generic plan for an unknown row count and keeps re-planning (measured:
-  // 4,633 qps with the parameter vs 5,658 with a generic plan).
-  auto r = (*conn)->QueryPrepared(LatestReadingsSql(limit), {request->sensor_id()});
-  if (!r.ok()) return scope.Done(r.status());
+  // The hottest call: prepared once per connection (and window) so it is
+  // bound and run, not parsed and planned each time; the window's literal
+  // bound keeps old partitions out of that plan (LatestReadingsWindows).
+  // The limit is a validated literal, not a parameter: with `LIMIT $2`
+  // PostgreSQL costs the generic plan for an unknown row count and keeps
+  // re-planning (measured: 4,633 qps with the parameter vs 5,658 with a
+  // generic plan).
+  absl::StatusOr<pg::Result> r;
+  for (const std::optional<absl::Time>& since : LatestReadingsWindows(absl::Now())) {
+    r = (*conn)->QueryPrepared(LatestReadingsSql(limit, since), {request->sensor_id()});
+    if (!r.ok()) return scope.Done(r.status());
+    if (static_cast<uint32_t>(r->rows()) >= limit) break;  // the newest of all
+  }
   size_t bytes = 0;
   for (int i = 0; i < r->rows(); ++i) {
     StoredReading reading;

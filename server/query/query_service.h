@@ -6,6 +6,11 @@
 #ifndef TELEMETRY_SERVER_QUERY_QUERY_SERVICE_H_
 #define TELEMETRY_SERVER_QUERY_QUERY_SERVICE_H_
 
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
 #include "server/query/read_context.h"
 #include "telemetry/v1/query.grpc.pb.h"
 
@@ -44,10 +49,23 @@ class QueryServiceImpl final : public telemetry::v1::QueryService::Service {
   const ReadContext& ctx_;
 };
 
-// The statement LatestReadings runs ($1: the sensor id; the validated limit
-// is a literal), exposed so a test can EXPLAIN exactly it and prove the plan
-// reads the (sensor_id, timestamp DESC) index without a sort.
-std::string LatestReadingsSql(uint32_t limit);
+// Latest-N that costs the same whether 7 or 180 days are stored. The
+// statement carries a lower time bound as a literal, so the planner prunes
+// partitions (chunks) when it is prepared and the plan a connection keeps
+// covers the same few newest ones at any retention; the bound is
+// day-aligned, so the text, and the prepared plan, change once a day. A
+// sensor with fewer than `limit` readings since the bound is asked again
+// over the last month, then without a bound. Exact either way: when the
+// window holds `limit` rows, they are the newest of all.
+//
+// The bounds LatestReadings tries at `now`, newest window first (nullopt:
+// no bound).
+std::vector<std::optional<absl::Time>> LatestReadingsWindows(absl::Time now);
+// The statement for one window ($1: the sensor id; the validated limit and
+// the bound are literals), exposed so a test can EXPLAIN exactly it and
+// prove the plan reads the (sensor_id, timestamp DESC) index without a sort
+// and only the partitions the bound keeps.
+std::string LatestReadingsSql(uint32_t limit, std::optional<absl::Time> since);
 
 }  // namespace telemetry::query
 

@@ -181,7 +181,15 @@ absl::StatusOr<Result> Connection::QueryPrepared(const std::string& sql,
                                                  const std::vector<Param>& params) {
   auto it = prepared_.find(sql);
   if (it == prepared_.end()) {
-    if (prepared_.size() >= kMaxPrepared) return Run(sql, params, 1);
+    if (prepared_.size() >= kMaxPrepared) {
+      // Texts come and go (LatestReadings' bound changes daily): start
+      // over rather than run every new text unprepared from then on.
+      Result dealloc(PQexec(conn_, "DEALLOCATE ALL"));
+      if (absl::Status s = StatusFromResult(dealloc.raw(), "deallocate failed"); !s.ok()) {
+        return s;
+      }
+      prepared_.clear();
+    }
     std::string name = absl::StrCat("tg_", prepared_.size());
     Result prep(PQprepare(conn_, name.c_str(), sql.c_str(), static_cast<int>(params.size()),
                           nullptr));

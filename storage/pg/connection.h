@@ -88,7 +88,8 @@ class Connection {
   // this connection's cache) and then only bound and executed; PostgreSQL
   // still re-plans it when the schema changes, and chooses between generic
   // and custom plans as it does for any prepared statement. At most
-  // kMaxPrepared texts per connection; further ones run unprepared.
+  // kMaxPrepared texts per connection: the next one empties the cache
+  // (DEALLOCATE ALL) and it fills again.
   // Not for use behind a transaction-pooling proxy.
   absl::StatusOr<Result> QueryPrepared(const std::string& sql,
                                        const std::vector<Param>& params = {});

@@ -55,25 +55,110 @@ TEST_F(ReadServiceTest, LatestReadingsMatchSqlNewestFirst) {
             grpc::StatusCode::INVALID_ARGUMENT);
 }
 
-TEST_F(ReadServiceTest, LatestReadingsPlanUsesTheIndexWithoutASort) {
+// A sensor whose readings are spread over months: ten in the last hour,
+// fifty ten days ago, sixty a hundred days ago. Whichever window answers,
+// the result is exactly the newest `limit` rows.
+// Latest-N's windows in both storage modes (timescale where installed).
+class LatestReadingsTest : public ReadServiceTest,
+                           public ::testing::WithParamInterface<pg::StorageMode> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == pg::StorageMode::kTimescale &&
+        !local::PostgresServer::TimescaleInstalled()) {
+      GTEST_SKIP() << "TimescaleDB is not installed for this PostgreSQL";
+    }
+    mode_ = GetParam();
+    ReadServiceTest::SetUp();
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(Modes, LatestReadingsTest,
+                         ::testing::Values(pg::StorageMode::kNative,
+                                           pg::StorageMode::kTimescale),
+                         [](const ::testing::TestParamInfo<pg::StorageMode>& mode) {
+                           return std::string(pg::StorageModeName(mode.param));
+                         });
+
+TEST_P(LatestReadingsTest, WidensItsWindowOnlyWhenTheNewestAreOlder) {
+  const int64_t now_us = absl::ToUnixMicros(absl::Now());
+  const int64_t day_us = 86'400'000'000LL, minute_us = 60'000'000LL;
+  v1::ReadingBatch b;
+  b.set_idempotency_key(absl::StrCat(Db(), "-spread"));
+  for (int i = 0; i < 10; ++i) *b.add_readings() = MakeReading("spread", now_us - (i + 1) * minute_us, i);
+  for (int i = 0; i < 50; ++i) {
+    *b.add_readings() = MakeReading("spread", now_us - 10 * day_us - i * minute_us, 100 + i);
+  }
+  for (int i = 0; i < 60; ++i) {
+    *b.add_readings() = MakeReading("spread", now_us - 100 * day_us - i * minute_us, 200 + i);
+  }
+  Write(b);
+  auto conn = pg::Connection::Open(conninfo_);
+  ASSERT_TRUE(conn.ok());
+  for (uint32_t limit : {5u, 10u, 11u, 60u, 61u, 100u, 120u, 500u}) {
+    grpc::ClientContext ctx;
+    v1::LatestReadingsRequest req;
+    req.set_sensor_id("spread");
+    req.set_limit(limit);
+    v1::LatestReadingsResponse resp;
+    ASSERT_TRUE(query_->LatestReadings(&ctx, req, &resp).ok());
+    auto rows = (*conn)->Query(absl::StrCat(
+        "SELECT (extract(epoch FROM \"timestamp\") * 1000000)::bigint FROM sensor_readings "
+        "WHERE sensor_id = 'spread' ORDER BY \"timestamp\" DESC LIMIT ", limit));
+    ASSERT_TRUE(rows.ok());
+    ASSERT_EQ(resp.readings_size(), rows->rows()) << "limit " << limit;
+    for (int i = 0; i < rows->rows(); ++i) {
+      EXPECT_EQ(query::ToMicros(resp.readings(i).timestamp()), rows->GetInt(i, 0))
+          << "limit " << limit << ", row " << i;
+    }
+  }
+}
+
+TEST_P(LatestReadingsTest, PlanUsesTheIndexWithoutASortAndPrunesOldData) {
+  // One reading ten days old: its partition (chunk) must not be in the plan
+  // of the first window.
+  v1::ReadingBatch b;
+  b.set_idempotency_key(absl::StrCat(Db(), "-old"));
+  *b.add_readings() =
+      MakeReading("s1", absl::ToUnixMicros(absl::Now() - absl::Hours(24 * 10)), 1);
+  Write(b);
   auto c = pg::Connection::Open(conninfo_);
   ASSERT_TRUE(c.ok());
   ASSERT_TRUE((*c)->Exec("ANALYZE sensor_readings").ok());
-  // The service's own statement, prepared as the service prepares it; both
-  // the plan for the argument value and the generic plan a prepared
+  const std::string old_part = QueryScalar(
+      conninfo_,
+      "SELECT c.relname FROM sensor_readings r JOIN pg_class c ON c.oid = r.tableoid "
+      "WHERE r.sensor_id = 's1' AND r.\"timestamp\" < now() - interval '5 days'");
+  ASSERT_FALSE(old_part.empty());
+  // The service's own statements, prepared as the service prepares them;
+  // both the plan for the argument value and the generic plan a prepared
   // statement settles on after a few executions.
-  ASSERT_TRUE((*c)->Exec(absl::StrCat("PREPARE latest(text) AS ",
-                                      query::LatestReadingsSql(100))).ok());
-  for (const char* mode : {"force_custom_plan", "force_generic_plan"}) {
-    ASSERT_TRUE((*c)->Exec(absl::StrCat("SET plan_cache_mode = ", mode)).ok());
-    auto plan = (*c)->Query("EXPLAIN EXECUTE latest('s1')");
-    ASSERT_TRUE(plan.ok()) << plan.status();
-    std::string text;
-    for (int i = 0; i < plan->rows(); ++i) absl::StrAppend(&text, plan->Get(i, 0), "\n");
-    EXPECT_NE(text.find("sensor_id_timestamp_idx"), std::string::npos) << mode << "\n" << text;
-    // Merge Append keeps the index order ("Sort Key:"); a Sort node would not.
-    EXPECT_EQ(text.find("Sort  ("), std::string::npos) << mode << ": an explicit sort:\n"
-                                                        << text;
+  const auto windows = query::LatestReadingsWindows(absl::Now());
+  ASSERT_EQ(windows.size(), 3u);
+  for (size_t w = 0; w < windows.size(); ++w) {
+    const std::string name = absl::StrCat("latest", w);
+    ASSERT_TRUE((*c)->Exec(absl::StrCat("PREPARE ", name, "(text) AS ",
+                                        query::LatestReadingsSql(100, windows[w]))).ok());
+    for (const char* mode : {"force_custom_plan", "force_generic_plan"}) {
+      ASSERT_TRUE((*c)->Exec(absl::StrCat("SET plan_cache_mode = ", mode)).ok());
+      auto plan = (*c)->Query(absl::StrCat("EXPLAIN EXECUTE ", name, "('s1')"));
+      ASSERT_TRUE(plan.ok()) << plan.status();
+      std::string text;
+      for (int i = 0; i < plan->rows(); ++i) absl::StrAppend(&text, plan->Get(i, 0), "\n");
+      // The (sensor_id, timestamp DESC) index of each partition or chunk.
+      EXPECT_NE(text.find("sensor_id_timestamp"), std::string::npos)
+          << "window " << w << ", " << mode << "\n" << text;
+      // Merge Append keeps the index order ("Sort Key:"); a Sort node would not.
+      EXPECT_EQ(text.find("Sort  ("), std::string::npos)
+          << "window " << w << ", " << mode << ": an explicit sort:\n" << text;
+      if (w == 0) {
+        EXPECT_EQ(text.find(old_part), std::string::npos)
+            << mode << ": the first window's plan reads " << old_part << "\n" << text;
+      }
+      if (w == windows.size() - 1) {
+        EXPECT_NE(text.find(old_part), std::string::npos)
+            << "the unbounded plan must reach old data:\n" << text;
+      }
+    }
   }
 }
 

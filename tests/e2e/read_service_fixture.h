@@ -42,7 +42,7 @@ std::string RunCli(const std::string& args, int* rc);
 class ReadServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    conninfo_ = MigratedDatabase();
+    conninfo_ = MigratedDatabase(mode_);
     EnsureLoginRoles(conninfo_);
     auto gw = ingest::IngestServer::Start(LoopbackGateway(AsUser(conninfo_, "gw_svc")));
     ASSERT_TRUE(gw.ok()) << gw.status();
@@ -97,6 +97,7 @@ class ReadServiceTest : public ::testing::Test {
     return absl::StrCat("('epoch'::timestamptz + ", us, " * interval '1 microsecond')");
   }
 
+  pg::StorageMode mode_ = pg::StorageMode::kNative;  // set before SetUp
   std::string conninfo_;
   int64_t base_us_ = 0;
   std::unique_ptr<ingest::IngestServer> gateway_;

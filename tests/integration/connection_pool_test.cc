@@ -58,6 +58,22 @@ TEST(ConnectionTest, PreparedStatementsArePreparedOnceAndStaySeparatePerText) {
   EXPECT_EQ(again->GetInt(0, 0), 42);
 }
 
+// Texts that come and go (a daily bound in the SQL) never leave a
+// connection running everything unprepared: a full cache starts over.
+TEST(ConnectionTest, AFullStatementCacheStartsOver) {
+  auto conn = Connection::Open(Pg().ConnInfo());
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  const int texts = static_cast<int>(Connection::kMaxPrepared) + 5;
+  for (int i = 0; i < texts; ++i) {
+    auto r = (*conn)->QueryPrepared(absl::StrCat("SELECT $1::int8 + ", i), {"1"});
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->GetInt(0, 0), i + 1);
+  }
+  auto count = (*conn)->Query("SELECT count(*) FROM pg_prepared_statements");
+  ASSERT_TRUE(count.ok());
+  EXPECT_EQ(count->Get(0, 0), "5") << "the last texts are prepared, the old ones gone";
+}
+
 TEST(ConnectionPoolTest, WaitsForAFreeSlotThenTimesOut) {
   ConnectionPool pool(Pg().ConnInfo(), 1);
   auto held = pool.Acquire();

@@ -44,8 +44,8 @@ class ServersEnvironment : public ::testing::Environment {
 local::PostgresServer& Pg() { return *g_pg; }
 local::RedisServer& Redis() { return *g_redis; }
 
-std::string MigratedDatabase() {
-  auto db = local::CreateMigratedDatabase(Pg());
+std::string MigratedDatabase(pg::StorageMode mode) {
+  auto db = local::CreateMigratedDatabase(Pg(), mode);
   EXPECT_TRUE(db.ok()) << db.status();
   return db.ok() ? Pg().ConnInfo(*db) : std::string();
 }

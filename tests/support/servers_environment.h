@@ -12,9 +12,9 @@ namespace telemetry::testing {
 local::PostgresServer& Pg();
 local::RedisServer& Redis();
 
-// A fresh database with the schema migrated in native mode; returns its
+// A fresh database with the schema migrated in `mode`; returns its
 // conninfo.
-std::string MigratedDatabase();
+std::string MigratedDatabase(pg::StorageMode mode = pg::StorageMode::kNative);
 
 // Runs one SQL query on `conninfo` and returns the first column of the first
 // row as text ("" for no row / NULL). Fails the current test on error.
