@@ -30,6 +30,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "load/bench_util.h"
+#include "load/fleet_process.h"
 #include "storage/local/http_get.h"
 #include "storage/local/local_servers.h"
 #include "storage/pg/connection.h"
@@ -49,85 +50,64 @@ ABSL_FLAG(int, rounds, 1, "measurements of each point (medians reported)");
 namespace {
 
 using telemetry::load::DieUnlessOk;
+using telemetry::load::GatewayProcess;
+using telemetry::load::JsonNumber;
 using telemetry::load::Median;
 
 struct Point {
   double rows_per_second = 0, p50_ms = 0, p99_ms = 0;
 };
 
-double JsonNumber(const std::string& json, const std::string& key) {
-  size_t at = json.find(absl::StrCat("\"", key, "\":"));
-  if (at == std::string::npos) return -1;
-  at += key.size() + 3;
-  size_t end = json.find_first_of(",}", at);
-  double v = -1;
-  if (!absl::SimpleAtod(json.substr(at, end - at), &v)) return -1;
+// Where an ack's time went, from the gateway's own histograms over one
+// measurement (means; -1 where the build has no such metric).
+struct Stages {
+  double ack_ms = -1, queue_wait_ms = -1, claim_ms = -1, copy_ms = -1, group_rows = -1;
+};
+
+// _sum and _count of every histogram Stages reads, from one scrape.
+std::map<std::string, double> ScrapeStages(int metrics_port) {
+  std::map<std::string, double> v;
+  auto body = telemetry::local::HttpGet(metrics_port, "/metrics");
+  if (!body.ok()) return v;
+  for (const char* h : {"telemetry_ingest_ack_latency_seconds", "telemetry_ingest_queue_wait_seconds",
+                        "telemetry_ingest_dedupe_claim_seconds", "telemetry_ingest_group_rows"}) {
+    v[absl::StrCat(h, "_sum")] = telemetry::local::MetricValue(*body, absl::StrCat(h, "_sum"));
+    v[absl::StrCat(h, "_count")] = telemetry::local::MetricValue(*body, absl::StrCat(h, "_count"));
+  }
+  const std::string copy = "telemetry_ingest_copy_duration_seconds";
+  v[copy + "_sum"] = telemetry::local::MetricValue(*body, copy + "_sum{path=\"copy\"}");
+  v[copy + "_count"] = telemetry::local::MetricValue(*body, copy + "_count{path=\"copy\"}");
   return v;
 }
 
-class Gateway {
- public:
-  Gateway(std::string binary, std::string conninfo, std::string redis_url)
-      : binary_(std::move(binary)), conninfo_(std::move(conninfo)),
-        redis_url_(std::move(redis_url)) {}
-  ~Gateway() { Stop(); }
-
-  void Start() {
-    port_ = telemetry::local::FreeLoopbackPort();
-    metrics_port_ = telemetry::local::FreeLoopbackPort();
-    pid_ = telemetry::local::SpawnProcess(
-        {binary_, "--plaintext", "--device_auth=false",
-         absl::StrCat("--database_url=", conninfo_), absl::StrCat("--redis_url=", redis_url_),
-         absl::StrCat("--listen=127.0.0.1:", port_),
-         absl::StrCat("--metrics_listen=127.0.0.1:", metrics_port_)},
-        "/tmp/latency_bench_gateway.log");
-    if (!telemetry::local::PollUntil(
-            [&] { return telemetry::local::HttpGet(metrics_port_, "/metrics").ok(); })) {
-      DieUnlessOk(absl::UnavailableError(
-                      "did not start; see /tmp/latency_bench_gateway.log"),
-                  binary_.c_str());
-    }
-  }
-  void Stop() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    telemetry::local::WaitForExit(pid_, absl::Seconds(60));
-    pid_ = -1;
-  }
-  int port() const { return port_; }
-
- private:
-  const std::string binary_, conninfo_, redis_url_;
-  int port_ = 0, metrics_port_ = 0;
-  pid_t pid_ = -1;
-};
+Stages StagesBetween(const std::map<std::string, double>& before,
+                     const std::map<std::string, double>& after) {
+  auto mean = [&](const std::string& h, double scale) {
+    auto s0 = before.find(h + "_sum"), c0 = before.find(h + "_count");
+    auto s1 = after.find(h + "_sum"), c1 = after.find(h + "_count");
+    if (s0 == before.end() || s1 == after.end() || s0->second < 0 || s1->second < 0) return -1.0;
+    double n = c1->second - c0->second;
+    return n > 0 ? (s1->second - s0->second) / n * scale : -1.0;
+  };
+  return {mean("telemetry_ingest_ack_latency_seconds", 1e3),
+          mean("telemetry_ingest_queue_wait_seconds", 1e3),
+          mean("telemetry_ingest_dedupe_claim_seconds", 1e3),
+          mean("telemetry_ingest_copy_duration_seconds", 1e3),
+          mean("telemetry_ingest_group_rows", 1)};
+}
 
 // One loadgen run against `port`; rate 0 = as fast as it can.
 Point RunFleet(int port, double rows_per_second, bool stagger, int run) {
   const int devices = absl::GetFlag(FLAGS_devices);
-  const std::string out = "/tmp/latency_bench_loadgen.txt";
-  pid_t pid = telemetry::local::SpawnProcess(
-      {LOADGEN_PATH, "--plaintext", absl::StrCat("--target=127.0.0.1:", port),
-       absl::StrCat("--devices=", devices), absl::StrCat("--sensors=", absl::GetFlag(FLAGS_sensors)),
+  std::string json = telemetry::load::RunLoadgen(
+      port,
+      {absl::StrCat("--devices=", devices),
+       absl::StrCat("--sensors=", absl::GetFlag(FLAGS_sensors)),
        absl::StrCat("--batch=", absl::GetFlag(FLAGS_batch)),
        absl::StrCat("--duration=", absl::FormatDuration(absl::GetFlag(FLAGS_duration))),
        absl::StrCat("--rate=", rows_per_second / devices), absl::StrCat("--stagger=", stagger),
-       absl::StrCat("--seed=", run), "--quiet", "--json"},
-      out);
-  int code = telemetry::local::WaitForExit(pid, absl::GetFlag(FLAGS_duration) + absl::Minutes(3));
-  if (code < 0) {
-    kill(pid, SIGKILL);
-    telemetry::local::WaitForExit(pid, absl::Seconds(10));
-  }
-  std::ifstream in(out);
-  std::string line, json;
-  while (std::getline(in, line)) {
-    if (!line.empty() && line[0] == '{') json = line;
-  }
-  if (code != 0 || json.empty() || json.find("\"ok\":true") == std::string::npos) {
-    DieUnlessOk(absl::InternalError(absl::StrCat("loadgen exited ", code, "; see ", out)),
-                "fleet");
-  }
+       absl::StrCat("--seed=", run)},
+      absl::GetFlag(FLAGS_duration) + absl::Minutes(3));
   return {JsonNumber(json, "rows_per_second"), JsonNumber(json, "ack_p50_ms"),
           JsonNumber(json, "ack_p99_ms")};
 }
@@ -164,29 +144,61 @@ int main(int argc, char** argv) {
     DieUnlessOk((*conn)->Exec("TRUNCATE sensor_readings; CHECKPOINT"), "truncate");
   };
 
+  // Levels are fractions of the baseline's saturation, or of the build's own.
+  const std::string reference_name = gateways.back().first;
   std::vector<bool> patterns = {true};
   if (absl::GetFlag(FLAGS_lockstep)) patterns.push_back(false);
   // name -> saturation samples; (name, stagger, level) -> points.
   std::map<std::string, std::vector<double>> saturation;
   std::map<std::tuple<std::string, bool, int>, std::vector<Point>> points;
+  std::map<std::tuple<std::string, bool, int>, std::vector<Stages>> stages;
   int run = 1;
+  {
+    // Warm-up, not measured: the first writes into a fresh database (its
+    // first partitions, statistics, caches) are slower than any later run.
+    GatewayProcess gw(gateways.front().second, conninfo, (*redis)->Url());
+    gw.Start();
+    RunFleet(gw.port(), 0, true, run++);
+  }
   for (int round = 0; round < absl::GetFlag(FLAGS_rounds); ++round) {
+    // Alternate which build goes first, so neither always follows the other.
+    if (round > 0) std::reverse(gateways.begin(), gateways.end());
+    // Saturation of each build first: the levels are fractions of the
+    // baseline's (the same absolute loads for both builds), or of the one
+    // build's own.
     for (const auto& [name, binary] : gateways) {
-      Gateway gw(binary, conninfo, (*redis)->Url());
+      GatewayProcess gw(binary, conninfo, (*redis)->Url());
       gw.Start();
       reset();
+      auto before = ScrapeStages(gw.metrics_port());
       Point sat = RunFleet(gw.port(), 0, true, run++);
+      Stages st = StagesBetween(before, ScrapeStages(gw.metrics_port()));
       saturation[name].push_back(sat.rows_per_second);
-      std::fprintf(stderr, "round %d %-4s saturation %9.0f rows/s (p50 %.1f ms, p99 %.1f ms)\n",
-                   round + 1, name.c_str(), sat.rows_per_second, sat.p50_ms, sat.p99_ms);
+      std::fprintf(stderr,
+                   "round %d %-4s saturation %9.0f rows/s (p50 %.1f ms, p99 %.1f ms) | server "
+                   "means: ack %.2f, queue %.2f, claim %.2f, copy %.2f ms, %.0f rows a group\n",
+                   round + 1, name.c_str(), sat.rows_per_second, sat.p50_ms, sat.p99_ms,
+                   st.ack_ms, st.queue_wait_ms, st.claim_ms, st.copy_ms, st.group_rows);
+    }
+    const double reference = saturation[reference_name].back();
+    for (const auto& [name, binary] : gateways) {
+      GatewayProcess gw(binary, conninfo, (*redis)->Url());
+      gw.Start();
       for (bool stagger : patterns) {
         for (int level : levels) {
           reset();
-          Point p = RunFleet(gw.port(), sat.rows_per_second * level / 100.0, stagger, run++);
+          auto before = ScrapeStages(gw.metrics_port());
+          Point p = RunFleet(gw.port(), reference * level / 100.0, stagger, run++);
+          Stages st = StagesBetween(before, ScrapeStages(gw.metrics_port()));
           points[{name, stagger, level}].push_back(p);
-          std::fprintf(stderr, "round %d %-4s %-9s %3d%%  %9.0f rows/s  p50 %7.2f ms  p99 %7.2f ms\n",
+          stages[{name, stagger, level}].push_back(st);
+          std::fprintf(stderr,
+                       "round %d %-4s %-9s %3d%%  %9.0f rows/s  p50 %7.2f ms  p99 %7.2f ms | "
+                       "server means: ack %.2f, queue %.2f, claim %.2f, copy %.2f ms, %.0f rows a "
+                       "group\n",
                        round + 1, name.c_str(), stagger ? "staggered" : "lockstep", level,
-                       p.rows_per_second, p.p50_ms, p.p99_ms);
+                       p.rows_per_second, p.p50_ms, p.p99_ms, st.ack_ms, st.queue_wait_ms,
+                       st.claim_ms, st.copy_ms, st.group_rows);
         }
       }
       gw.Stop();
@@ -202,6 +214,8 @@ int main(int argc, char** argv) {
     std::printf("  %-4s %s: saturation %.0f rows/s\n", name.c_str(), binary.c_str(),
                 Median(saturation[name]));
   }
+  if (gateways.front().first != "new") std::reverse(gateways.begin(), gateways.end());
+  std::printf("  load: %% of the %s build's saturation\n", reference_name.c_str());
   std::printf("  %-9s %5s |", "arrivals", "load");
   for (const auto& [name, binary] : gateways) {
     std::printf(" %4s rows/s   p50 ms   p99 ms |", name.c_str());
@@ -213,22 +227,40 @@ int main(int argc, char** argv) {
       std::printf("  %-9s %4d%% |", stagger ? "staggered" : "lockstep", level);
       std::vector<Point> med;
       for (const auto& [name, binary] : gateways) {
-        const auto& v = points[{name, stagger, level}];
-        Point m;
         std::vector<double> r, a, b;
-        for (const Point& p : v) {
+        for (const Point& p : points[{name, stagger, level}]) {
           r.push_back(p.rows_per_second);
           a.push_back(p.p50_ms);
           b.push_back(p.p99_ms);
         }
-        m = {Median(r), Median(a), Median(b)};
-        med.push_back(m);
-        std::printf(" %11.0f %8.2f %8.2f |", m.rows_per_second, m.p50_ms, m.p99_ms);
+        med.push_back({Median(r), Median(a), Median(b)});
+        std::printf(" %11.0f %8.2f %8.2f |", med.back().rows_per_second, med.back().p50_ms,
+                    med.back().p99_ms);
       }
       if (med.size() == 2 && med[1].p50_ms > 0 && med[1].p99_ms > 0) {
-        std::printf(" %12.2f  %12.2f", med[0].p50_ms / med[1].p50_ms, med[0].p99_ms / med[1].p99_ms);
+        std::printf(" %12.2f  %12.2f", med[0].p50_ms / med[1].p50_ms,
+                    med[0].p99_ms / med[1].p99_ms);
       }
       std::printf("\n");
+    }
+  }
+  std::printf("  where the time went (the gateway's histograms, means in ms; group in rows):\n");
+  for (const auto& [name, binary] : gateways) {
+    for (bool stagger : patterns) {
+      for (int level : levels) {
+        std::vector<double> ack, queue, claim, copy, group;
+        for (const Stages& st : stages[{name, stagger, level}]) {
+          ack.push_back(st.ack_ms);
+          queue.push_back(st.queue_wait_ms);
+          claim.push_back(st.claim_ms);
+          copy.push_back(st.copy_ms);
+          group.push_back(st.group_rows);
+        }
+        std::printf("  %-4s %-9s %4d%%  ack %7.2f  queue %7.2f  claim %5.2f  copy %7.2f  "
+                    "group %7.0f\n",
+                    name.c_str(), stagger ? "staggered" : "lockstep", level, Median(ack),
+                    Median(queue), Median(claim), Median(copy), Median(group));
+      }
     }
   }
   if (gateways.size() == 2) {

@@ -58,11 +58,11 @@ ABSL_FLAG(int, queue_readings, 200000,
 ABSL_FLAG(int, queue_mib, 256,
           "Bound on the memory those readings hold, in MiB (the memory bound)");
 ABSL_FLAG(int, flush_readings, 5000,
-          "With --flush_interval: a smaller commit group waits for more readings");
-ABSL_FLAG(absl::Duration, flush_interval, absl::ZeroDuration(),
-          "Linger: how long a commit group smaller than --flush_readings waits for "
-          "more batches (0: an idle writer writes what it finds at once; groups "
-          "still grow under load)");
+          "While another writer is busy, a smaller commit group waits for this many "
+          "readings...");
+ABSL_FLAG(absl::Duration, flush_interval, absl::Milliseconds(5),
+          "...or until its oldest batch waited this long (a writer with no other "
+          "writer busy writes at once)");
 ABSL_FLAG(int, max_group_readings, 50000, "Most readings in one COPY");
 ABSL_FLAG(int, writers, 2, "Parallel COPY writers (database connections)");
 ABSL_FLAG(int, stream_window, 16,

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <optional>
 #include <utility>
 
@@ -74,10 +75,6 @@ size_t IngestPipeline::queued_readings() const {
   return reserved_rows_;
 }
 
-int IngestPipeline::idle_flushers() const {
-  MutexLock lock(&mu_);
-  return idle_flushers_;
-}
 
 void IngestPipeline::NotifyWhenSpace(absl::AnyInvocable<void() &&> callback) {
   {
@@ -112,10 +109,6 @@ void IngestPipeline::Finish(
 void IngestPipeline::SetQueueGauges() {
   metrics_->queue_readings.Set(static_cast<double>(reserved_rows_));
   metrics_->queue_bytes.Set(static_cast<double>(reserved_bytes_));
-}
-
-void IngestPipeline::SetBusyGauge() {
-  metrics_->busy_writers.Set(static_cast<double>(flushers_count_ - idle_flushers_));
 }
 
 void IngestPipeline::NoteDedupeHealth(bool up) {
@@ -173,32 +166,47 @@ absl::Status IngestPipeline::Submit(const std::string& key,
   p.bytes = bytes;
   p.arrived = arrived;
   p.done = std::move(done);
-  p.seq = ++last_seq_;
   queue_rows_ += n;
   queue_.push_back(std::move(p));
   return absl::OkStatus();
 }
 
+namespace {
+// Time constant of the writers' load average: a few writes at light load.
+constexpr absl::Duration kLoadTimeConstant = absl::Milliseconds(50);
+}  // namespace
+
+double IngestPipeline::BusyAverage(absl::Time now) const {
+  // Time-weighted average of the writing flushers: their count has been
+  // constant since writing_changed_, so the average decays towards it.
+  const double writing = static_cast<double>(writing_);
+  const double dt = std::max(0.0, absl::ToDoubleSeconds(now - writing_changed_));
+  return writing + (writing_average_ - writing) *
+                       std::exp(-dt / absl::ToDoubleSeconds(kLoadTimeConstant));
+}
+
+void IngestPipeline::ChangeWriting(int delta) {
+  const absl::Time now = absl::Now();
+  writing_average_ = BusyAverage(now);
+  writing_changed_ = now;
+  writing_ += delta;
+  if (metrics_) metrics_->busy_writers.Set(static_cast<double>(writing_));
+}
+
+bool IngestPipeline::UnderLoad() const {
+  return BusyAverage(absl::Now()) >= options_.load_threshold * flushers_count_;
+}
+
 bool IngestPipeline::FlushDue() const {
-  return shutting_down_ || queue_rows_ >= options_.flush_readings ||
-         (!queue_.empty() && queue_.front().seq <= due_through_seq_);
+  if (shutting_down_) return true;
+  if (queue_.empty()) return false;
+  return queue_rows_ >= options_.flush_readings || !UnderLoad();
 }
 
 void IngestPipeline::TakeGroup(std::vector<Pending>& group) {
-  // A burst that arrives while other flushers are idle is shared between
-  // them (each takes its part in arrival order), so its batches are written
-  // in parallel rather than in one long transaction; the rest of it is due
-  // at once, whatever the linger. A flusher with no idle peer takes all that
-  // waits, up to the group bound.
-  size_t limit = options_.max_group_readings;
-  if (idle_flushers_ > 0) {
-    const size_t peers = static_cast<size_t>(idle_flushers_) + 1;
-    limit = std::min(limit, (queue_rows_ + peers - 1) / peers);
-    due_through_seq_ = queue_.back().seq;
-  }
   size_t rows = 0;
   while (!queue_.empty() &&
-         (group.empty() || rows + queue_.front().rows.size() <= limit)) {
+         (group.empty() || rows + queue_.front().rows.size() <= options_.max_group_readings)) {
     rows += queue_.front().rows.size();
     group.push_back(std::move(queue_.front()));
     queue_.pop_front();
@@ -208,17 +216,14 @@ void IngestPipeline::TakeGroup(std::vector<Pending>& group) {
 
 void IngestPipeline::FlusherLoop(TelemetrySink* sink) {
   std::vector<Pending> group;
+  bool wrote = false;
   while (true) {
     {
       MutexLock lock(&mu_);
-      ++idle_flushers_;
-      if (metrics_) SetBusyGauge();
+      if (wrote) ChangeWriting(-1);
       while (true) {
         if (queue_.empty()) {
-          if (shutting_down_) {
-            --idle_flushers_;
-            return;
-          }
+          if (shutting_down_) return;
           auto has_work = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
             return !queue_.empty() || shutting_down_;
           };
@@ -231,9 +236,9 @@ void IngestPipeline::FlusherLoop(TelemetrySink* sink) {
         mu_.AwaitWithDeadline(absl::Condition(this, &IngestPipeline::FlushDue),
                               deadline);
       }
-      --idle_flushers_;
       TakeGroup(group);
-      if (metrics_) SetBusyGauge();
+      ChangeWriting(+1);
+      wrote = true;
     }
     if (metrics_) {
       const absl::Time taken = absl::Now();

@@ -2,16 +2,19 @@
 // commit -> acknowledge.
 //
 // Adaptive group commit: batches from every stream wait in one bounded
-// queue; a flusher thread with nothing to write takes what is queued at
-// once, writes it in one transaction through its own TelemetrySink, and
-// completes every batch it served with the shared outcome. At light load a
-// batch therefore waits for nobody; while every flusher is writing, batches
-// accumulate and the next group is larger, so groups grow only with load
-// (the way LevelDB's BuildBatchGroup grows a group only while its writers
-// are busy). When several flushers are idle, a burst is shared between
-// them instead of going into one transaction while the others wait.
-// Several flushers write in parallel, the way parallel COPY clients load
-// faster than one.
+// queue; flusher threads take groups of them, each writes its group in one
+// transaction through its own TelemetrySink and completes every batch it
+// served with the shared outcome. While the writers are mostly idle (the
+// number writing, averaged over the last ~50 ms, is under load_threshold
+// of them) a flusher takes what is queued at once, so at light load a
+// batch waits for nobody. Under load, a group smaller than flush_readings
+// waits up to flush_interval for more, so groups grow only then:
+// one-batch transactions would spend the capacity a loaded write path
+// needs (each carries a commit, a claim and a completion), and the queue
+// would grow into ever larger, slower groups. (LevelDB's BuildBatchGroup
+// limits a group's growth the same way for the small writes of a quiet
+// database.) Several flushers write in parallel, the way parallel COPY
+// clients load faster than one.
 //
 // Memory is bounded: readings count against max_queued_readings from
 // Submit until their ack, and Submit refuses (ResourceExhausted) what does
@@ -63,13 +66,15 @@ struct PipelineOptions {
   // refuses further batches.
   size_t max_queued_readings = 200'000;
   size_t max_queued_bytes = 256 << 20;
-  // Linger: a group of fewer than flush_readings waits until its oldest
-  // batch has waited flush_interval, for more batches to join it. Zero (the
-  // default) never waits: an idle flusher writes what it finds. A linger
-  // trades latency at light load for fewer, larger transactions; under load
-  // groups grow without one.
+  // Under load (see above), a group of fewer than flush_readings waits
+  // until its oldest batch has waited flush_interval for more batches to
+  // join it. At light load a flusher never waits.
   size_t flush_readings = 5'000;
-  absl::Duration flush_interval = absl::ZeroDuration();
+  absl::Duration flush_interval = absl::Milliseconds(5);
+  // "Under load": the writing flushers' time-average over the last ~50 ms
+  // is at least this fraction of all flushers. 0 lingers always; above 1,
+  // never.
+  double load_threshold = 0.5;
   // Upper bound of one COPY transaction.
   size_t max_group_readings = 50'000;
   // Parallel writers (one database connection each).
@@ -117,8 +122,6 @@ class IngestPipeline {
   void Shutdown();
 
   size_t queued_readings() const;
-  // Flushers waiting for work (not writing).
-  int idle_flushers() const;
 
  private:
   struct Pending {
@@ -129,7 +132,6 @@ class IngestPipeline {
     bool claimed = false;         // we hold the dedupe key
     bool may_contain_duplicates = false;
     absl::Time arrived;
-    uint64_t seq = 0;             // arrival order
     Callback done;
   };
   struct Waiter {  // a local re-delivery waiting for the original's outcome
@@ -146,11 +148,16 @@ class IngestPipeline {
   // Releases the batches' reservations and keys, and runs their callbacks
   // and those of their local re-deliveries (and of space waiters).
   void Release(std::vector<Pending>& batches, std::vector<BatchOutcome> outcomes);
+  // Whether a waiting flusher takes a group now.
   bool FlushDue() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // The writing flushers' recent average, and whether it is
+  // load_threshold of them or more.
+  double BusyAverage(absl::Time now) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  bool UnderLoad() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  void ChangeWriting(int delta) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves the next group out of the queue into `group`.
   void TakeGroup(std::vector<Pending>& group) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SetQueueGauges() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void SetBusyGauge() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Records whether the dedupe store answered; logs on each change.
   void NoteDedupeHealth(bool up);
   void Finish(std::vector<std::pair<Callback, BatchOutcome>>& calls,
@@ -174,10 +181,9 @@ class IngestPipeline {
   std::vector<absl::AnyInvocable<void() &&>> space_waiters_
       ABSL_GUARDED_BY(mu_);
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
-  int idle_flushers_ ABSL_GUARDED_BY(mu_) = 0;  // waiting for work
-  uint64_t last_seq_ ABSL_GUARDED_BY(mu_) = 0;
-  // Batches up to this seq are due at once (the rest of a shared burst).
-  uint64_t due_through_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  int writing_ ABSL_GUARDED_BY(mu_) = 0;        // flushers inside a write
+  double writing_average_ ABSL_GUARDED_BY(mu_) = 0;  // as of writing_changed_
+  absl::Time writing_changed_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 
   std::vector<std::unique_ptr<TelemetrySink>> sinks_;
   std::vector<std::thread> flushers_;

@@ -55,32 +55,18 @@ class IngestPipelineTest : public ::testing::Test {
                       Result* r) {
     return pipeline_->Submit(key, std::move(rows), r->Callback());
   }
+  // Occupies one writer with a batch of `rows` readings held at the
+  // database's gate, so that what is submitted next queues up behind it.
+  void HoldAWriter(Result* blocker, int rows = 1) {
+    db_.SetGateOpen(false);
+    ASSERT_TRUE(Submit("blocker", Rows("blocker", rows), blocker).ok());
+    ASSERT_TRUE(Eventually([&] { return db_.writes_waiting() == 1; }));
+  }
 
   MemoryDatabase db_;
   MemoryDedupeStore store_;
   std::unique_ptr<IngestPipeline> pipeline_;
 };
-
-TEST_F(IngestPipelineTest, CoalescesBatchesFromManyCallersIntoOneWrite) {
-  PipelineOptions o;
-  o.flushers = 1;
-  o.flush_readings = 100;
-  o.flush_interval = absl::Seconds(30);  // only the size trigger can fire
-  Start(o);
-  Result results[10];
-  for (int i = 0; i < 10; ++i) {
-    ASSERT_TRUE(Submit("k" + std::to_string(i), Rows("s" + std::to_string(i), 10),
-                       &results[i]).ok());
-  }
-  for (Result& r : results) {
-    ASSERT_TRUE(r.Wait());
-    EXPECT_TRUE(r.outcome.status.ok());
-    EXPECT_EQ(r.outcome.accepted, 10u);
-  }
-  EXPECT_EQ(db_.groups_written(), 1);
-  EXPECT_EQ(db_.largest_group(), 100u);
-  EXPECT_EQ(db_.rows(), 100u);
-}
 
 TEST_F(IngestPipelineTest, FlushesASmallBatchAfterTheInterval) {
   PipelineOptions o;
@@ -93,12 +79,15 @@ TEST_F(IngestPipelineTest, FlushesASmallBatchAfterTheInterval) {
   EXPECT_EQ(r.outcome.accepted, 3u);
 }
 
-// Adaptive group commit: an idle writer takes a lone batch at once (no
-// linger by default); batches that arrive while it writes become the next,
-// larger group.
+// Adaptive group commit: a writer with no other writer busy takes a lone
+// batch at once, whatever the linger; batches that arrive while it writes
+// become the next, larger group.
 TEST_F(IngestPipelineTest, GroupsGrowOnlyWhileTheWriterIsBusy) {
   PipelineOptions o;
   o.flushers = 1;
+  o.flush_readings = 1'000'000;
+  o.flush_interval = absl::Hours(1);  // a linger would show
+  o.load_threshold = 2;  // never under load
   Start(o);
   db_.SetGateOpen(false);
   Result first;
@@ -117,28 +106,31 @@ TEST_F(IngestPipelineTest, GroupsGrowOnlyWhileTheWriterIsBusy) {
   EXPECT_EQ(db_.largest_group(), 90u);  // everything that queued meanwhile
 }
 
-// A burst that finds several writers idle is split between them, so its
-// batches are written in parallel, not in one long transaction.
-TEST_F(IngestPipelineTest, ABurstIsSharedBetweenIdleWriters) {
+// Under load a small group waits for company rather than going out as a
+// one-batch transaction.
+TEST_F(IngestPipelineTest, UnderLoadAGroupWaitsForCompany) {
   PipelineOptions o;
   o.flushers = 2;
   o.flush_readings = 100;
-  o.flush_interval = absl::Seconds(30);  // the burst is due once complete
+  o.flush_interval = absl::Seconds(30);  // only the size trigger can fire
+  o.load_threshold = 0;                   // always under load
   Start(o);
-  ASSERT_TRUE(Eventually([&] { return pipeline_->idle_flushers() == 2; }));
-  db_.SetGateOpen(false);  // each writer holds its share until both have one
+  Result blocker;
+  HoldAWriter(&blocker, 100);  // a full group: written at once
   Result results[10];
-  for (int i = 0; i < 10; ++i) {
+  for (int i = 0; i < 9; ++i) {
     ASSERT_TRUE(Submit("k" + std::to_string(i), Rows("s" + std::to_string(i), 10),
                        &results[i]).ok());
   }
+  EXPECT_EQ(db_.writes_waiting(), 1) << "90 readings: the second writer still waits";
+  ASSERT_TRUE(Submit("k9", Rows("s9", 10), &results[9]).ok());
   ASSERT_TRUE(Eventually([&] { return db_.writes_waiting() == 2; }))
-      << "both writers have a part of the burst";
+      << "100 readings: a full group";
   db_.SetGateOpen(true);
+  ASSERT_TRUE(blocker.Wait());
   for (Result& r : results) ASSERT_TRUE(r.Wait());
   EXPECT_EQ(db_.groups_written(), 2);
-  EXPECT_EQ(db_.largest_group(), 50u);
-  EXPECT_EQ(db_.rows(), 100u);
+  EXPECT_EQ(db_.largest_group(), 100u);
 }
 
 TEST_F(IngestPipelineTest, CommittedKeyIsAnsweredAsDuplicateWithoutWriting) {
@@ -283,37 +275,41 @@ TEST_F(IngestPipelineTest, SubmitDoesNotWaitForAStalledStore) {
 TEST_F(IngestPipelineTest, ClaimsAWholeGroupInOneRoundTrip) {
   PipelineOptions o;
   o.flushers = 1;
-  o.flush_readings = 100;
-  o.flush_interval = absl::Seconds(30);  // only the size trigger can fire
   Start(o);
+  Result blocker;
+  HoldAWriter(&blocker);
   Result results[10];
   for (int i = 0; i < 10; ++i) {
     ASSERT_TRUE(Submit("k" + std::to_string(i), Rows("s" + std::to_string(i), 10),
                        &results[i]).ok());
   }
+  db_.SetGateOpen(true);
+  ASSERT_TRUE(blocker.Wait());
   for (Result& r : results) ASSERT_TRUE(r.Wait());
-  EXPECT_EQ(db_.groups_written(), 1);
-  EXPECT_EQ(store_.claim_round_trips(), 1);
+  EXPECT_EQ(db_.groups_written(), 2);
+  EXPECT_EQ(db_.largest_group(), 100u);
+  EXPECT_EQ(store_.claim_round_trips(), 2) << "one for the blocker, one for the ten";
 }
 
 TEST_F(IngestPipelineTest, CommittedKeysInAGroupAreAnsweredAndTheRestWritten) {
   PipelineOptions o;
   o.flushers = 1;
-  o.flush_readings = 20;
-  o.flush_interval = absl::Seconds(30);
   Start(o);
-  Result first, pad;
+  Result first;
   ASSERT_TRUE(Submit("old", Rows("s", 10), &first).ok());
-  ASSERT_TRUE(Submit("pad", Rows("p", 10), &pad).ok());
-  ASSERT_TRUE(first.Wait() && pad.Wait());
+  ASSERT_TRUE(first.Wait());
+  Result blocker;
+  HoldAWriter(&blocker);  // the next two queue up as one group
   Result resend, fresh;
   ASSERT_TRUE(Submit("old", Rows("s", 10), &resend).ok());
   ASSERT_TRUE(Submit("new", Rows("t", 10), &fresh).ok());
-  ASSERT_TRUE(resend.Wait() && fresh.Wait());
+  db_.SetGateOpen(true);
+  ASSERT_TRUE(blocker.Wait() && resend.Wait() && fresh.Wait());
   EXPECT_EQ(resend.outcome.duplicates, 10u);
   EXPECT_EQ(resend.outcome.accepted, 0u);
   EXPECT_EQ(fresh.outcome.accepted, 10u);
-  EXPECT_EQ(db_.rows(), 30u);
+  EXPECT_EQ(db_.rows(), 21u);
+  EXPECT_EQ(db_.largest_group(), 10u) << "the resend was answered without a write";
 }
 
 TEST_F(IngestPipelineTest, ACommittedKeyFreesSpaceForAParkedCaller) {
