@@ -58,11 +58,14 @@ ABSL_FLAG(int, queue_readings, 200000,
 ABSL_FLAG(int, queue_mib, 256,
           "Bound on the memory those readings hold, in MiB (the memory bound)");
 ABSL_FLAG(int, flush_readings, 5000,
-          "While another writer is busy, a smaller commit group waits for this many "
-          "readings...");
+          "Under load (--flush_load_threshold), a smaller commit group waits for this "
+          "many readings...");
 ABSL_FLAG(absl::Duration, flush_interval, absl::Milliseconds(5),
-          "...or until its oldest batch waited this long (a writer with no other "
-          "writer busy writes at once)");
+          "...or until its oldest batch waited this long; otherwise a writer writes "
+          "what is queued at once");
+ABSL_FLAG(double, flush_load_threshold, 0.5,
+          "Under load: the writers busy, averaged over ~50 ms, are at least this "
+          "fraction of --writers (0: always; above 1: never)");
 ABSL_FLAG(int, max_group_readings, 50000, "Most readings in one COPY");
 ABSL_FLAG(int, writers, 2, "Parallel COPY writers (database connections)");
 ABSL_FLAG(int, stream_window, 16,
@@ -138,6 +141,7 @@ int main(int argc, char** argv) {
   o.pipeline.flush_readings =
       static_cast<size_t>(absl::GetFlag(FLAGS_flush_readings));
   o.pipeline.flush_interval = absl::GetFlag(FLAGS_flush_interval);
+  o.pipeline.load_threshold = absl::GetFlag(FLAGS_flush_load_threshold);
   o.pipeline.max_group_readings =
       static_cast<size_t>(absl::GetFlag(FLAGS_max_group_readings));
   o.pipeline.flushers = absl::GetFlag(FLAGS_writers);

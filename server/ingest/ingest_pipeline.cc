@@ -190,17 +190,22 @@ void IngestPipeline::ChangeWriting(int delta) {
   writing_average_ = BusyAverage(now);
   writing_changed_ = now;
   writing_ += delta;
+  ++writing_changes_;
   if (metrics_) metrics_->busy_writers.Set(static_cast<double>(writing_));
 }
 
-bool IngestPipeline::UnderLoad() const {
-  return BusyAverage(absl::Now()) >= options_.load_threshold * flushers_count_;
+absl::Time IngestPipeline::LoadEnds(absl::Time now) const {
+  const double threshold = options_.load_threshold * flushers_count_;
+  const double average = BusyAverage(now);
+  if (average < threshold) return now;
+  const double writing = static_cast<double>(writing_);
+  if (writing >= threshold) return absl::InfiniteFuture();  // not while this lasts
+  // average(now + t) = writing + (average - writing) * exp(-t / tau)
+  return now + kLoadTimeConstant * std::log((average - writing) / (threshold - writing));
 }
 
-bool IngestPipeline::FlushDue() const {
-  if (shutting_down_) return true;
-  if (queue_.empty()) return false;
-  return queue_rows_ >= options_.flush_readings || !UnderLoad();
+bool IngestPipeline::GroupFull() const {
+  return shutting_down_ || queue_rows_ >= options_.flush_readings;
 }
 
 void IngestPipeline::TakeGroup(std::vector<Pending>& group) {
@@ -230,11 +235,20 @@ void IngestPipeline::FlusherLoop(TelemetrySink* sink) {
           mu_.Await(absl::Condition(&has_work));
           continue;
         }
-        if (FlushDue()) break;
-        absl::Time deadline = queue_.front().arrived + options_.flush_interval;
-        if (absl::Now() >= deadline) break;
-        mu_.AwaitWithDeadline(absl::Condition(this, &IngestPipeline::FlushDue),
-                              deadline);
+        if (GroupFull()) break;
+        // Under load, wait for company: until the group is full, its
+        // oldest batch has waited flush_interval, or the load has decayed
+        // (re-reckoned whenever a writer starts or finishes). Conditions
+        // read only state under mu_; the clock is read here.
+        const absl::Time now = absl::Now();
+        const absl::Time deadline = std::min(queue_.front().arrived + options_.flush_interval,
+                                             LoadEnds(now));
+        if (now >= deadline) break;
+        const uint64_t changes = writing_changes_;
+        auto woken = [this, changes]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+          return GroupFull() || writing_changes_ != changes;
+        };
+        mu_.AwaitWithDeadline(absl::Condition(&woken), deadline);
       }
       TakeGroup(group);
       ChangeWriting(+1);

@@ -148,12 +148,13 @@ class IngestPipeline {
   // Releases the batches' reservations and keys, and runs their callbacks
   // and those of their local re-deliveries (and of space waiters).
   void Release(std::vector<Pending>& batches, std::vector<BatchOutcome> outcomes);
-  // Whether a waiting flusher takes a group now.
-  bool FlushDue() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  // The writing flushers' recent average, and whether it is
-  // load_threshold of them or more.
+  // Whether a group is due whatever the load (full, or shutting down).
+  bool GroupFull() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // The writing flushers' recent average at `now`, and when it will be
+  // below load_threshold of them if the number writing stays as it is
+  // (`now` if it is below already: not under load).
   double BusyAverage(absl::Time now) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  bool UnderLoad() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  absl::Time LoadEnds(absl::Time now) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void ChangeWriting(int delta) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves the next group out of the queue into `group`.
   void TakeGroup(std::vector<Pending>& group) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -181,7 +182,10 @@ class IngestPipeline {
   std::vector<absl::AnyInvocable<void() &&>> space_waiters_
       ABSL_GUARDED_BY(mu_);
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
-  int writing_ ABSL_GUARDED_BY(mu_) = 0;        // flushers inside a write
+  // Flushers between taking a group and coming back for the next (claim,
+  // write, acks).
+  int writing_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t writing_changes_ ABSL_GUARDED_BY(mu_) = 0;
   double writing_average_ ABSL_GUARDED_BY(mu_) = 0;  // as of writing_changed_
   absl::Time writing_changed_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 

@@ -1,5 +1,7 @@
 #include "storage/pg/connection.h"
 
+#include <algorithm>
+
 #include <bit>
 #include <cstdlib>
 #include <regex>
@@ -182,23 +184,28 @@ absl::StatusOr<Result> Connection::QueryPrepared(const std::string& sql,
   auto it = prepared_.find(sql);
   if (it == prepared_.end()) {
     if (prepared_.size() >= kMaxPrepared) {
-      // Texts come and go (LatestReadings' bound changes daily): start
-      // over rather than run every new text unprepared from then on.
-      Result dealloc(PQexec(conn_, "DEALLOCATE ALL"));
+      // Texts come and go (LatestReadings' bound changes daily): the least
+      // recently used one makes room.
+      auto lru = std::min_element(prepared_.begin(), prepared_.end(),
+                                  [](const auto& a, const auto& b) {
+                                    return a.second.last_used < b.second.last_used;
+                                  });
+      Result dealloc(PQexec(conn_, absl::StrCat("DEALLOCATE ", lru->second.name).c_str()));
       if (absl::Status s = StatusFromResult(dealloc.raw(), "deallocate failed"); !s.ok()) {
         return s;
       }
-      prepared_.clear();
+      prepared_.erase(lru);
     }
-    std::string name = absl::StrCat("tg_", prepared_.size());
+    std::string name = absl::StrCat("tg_", next_statement_++);
     Result prep(PQprepare(conn_, name.c_str(), sql.c_str(), static_cast<int>(params.size()),
                           nullptr));
     absl::Status status = StatusFromResult(prep.raw(), "prepare failed");
     if (!status.ok()) return status;
-    it = prepared_.emplace(sql, std::move(name)).first;
+    it = prepared_.emplace(sql, PreparedStatement{std::move(name), 0}).first;
   }
+  it->second.last_used = ++prepared_uses_;
   std::vector<const char*> values = ParamPointers(params);
-  Result res(PQexecPrepared(conn_, it->second.c_str(), static_cast<int>(params.size()),
+  Result res(PQexecPrepared(conn_, it->second.name.c_str(), static_cast<int>(params.size()),
                             values.data(), nullptr, nullptr, /*resultFormat=*/1));
   absl::Status status = StatusFromResult(res.raw(), "query failed");
   if (!status.ok()) return status;

@@ -88,8 +88,8 @@ class Connection {
   // this connection's cache) and then only bound and executed; PostgreSQL
   // still re-plans it when the schema changes, and chooses between generic
   // and custom plans as it does for any prepared statement. At most
-  // kMaxPrepared texts per connection: the next one empties the cache
-  // (DEALLOCATE ALL) and it fills again.
+  // kMaxPrepared texts per connection: a new one then replaces the least
+  // recently used (DEALLOCATE), which is prepared again if it comes back.
   // Not for use behind a transaction-pooling proxy.
   absl::StatusOr<Result> QueryPrepared(const std::string& sql,
                                        const std::vector<Param>& params = {});
@@ -115,7 +115,13 @@ class Connection {
                              int result_format);
   absl::Status StatusFromResult(const PGresult* res, absl::string_view what);
   PGconn* conn_;
-  absl::flat_hash_map<std::string, std::string> prepared_;  // SQL -> statement name
+  struct PreparedStatement {
+    std::string name;
+    uint64_t last_used = 0;  // prepared_uses_ at its last execution
+  };
+  absl::flat_hash_map<std::string, PreparedStatement> prepared_;  // by SQL text
+  uint64_t prepared_uses_ = 0;
+  uint64_t next_statement_ = 0;  // names are never reused
 
 };
 

@@ -84,6 +84,8 @@ TEST_P(LatestReadingsTest, WidensItsWindowOnlyWhenTheNewestAreOlder) {
   const int64_t day_us = 86'400'000'000LL, minute_us = 60'000'000LL;
   v1::ReadingBatch b;
   b.set_idempotency_key(absl::StrCat(Db(), "-spread"));
+  // One a minute in the future (inside the gateway's skew): newest of all.
+  *b.add_readings() = MakeReading("spread", now_us + minute_us, -1);
   for (int i = 0; i < 10; ++i) *b.add_readings() = MakeReading("spread", now_us - (i + 1) * minute_us, i);
   for (int i = 0; i < 50; ++i) {
     *b.add_readings() = MakeReading("spread", now_us - 10 * day_us - i * minute_us, 100 + i);
@@ -94,7 +96,7 @@ TEST_P(LatestReadingsTest, WidensItsWindowOnlyWhenTheNewestAreOlder) {
   Write(b);
   auto conn = pg::Connection::Open(conninfo_);
   ASSERT_TRUE(conn.ok());
-  for (uint32_t limit : {5u, 10u, 11u, 60u, 61u, 100u, 120u, 500u}) {
+  for (uint32_t limit : {5u, 11u, 12u, 61u, 62u, 100u, 121u, 500u}) {
     grpc::ClientContext ctx;
     v1::LatestReadingsRequest req;
     req.set_sensor_id("spread");
@@ -111,6 +113,13 @@ TEST_P(LatestReadingsTest, WidensItsWindowOnlyWhenTheNewestAreOlder) {
           << "limit " << limit << ", row " << i;
     }
   }
+  // A sensor with no readings at all: every window, then an empty answer.
+  grpc::ClientContext ctx;
+  v1::LatestReadingsRequest req;
+  req.set_sensor_id("never-reported");
+  v1::LatestReadingsResponse resp;
+  ASSERT_TRUE(query_->LatestReadings(&ctx, req, &resp).ok());
+  EXPECT_EQ(resp.readings_size(), 0);
 }
 
 TEST_P(LatestReadingsTest, PlanUsesTheIndexWithoutASortAndPrunesOldData) {

@@ -59,19 +59,30 @@ TEST(ConnectionTest, PreparedStatementsArePreparedOnceAndStaySeparatePerText) {
 }
 
 // Texts that come and go (a daily bound in the SQL) never leave a
-// connection running everything unprepared: a full cache starts over.
-TEST(ConnectionTest, AFullStatementCacheStartsOver) {
+// connection running everything unprepared: a new text replaces the least
+// recently used one, and a hot text stays.
+TEST(ConnectionTest, AFullStatementCacheEvictsTheLeastRecentlyUsed) {
   auto conn = Connection::Open(Pg().ConnInfo());
   ASSERT_TRUE(conn.ok()) << conn.status();
+  const std::string hot = "SELECT $1::int8 * 2";
   const int texts = static_cast<int>(Connection::kMaxPrepared) + 5;
   for (int i = 0; i < texts; ++i) {
     auto r = (*conn)->QueryPrepared(absl::StrCat("SELECT $1::int8 + ", i), {"1"});
     ASSERT_TRUE(r.ok()) << r.status();
     EXPECT_EQ(r->GetInt(0, 0), i + 1);
+    auto h = (*conn)->QueryPrepared(hot, {"21"});
+    ASSERT_TRUE(h.ok()) << h.status();
+    EXPECT_EQ(h->GetInt(0, 0), 42);
   }
-  auto count = (*conn)->Query("SELECT count(*) FROM pg_prepared_statements");
+  auto count = (*conn)->Query(
+      "SELECT count(*), count(*) FILTER (WHERE statement LIKE '%* 2') FROM pg_prepared_statements");
   ASSERT_TRUE(count.ok());
-  EXPECT_EQ(count->Get(0, 0), "5") << "the last texts are prepared, the old ones gone";
+  EXPECT_EQ(count->GetInt(0, 0), static_cast<int64_t>(Connection::kMaxPrepared));
+  EXPECT_EQ(count->GetInt(0, 1), 1) << "the hot text was never evicted";
+  // An evicted text is prepared again when it comes back.
+  auto again = (*conn)->QueryPrepared("SELECT $1::int8 + 0", {"7"});
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->GetInt(0, 0), 7);
 }
 
 TEST(ConnectionPoolTest, WaitsForAFreeSlotThenTimesOut) {

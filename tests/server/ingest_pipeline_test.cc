@@ -68,14 +68,17 @@ class IngestPipelineTest : public ::testing::Test {
   std::unique_ptr<IngestPipeline> pipeline_;
 };
 
-TEST_F(IngestPipelineTest, FlushesASmallBatchAfterTheInterval) {
+TEST_F(IngestPipelineTest, UnderLoadASmallBatchIsFlushedAfterTheInterval) {
   PipelineOptions o;
   o.flush_readings = 1000;
-  o.flush_interval = absl::Milliseconds(5);
+  o.flush_interval = absl::Milliseconds(50);
+  o.load_threshold = 0;  // always under load: the linger applies
   Start(o);
   Result r;
+  const absl::Time start = absl::Now();
   ASSERT_TRUE(Submit("k", Rows("s", 3), &r).ok());
   ASSERT_TRUE(r.Wait());
+  EXPECT_GE(absl::Now() - start, o.flush_interval) << "it waited for company";
   EXPECT_EQ(r.outcome.accepted, 3u);
 }
 
@@ -245,9 +248,11 @@ TEST_F(IngestPipelineTest, ShutdownWritesAndAcknowledgesEverythingQueued) {
   PipelineOptions o;
   o.flush_readings = 1'000'000;
   o.flush_interval = absl::Hours(1);
+  o.load_threshold = 0;  // the batch lingers until the shutdown
   Start(o);
   Result r;
   ASSERT_TRUE(Submit("k", Rows("s", 7), &r).ok());
+  EXPECT_EQ(db_.groups_written(), 0);
   pipeline_->Shutdown();
   ASSERT_TRUE(r.done.HasBeenNotified());
   EXPECT_EQ(r.outcome.accepted, 7u);
@@ -309,6 +314,7 @@ TEST_F(IngestPipelineTest, CommittedKeysInAGroupAreAnsweredAndTheRestWritten) {
   EXPECT_EQ(resend.outcome.accepted, 0u);
   EXPECT_EQ(fresh.outcome.accepted, 10u);
   EXPECT_EQ(db_.rows(), 21u);
+  EXPECT_EQ(db_.groups_written(), 3) << "first, the blocker, then one group";
   EXPECT_EQ(db_.largest_group(), 10u) << "the resend was answered without a write";
 }
 
