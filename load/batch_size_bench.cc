@@ -61,15 +61,8 @@ int main(int argc, char** argv) {
     sizes.push_back(v);
   }
   std::fprintf(stderr, "starting a durable private PostgreSQL and Redis on loopback...\n");
-  auto pg = telemetry::local::PostgresServer::Start({.durable = true});
-  DieUnlessOk(pg.status(), "postgres");
-  auto redis = telemetry::local::RedisServer::Start();
-  DieUnlessOk(redis.status(), "redis");
-  auto db = telemetry::local::CreateMigratedDatabase(**pg);
-  DieUnlessOk(db.status(), "database");
-  const std::string conninfo = (*pg)->ConnInfo(*db);
-  auto conn = telemetry::pg::Connection::Open(conninfo);
-  DieUnlessOk(conn.status(), "connect");
+  telemetry::load::BenchStack stack = telemetry::load::StartBenchStack({.durable = true});
+  const std::string& conninfo = stack.conninfo;
 
   const int devices = absl::GetFlag(FLAGS_devices);
   const absl::Duration duration = absl::GetFlag(FLAGS_duration);
@@ -77,9 +70,9 @@ int main(int argc, char** argv) {
   int run = 1;
   for (int round = 0; round < absl::GetFlag(FLAGS_rounds); ++round) {
     for (int size : sizes) {
-      DieUnlessOk((*conn)->Exec("TRUNCATE sensor_readings; CHECKPOINT"), "truncate");
+      DieUnlessOk(stack.conn->Exec("TRUNCATE sensor_readings; CHECKPOINT"), "truncate");
       telemetry::load::GatewayProcess gw(absl::GetFlag(FLAGS_gateway), conninfo,
-                                         (*redis)->Url());
+                                         stack.redis->Url());
       gw.Start();
       const double cpu0 = telemetry::load::ProcessCpuSeconds(gw.pid());
       const auto machine0 = MachineJiffies();

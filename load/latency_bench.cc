@@ -131,17 +131,10 @@ int main(int argc, char** argv) {
   }
 
   std::fprintf(stderr, "starting a durable private PostgreSQL and Redis on loopback...\n");
-  auto pg = telemetry::local::PostgresServer::Start({.durable = true});
-  DieUnlessOk(pg.status(), "postgres");
-  auto redis = telemetry::local::RedisServer::Start();
-  DieUnlessOk(redis.status(), "redis");
-  auto db = telemetry::local::CreateMigratedDatabase(**pg);
-  DieUnlessOk(db.status(), "database");
-  const std::string conninfo = (*pg)->ConnInfo(*db);
-  auto conn = telemetry::pg::Connection::Open(conninfo);
-  DieUnlessOk(conn.status(), "connect");
+  telemetry::load::BenchStack stack = telemetry::load::StartBenchStack({.durable = true});
+  const std::string& conninfo = stack.conninfo;
   auto reset = [&] {
-    DieUnlessOk((*conn)->Exec("TRUNCATE sensor_readings; CHECKPOINT"), "truncate");
+    DieUnlessOk(stack.conn->Exec("TRUNCATE sensor_readings; CHECKPOINT"), "truncate");
   };
 
   // Levels are fractions of the baseline's saturation, or of the build's own.
@@ -156,7 +149,7 @@ int main(int argc, char** argv) {
   {
     // Warm-up, not measured: the first writes into a fresh database (its
     // first partitions, statistics, caches) are slower than any later run.
-    GatewayProcess gw(gateways.front().second, conninfo, (*redis)->Url());
+    GatewayProcess gw(gateways.front().second, conninfo, stack.redis->Url());
     gw.Start();
     RunFleet(gw.port(), 0, true, run++);
   }
@@ -167,7 +160,7 @@ int main(int argc, char** argv) {
     // baseline's (the same absolute loads for both builds), or of the one
     // build's own.
     for (const auto& [name, binary] : gateways) {
-      GatewayProcess gw(binary, conninfo, (*redis)->Url());
+      GatewayProcess gw(binary, conninfo, stack.redis->Url());
       gw.Start();
       reset();
       auto before = ScrapeStages(gw.metrics_port());
@@ -182,7 +175,7 @@ int main(int argc, char** argv) {
     }
     const double reference = saturation[reference_name].back();
     for (const auto& [name, binary] : gateways) {
-      GatewayProcess gw(binary, conninfo, (*redis)->Url());
+      GatewayProcess gw(binary, conninfo, stack.redis->Url());
       gw.Start();
       for (bool stagger : patterns) {
         for (int level : levels) {
