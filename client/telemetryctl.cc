@@ -23,6 +23,7 @@
 #include "server/admin/credential_commands.h"
 #include "server/admin/migrate_command.h"
 #include "server/common/flags_env.h"
+#include "storage/util/mutex.h"
 
 ABSL_FLAG(std::string, database_url, "",
           "migrate, device, token: PostgreSQL conninfo or URI (env DATABASE_URL)");
@@ -137,6 +138,7 @@ int Send() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  telemetry::DisableMutexDeadlockDetection();
   const std::string usage =
       std::string(kUsage) + "\n" + telemetry::client::kReadCommandsUsage + "\n" +
       telemetry::admin::kMigrateCommandsUsage + "\n" + telemetry::admin::kCredentialCommandsUsage;

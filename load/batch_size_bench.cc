@@ -20,6 +20,7 @@
 #include "load/fleet_process.h"
 #include "storage/local/local_servers.h"
 #include "storage/pg/connection.h"
+#include "storage/util/mutex.h"
 
 ABSL_FLAG(std::string, gateway, INGEST_GATEWAY_PATH, "ingest-gateway binary to measure");
 ABSL_FLAG(std::string, sizes, "1,10,100,1000", "batch sizes, in readings");
@@ -53,6 +54,7 @@ struct Sample {
 }  // namespace
 
 int main(int argc, char** argv) {
+  telemetry::DisableMutexDeadlockDetection();  // measure what production runs
   absl::ParseCommandLine(argc, argv);
   std::vector<int> sizes;
   for (absl::string_view s : absl::StrSplit(absl::GetFlag(FLAGS_sizes), ',')) {

@@ -34,6 +34,7 @@
 #include "storage/local/http_get.h"
 #include "storage/local/local_servers.h"
 #include "storage/pg/connection.h"
+#include "storage/util/mutex.h"
 
 ABSL_FLAG(std::string, gateway, INGEST_GATEWAY_PATH, "ingest-gateway binary to measure");
 ABSL_FLAG(std::string, baseline_gateway, "",
@@ -115,6 +116,7 @@ Point RunFleet(int port, double rows_per_second, bool stagger, int run) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  telemetry::DisableMutexDeadlockDetection();  // measure what production runs
   absl::ParseCommandLine(argc, argv);
   std::vector<int> levels;
   for (absl::string_view l : absl::StrSplit(absl::GetFlag(FLAGS_levels), ',')) {

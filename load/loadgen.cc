@@ -310,6 +310,7 @@ class ReadLoad {
 }  // namespace
 
 int main(int argc, char** argv) {
+  telemetry::DisableMutexDeadlockDetection();
   absl::ParseCommandLine(argc, argv);
   std::string target = telemetry::FlagOrEnv(FLAGS_target, "INGEST_ADDRESS", "127.0.0.1:50051");
   std::string run_id = absl::GetFlag(FLAGS_run_id);

@@ -31,6 +31,7 @@
 #include "storage/pg/migrator.h"
 #include "storage/local/http_get.h"
 #include "storage/local/local_servers.h"
+#include "storage/util/mutex.h"
 
 ABSL_FLAG(absl::Duration, duration, absl::Seconds(60), "how long clients push");
 ABSL_FLAG(int, devices, 32, "loadgen devices (streams)");
@@ -67,6 +68,7 @@ double ProcStatusMiB(pid_t pid, const std::string& key) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  telemetry::DisableMutexDeadlockDetection();  // measure what production runs
   absl::ParseCommandLine(argc, argv);
   auto pg = telemetry::local::PostgresServer::Start();
   DieUnlessOk(pg.status(), "postgres");

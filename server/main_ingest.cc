@@ -14,6 +14,7 @@
 #include "server/common/transport_flags.h"
 #include "server/ingest/ingest_server.h"
 #include "storage/pg/migration.h"
+#include "storage/util/mutex.h"
 
 ABSL_FLAG(std::string, listen, "",
           "gRPC listen address (env INGEST_LISTEN_ADDRESS; default "
@@ -84,6 +85,7 @@ ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "How long open streams may finish after SIGTERM");
 
 int main(int argc, char** argv) {
+  telemetry::DisableMutexDeadlockDetection();
   absl::SetProgramUsageMessage(
       "Streams sensor readings from gRPC into PostgreSQL/TimescaleDB.");
   absl::ParseCommandLine(argc, argv);

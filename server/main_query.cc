@@ -11,6 +11,7 @@
 #include "server/common/signals.h"
 #include "server/common/transport_flags.h"
 #include "server/query/read_server.h"
+#include "storage/util/mutex.h"
 
 ABSL_FLAG(std::string, listen, "",
           "gRPC listen address (env READ_LISTEN_ADDRESS; default 127.0.0.1:50052)");
@@ -45,6 +46,7 @@ ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "How long running calls may finish after SIGTERM");
 
 int main(int argc, char** argv) {
+  telemetry::DisableMutexDeadlockDetection();
   absl::SetProgramUsageMessage(
       "Serves readings, hourly summaries, drift windows, alerts and maintenance records.");
   absl::ParseCommandLine(argc, argv);

@@ -29,6 +29,16 @@
 
 namespace telemetry {
 
+// Debian's abseil is built without NDEBUG, so by default every
+// absl::Mutex::Lock also records the acquisition in a process-wide deadlock
+// graph, under one global lock that every thread of the process contends
+// for (a tenth of the gateway's CPU at small batches). Tests keep it: it
+// reports a lock-order inversion the moment one happens. The production
+// binaries call this first thing in main().
+inline void DisableMutexDeadlockDetection() {
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+}
+
 #if !defined(TELEMETRY_TSAN)
 
 class ABSL_LOCKABLE Mutex {
