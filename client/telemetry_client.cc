@@ -62,16 +62,65 @@ absl::Duration BackoffFor(const RetryPolicy& p, int attempts) {
 
 }  // namespace
 
+// One StreamReadings call. Its reactions forward to the BatchStream, which
+// keeps the call's state (call_state_) under its mu_. `ack` is touched only
+// by the read reactions, one at a time; `context` only by the supervisor
+// (cancel, trailers) once the call has started.
+//
+// Lifetime: only the supervisor destroys a Call, and only after OnDone.
+// OnDone cannot come while the write-side hold is held, so whoever starts
+// a write (or the half-close) with the hold in place may use the Call
+// after releasing mu_.
+class BatchStream::Call final : public grpc::ClientBidiReactor<ReadingBatch, BatchAck> {
+ public:
+  Call(BatchStream* owner, uint64_t acked_at_open)
+      : acked_before(acked_at_open), owner_(owner) {
+    // Wait for ready: while the gateway is unreachable the call waits for
+    // a connection instead of failing at once, and connects as soon as it
+    // is back.
+    context.set_wait_for_ready(true);
+  }
+
+  // Binds and starts the call; without the owner's mu_ held.
+  void Start(telemetry::v1::IngestService::Stub& stub) {
+    stub.async()->StreamReadings(&context, this);
+    AddHold();  // the write side: writes start outside reactions (Send)
+    StartRead(&ack);
+    StartCall();
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      owner_->OnReadsEnded(*this);
+      return;
+    }
+    owner_->OnAck(*this);
+    StartRead(&ack);
+  }
+  void OnWriteDone(bool ok) override { owner_->OnWriteDone(*this, ok); }
+  void OnWritesDoneDone(bool ok) override { owner_->OnWriteDone(*this, ok); }
+  void OnDone(const grpc::Status& final_status) override {
+    owner_->OnCallDone(final_status);
+  }
+
+  grpc::ClientContext context;
+  BatchAck ack;
+  const uint64_t acked_before;  // stats_.batches_acked when it opened
+
+ private:
+  BatchStream* const owner_;
+};
+
 BatchStream::BatchStream(std::shared_ptr<grpc::Channel> channel,
                          StreamOptions options, AckCallback on_final_ack)
     : options_(std::move(options)),
       stub_(telemetry::v1::IngestService::NewStub(std::move(channel))),
       on_final_ack_(std::move(on_final_ack)) {
-  io_thread_ = std::thread([this] { IoLoop(); });
+  supervisor_ = std::thread([this] { Supervise(); });
 }
 
 BatchStream::~BatchStream() {
-  if (io_thread_.joinable()) (void)Close(absl::ZeroDuration());
+  if (supervisor_.joinable()) (void)Close(absl::ZeroDuration());
 }
 
 absl::Duration BatchStream::Backoff(int attempts) const {
@@ -82,25 +131,132 @@ absl::Status BatchStream::Send(ReadingBatch batch) {
   if (batch.idempotency_key().empty()) {
     return absl::InvalidArgumentError("batch has no idempotency_key");
   }
-  MutexLock lock(&mu_);
-  auto room = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    return abandon_ || closing_ ||
-           static_cast<int>(outstanding_.size()) < options_.max_in_flight;
-  };
-  mu_.Await(absl::Condition(&room));
-  if (!fatal_.ok()) return fatal_;
-  if (closing_ || abandon_) {
-    return absl::FailedPreconditionError("the stream is closed");
+  Call* call = nullptr;
+  WriteStep step;
+  {
+    MutexLock lock(&mu_);
+    auto room = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+      return abandon_ || closing_ ||
+             static_cast<int>(outstanding_.size()) < options_.max_in_flight;
+    };
+    mu_.Await(absl::Condition(&room));
+    if (!fatal_.ok()) return fatal_;
+    if (closing_ || abandon_) {
+      return absl::FailedPreconditionError("the stream is closed");
+    }
+    std::string key = batch.idempotency_key();
+    if (outstanding_.count(key)) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("batch ", key, " is already in flight"));
+    }
+    Outstanding& o = outstanding_[key];
+    o.batch = std::make_shared<const ReadingBatch>(std::move(batch));
+    send_queue_.push_back(std::move(key));
+    call = call_.get();
+    if (call == nullptr) {
+      supervisor_wake_ = true;  // nothing carries it yet
+    } else {
+      step = NextWriteStep();
+    }
   }
-  std::string key = batch.idempotency_key();
-  if (outstanding_.count(key)) {
-    return absl::AlreadyExistsError(
-        absl::StrCat("batch ", key, " is already in flight"));
-  }
-  Outstanding& o = outstanding_[key];
-  o.batch = std::move(batch);
-  send_queue_.push_back(std::move(key));
+  if (call != nullptr) Perform(*call, step);
   return absl::OkStatus();
+}
+
+BatchStream::WriteStep BatchStream::NextWriteStep() {
+  CallState& c = call_state_;
+  if (c.writing || c.hold_released) return {};
+  if (c.writes_over || abandon_) {
+    c.hold_released = true;
+    return {WriteAction::kRemoveHold};
+  }
+  if (closing_ && outstanding_.empty()) {
+    c.writing = true;
+    c.writes_over = true;
+    return {WriteAction::kWritesDone};
+  }
+  if (send_queue_.empty()) return {};
+  const absl::Time now = absl::Now();
+  for (auto it = send_queue_.begin(); it != send_queue_.end();) {
+    auto o = outstanding_.find(*it);
+    if (o == outstanding_.end() || !o->second.queued) {
+      it = send_queue_.erase(it);  // finished or already sent
+      continue;
+    }
+    if (o->second.due <= now) {
+      o->second.queued = false;
+      o->second.sent_at = now;
+      c.in_flight = o->second.batch;  // kept until this write completes
+      c.writing = true;
+      send_queue_.erase(it);
+      return {WriteAction::kWrite, c.in_flight.get()};
+    }
+    ++it;  // a retry due later: the supervisor wakes for it
+  }
+  return {};
+}
+
+void BatchStream::Perform(Call& call, WriteStep step) {
+  switch (step.action) {
+    case WriteAction::kNone:
+      return;
+    case WriteAction::kWrite:
+      call.StartWrite(step.message);
+      return;
+    case WriteAction::kWritesDone:
+      call.StartWritesDone();
+      return;
+    case WriteAction::kRemoveHold:
+      call.RemoveHold();  // the call may be gone after this
+      return;
+  }
+}
+
+void BatchStream::OnWriteDone(Call& call, bool ok) {
+  std::shared_ptr<const ReadingBatch> written;  // freed after the unlock
+  WriteStep step;
+  {
+    MutexLock lock(&mu_);
+    written = std::move(call_state_.in_flight);
+    call_state_.writing = false;
+    if (!ok) call_state_.writes_over = true;  // the stream broke; OnDone follows
+    step = NextWriteStep();
+  }
+  Perform(call, step);
+}
+
+void BatchStream::OnAck(Call& call) {
+  bool final_ack;
+  WriteStep step;
+  {
+    MutexLock lock(&mu_);
+    const size_t before = outstanding_.size();
+    HandleAck(call.ack);
+    final_ack = outstanding_.size() < before;
+    // The last ack of a closing stream: half-close now.
+    step = NextWriteStep();
+  }
+  if (final_ack && on_final_ack_) on_final_ack_(call.ack);
+  Perform(call, step);
+}
+
+void BatchStream::OnReadsEnded(Call& call) {
+  WriteStep step;
+  {
+    MutexLock lock(&mu_);
+    call_state_.writes_over = true;  // no acks can come: writing on is pointless
+    step = NextWriteStep();
+  }
+  Perform(call, step);
+}
+
+void BatchStream::OnCallDone(const grpc::Status& status) {
+  MutexLock lock(&mu_);
+  call_state_.done = true;
+  call_state_.status = status;
+  supervisor_wake_ = true;
+  // Nothing here may touch the call after the unlock: the supervisor may
+  // destroy it at once.
 }
 
 void BatchStream::Requeue(const std::string& key, Outstanding& o,
@@ -113,6 +269,7 @@ void BatchStream::Requeue(const std::string& key, Outstanding& o,
     send_queue_.push_back(key);
   }
   ++stats_.resends;
+  supervisor_wake_ = true;  // it schedules the resend
 }
 
 void BatchStream::HandleAck(const BatchAck& ack) {
@@ -142,144 +299,25 @@ void BatchStream::HandleAck(const BatchAck& ack) {
   outstanding_.erase(it);
 }
 
-void BatchStream::ReadLoop(Stream* stream, uint64_t generation) {
-  BatchAck ack;
-  while (stream->Read(&ack)) {
-    bool final_ack = false;
-    {
-      MutexLock lock(&mu_);
-      size_t before = outstanding_.size();
-      HandleAck(ack);
-      final_ack = outstanding_.size() < before;
-    }
-    if (final_ack && on_final_ack_) on_final_ack_(ack);
-  }
-  MutexLock lock(&mu_);
-  if (generation_ == generation) stream_broken_ = true;
-}
-
-void BatchStream::IoLoop() {
+void BatchStream::Supervise() {
   int consecutive_failures = 0;
+  absl::Time reopen_at = absl::InfinitePast();
+  MutexLock lock(&mu_);
   while (true) {
-    {
-      MutexLock lock(&mu_);
-      auto work = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-        return abandon_ || !send_queue_.empty() ||
-               (closing_ && outstanding_.empty());
-      };
-      mu_.Await(absl::Condition(&work));
-      if (abandon_ || (closing_ && outstanding_.empty())) return;
-    }
+    supervisor_wake_ = false;
+    const absl::Time now = absl::Now();
+    absl::Time next_wake = absl::InfiniteFuture();
+    Call* call = call_.get();
 
-    // Wait for ready: while the gateway is unreachable the call waits for a
-    // connection instead of failing at once, and this thread, blocked in
-    // the call, drives the connection attempts. (A call that failed fast
-    // would leave no thread polling the channel, and a reconnect could sit
-    // unnoticed until gRPC's 20-second connect timeout.) Close cancels it.
-    grpc::ClientContext context;
-    context.set_wait_for_ready(true);
-    uint64_t generation;
-    {
-      MutexLock lock(&mu_);
-      generation = ++generation_;
-      if (generation > 1) ++stats_.reconnects;
-      stream_broken_ = false;
-      context_ = &context;
-      if (abandon_) context.TryCancel();
-    }
-    std::unique_ptr<Stream> stream = stub_->StreamReadings(&context);
-    std::thread reader([this, s = stream.get(), generation] {
-      ReadLoop(s, generation);
-    });
-
-    bool finished_cleanly = false;
-    uint64_t acked_before;
-    {
-      MutexLock lock(&mu_);
-      acked_before = stats_.batches_acked;
-    }
-    while (true) {
-      std::optional<ReadingBatch> to_send;
-      {
-        MutexLock lock(&mu_);
-        while (true) {
-          if (stream_broken_ || abandon_) break;
-          if (closing_ && outstanding_.empty()) {
-            finished_cleanly = true;
-            break;
-          }
-          absl::Time now = absl::Now();
-          bool timed_out = false;
-          for (auto& [key, o] : outstanding_) {
-            if (!o.queued && now - o.sent_at > options_.ack_timeout) {
-              timed_out = true;
-            }
-          }
-          if (timed_out) {
-            context.TryCancel();  // the reader sees the break
-            mu_.AwaitWithTimeout(
-                absl::Condition(&stream_broken_), absl::Milliseconds(100));
-            continue;
-          }
-          // First queued batch that is due.
-          absl::Time next_due = absl::InfiniteFuture();
-          for (auto it = send_queue_.begin(); it != send_queue_.end();) {
-            auto o = outstanding_.find(*it);
-            if (o == outstanding_.end() || !o->second.queued) {
-              it = send_queue_.erase(it);  // finished or already sent
-              continue;
-            }
-            if (o->second.due <= now) {
-              o->second.queued = false;
-              o->second.sent_at = now;
-              to_send = o->second.batch;
-              send_queue_.erase(it);
-              break;
-            }
-            next_due = std::min(next_due, o->second.due);
-            ++it;
-          }
-          if (to_send) break;
-          auto wake = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-            return stream_broken_ || abandon_ ||
-                   (closing_ && outstanding_.empty());
-          };
-          // Wake for new sends, due retries and ack timeouts alike.
-          absl::Duration wait = std::min(next_due - now, absl::Milliseconds(50));
-          size_t queued = send_queue_.size();
-          auto wake_or_new = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-            return wake() || send_queue_.size() != queued;
-          };
-          mu_.AwaitWithTimeout(absl::Condition(&wake_or_new),
-                               std::max(wait, absl::ZeroDuration()));
-        }
-      }
-      if (!to_send) break;
-      if (!stream->Write(*to_send)) break;  // broken; the reader notices
-    }
-
-    if (finished_cleanly) {
-      stream->WritesDone();
-      reader.join();
-      (void)stream->Finish();
-      MutexLock lock(&mu_);
-      context_ = nullptr;
-      return;
-    }
-    {
-      // Cancel only a stream the server has not ended: cancelling first
-      // would replace the server's final status (say UNAUTHENTICATED) with
-      // CANCELLED.
-      MutexLock lock(&mu_);
-      if (!stream_broken_) context.TryCancel();
-    }
-    reader.join();
-    grpc::Status finish = stream->Finish();
-    absl::Duration pause;
-    {
-      MutexLock lock(&mu_);
-      context_ = nullptr;
-      if (abandon_) return;
+    if (call != nullptr && call_state_.done) {
+      const grpc::Status finish = call_state_.status;
+      const absl::Duration pushback = RetryPushback(call->context);
+      const uint64_t acked_before = call->acked_before;
+      std::unique_ptr<Call> finished = std::move(call_);
+      mu_.Unlock();
+      finished.reset();
+      mu_.Lock();
+      if (abandon_) break;
       // A refusal no retry can fix (bad or revoked credentials, an
       // unimplemented service): stop, and let Close report it.
       if (finish.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
@@ -288,36 +326,87 @@ void BatchStream::IoLoop() {
         fatal_ = absl::Status(static_cast<absl::StatusCode>(finish.error_code()),
                               finish.error_message());
         abandon_ = true;
-        return;
+        break;
       }
-      // Everything sent on the broken stream without a final ack goes again.
+      // Everything sent on the ended call without a final ack goes again.
       for (auto& [key, o] : outstanding_) {
         if (!o.queued) Requeue(key, o, /*count_attempt=*/true);
       }
       consecutive_failures =
           stats_.batches_acked > acked_before ? 1 : consecutive_failures + 1;
-      pause = std::max(Backoff(consecutive_failures), RetryPushback(context));
+      reopen_at = absl::Now() + std::max(Backoff(consecutive_failures), pushback);
+      continue;
     }
-    MutexLock lock(&mu_);
-    mu_.AwaitWithTimeout(absl::Condition(&abandon_), pause);
+
+    if (call == nullptr) {
+      if (abandon_ || (closing_ && outstanding_.empty())) break;
+      if (!send_queue_.empty()) {
+        if (now < reopen_at) {
+          next_wake = reopen_at;
+        } else {
+          auto opened = std::make_unique<Call>(this, stats_.batches_acked);
+          if (++calls_opened_ > 1) ++stats_.reconnects;
+          call_state_ = CallState();
+          mu_.Unlock();
+          opened->Start(*stub_);
+          mu_.Lock();
+          call_ = std::move(opened);
+          continue;  // the next pass hands it its first write
+        }
+      }
+    } else if (!call_state_.cancelled) {
+      // Cancel on abandon, or when an ack is overdue (the stream is stuck
+      // somewhere no error reaches us); OnDone then brings us back.
+      bool cancel = abandon_;
+      for (auto& [key, o] : outstanding_) {
+        if (o.queued) {
+          if (o.due > now) next_wake = std::min(next_wake, o.due);
+        } else if (o.sent_at + options_.ack_timeout <= now) {
+          cancel = true;
+        } else {
+          next_wake = std::min(next_wake, o.sent_at + options_.ack_timeout);
+        }
+      }
+      if (cancel) {
+        call_state_.cancelled = true;
+        mu_.Unlock();
+        call->context.TryCancel();
+        mu_.Lock();
+        continue;
+      }
+      const WriteStep step = NextWriteStep();
+      if (step.action != WriteAction::kNone) {
+        mu_.Unlock();
+        Perform(*call, step);
+        mu_.Lock();
+        continue;
+      }
+    }
+    mu_.AwaitWithDeadline(absl::Condition(&supervisor_wake_), next_wake);
   }
+  supervisor_done_ = true;
 }
 
 absl::StatusOr<StreamStats> BatchStream::Close(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
   bool timed_out = false;
   {
     MutexLock lock(&mu_);
     closing_ = true;
+    supervisor_wake_ = true;  // it half-closes once the last ack is in
     auto drained = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
       return outstanding_.empty() || !fatal_.ok();
     };
-    if (!mu_.AwaitWithTimeout(absl::Condition(&drained), timeout)) {
+    if (!mu_.AwaitWithDeadline(absl::Condition(&drained), deadline)) {
       timed_out = true;
+    }
+    // Then the gateway's answer to the half-close, within the same time.
+    if (!mu_.AwaitWithDeadline(absl::Condition(&supervisor_done_), deadline)) {
       abandon_ = true;
-      if (context_) context_->TryCancel();
+      supervisor_wake_ = true;
     }
   }
-  if (io_thread_.joinable()) io_thread_.join();
+  if (supervisor_.joinable()) supervisor_.join();
   MutexLock lock(&mu_);
   if (!fatal_.ok()) return fatal_;
   if (timed_out) {

@@ -17,8 +17,17 @@
 // gateway's hint when it gives one (an ack's `retry_after`, or the
 // "grpc-retry-pushback-ms" trailer of a refused call).
 //
-// Thread-safety: Send and Close may be called from one producer thread;
-// the ack callback runs on the library's reader thread.
+// Thread-safety: Send and Close may be called from one producer thread.
+// The ack callback runs inside the stream's read reaction, on a gRPC thread
+// (or, when gRPC completes an operation at once, on the thread in Send),
+// never with the library's lock held. It must not block and must not call
+// Send or Close: record, count, hand off.
+//
+// Cost: writes and acks take no thread switch of the library's own. A batch
+// is handed to gRPC by the Send that queues it or by the completion of the
+// write before it; acks are handled in gRPC's read reaction. One supervisor
+// thread per stream opens and reopens the call and runs the timers
+// (retries due later, ack timeouts); it sleeps while batches flow.
 #ifndef TELEMETRY_CLIENT_TELEMETRY_CLIENT_H_
 #define TELEMETRY_CLIENT_TELEMETRY_CLIENT_H_
 
@@ -96,18 +105,60 @@ class BatchStream {
   absl::StatusOr<StreamStats> Close(absl::Duration timeout);
 
  private:
+  // One StreamReadings call: a gRPC callback reactor. Writes start from
+  // Send, from the supervisor and from the reactor's own write completions;
+  // acks arrive in its read reactions. Defined in the .cc.
+  class Call;
+  // What a caller must do on the call once it has released mu_ (a gRPC
+  // operation started under mu_ could run a reaction inline, which takes
+  // mu_ again).
+  enum class WriteAction { kNone, kWrite, kWritesDone, kRemoveHold };
+  struct WriteStep {
+    WriteAction action = WriteAction::kNone;
+    const telemetry::v1::ReadingBatch* message = nullptr;  // for kWrite
+  };
+  // The open call's write side. At most one call exists at a time (the
+  // supervisor opens the next only after destroying the last), so this
+  // describes call_, and is reset when a call opens.
+  struct CallState {
+    // A write or the half-close is in flight (or about to be started).
+    bool writing = false;
+    // No more writes: half-closed, a write failed, or the acks ended.
+    bool writes_over = false;
+    // The write-side hold is released; OnDone may come at any moment.
+    bool hold_released = false;
+    bool cancelled = false;
+    bool done = false;  // OnDone ran; the supervisor may destroy the call
+    grpc::Status status;
+    // The batch of the write in flight (shared with outstanding_).
+    std::shared_ptr<const telemetry::v1::ReadingBatch> in_flight;
+  };
+
   struct Outstanding {
-    telemetry::v1::ReadingBatch batch;
+    // Shared with the call's in-flight write, which must outlive the ack
+    // that may erase this entry.
+    std::shared_ptr<const telemetry::v1::ReadingBatch> batch;
     int attempts = 0;
     absl::Time due = absl::InfinitePast();  // earliest (re)send
     absl::Time sent_at = absl::InfiniteFuture();
     bool queued = true;  // waiting in send_queue_
   };
-  using Stream = grpc::ClientReaderWriter<telemetry::v1::ReadingBatch,
-                                          telemetry::v1::BatchAck>;
 
-  void IoLoop();
-  void ReadLoop(Stream* stream, uint64_t generation);
+  // The supervisor thread: opens a call when there is work, reopens it
+  // after a break (with backoff), schedules retries that are due later,
+  // cancels a call whose ack is overdue, and half-closes on Close. It never
+  // touches a batch on the hot path: writes and acks run in reactions.
+  void Supervise();
+  // Decides the call's next write-side step; the caller performs it with
+  // Perform after unlocking.
+  WriteStep NextWriteStep() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static void Perform(Call& call, WriteStep step);
+  // Reactions of `call`, forwarded by the Call.
+  void OnAck(Call& call) ABSL_LOCKS_EXCLUDED(mu_);
+  void OnWriteDone(Call& call, bool ok) ABSL_LOCKS_EXCLUDED(mu_);
+  void OnReadsEnded(Call& call) ABSL_LOCKS_EXCLUDED(mu_);
+  void OnCallDone(const grpc::Status& status) ABSL_LOCKS_EXCLUDED(mu_);
+
   void HandleAck(const telemetry::v1::BatchAck& ack)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Duration Backoff(int attempts) const;
@@ -126,11 +177,16 @@ class BatchStream {
   StreamStats stats_ ABSL_GUARDED_BY(mu_);
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   bool abandon_ ABSL_GUARDED_BY(mu_) = false;
-  bool stream_broken_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status fatal_ ABSL_GUARDED_BY(mu_);  // a non-retryable stream refusal
-  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
-  grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
-  std::thread io_thread_;
+  // The open call, if any; only the supervisor creates and destroys it.
+  std::unique_ptr<Call> call_ ABSL_GUARDED_BY(mu_);
+  CallState call_state_ ABSL_GUARDED_BY(mu_);
+  uint64_t calls_opened_ ABSL_GUARDED_BY(mu_) = 0;
+  // Set when the supervisor has something new to look at (a batch with no
+  // call to carry it, a retry scheduled, the call done, Close).
+  bool supervisor_wake_ ABSL_GUARDED_BY(mu_) = false;
+  bool supervisor_done_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread supervisor_;
 };
 
 // Unary write with the same retry rules; returns the final ack or the last
