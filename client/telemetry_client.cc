@@ -52,6 +52,10 @@ absl::Duration RetryPushback(const grpc::ClientContext& context) {
 
 namespace {
 
+// How long a Close whose batches are all acked waits for the gateway to end
+// the stream after the half-close, even when its own timeout has run out.
+constexpr absl::Duration kHalfCloseGrace = absl::Seconds(1);
+
 absl::Duration BackoffFor(const RetryPolicy& p, int attempts) {
   static thread_local std::mt19937 rng{std::random_device{}()};
   double factor = std::pow(p.multiplier, std::max(0, attempts - 1));
@@ -166,7 +170,7 @@ absl::Status BatchStream::Send(ReadingBatch batch) {
 BatchStream::WriteStep BatchStream::NextWriteStep() {
   CallState& c = call_state_;
   if (c.writing || c.hold_released) return {};
-  if (c.writes_over || abandon_) {
+  if (c.writes_over || c.cancelled || abandon_) {
     c.hold_released = true;
     return {WriteAction::kRemoveHold};
   }
@@ -185,7 +189,7 @@ BatchStream::WriteStep BatchStream::NextWriteStep() {
     }
     if (o->second.due <= now) {
       o->second.queued = false;
-      o->second.sent_at = now;
+      o->second.sent_at = absl::InfiniteFuture();  // set when the write completes
       c.in_flight = o->second.batch;  // kept until this write completes
       c.writing = true;
       send_queue_.erase(it);
@@ -219,7 +223,19 @@ void BatchStream::OnWriteDone(Call& call, bool ok) {
     MutexLock lock(&mu_);
     written = std::move(call_state_.in_flight);
     call_state_.writing = false;
-    if (!ok) call_state_.writes_over = true;  // the stream broke; OnDone follows
+    if (!ok) {
+      call_state_.writes_over = true;  // the stream broke; OnDone follows
+    } else if (written != nullptr) {
+      // The ack clock starts once gRPC has taken the batch: time waiting
+      // for a connection or for flow control is not the gateway's delay.
+      auto o = outstanding_.find(written->idempotency_key());
+      if (o != outstanding_.end() && !o->second.queued) {
+        o->second.sent_at = absl::Now();
+        if (o->second.sent_at + options_.ack_timeout < supervisor_deadline_) {
+          supervisor_wake_ = true;  // it sleeps past this batch's ack deadline
+        }
+      }
+    }
     step = NextWriteStep();
   }
   Perform(call, step);
@@ -318,6 +334,9 @@ void BatchStream::Supervise() {
       finished.reset();
       mu_.Lock();
       if (abandon_) break;
+      // Every batch acked and Close waiting: the stream's own end no
+      // longer matters (even a refusal of the half-close).
+      if (closing_ && outstanding_.empty()) break;
       // A refusal no retry can fix (bad or revoked credentials, an
       // unimplemented service): stop, and let Close report it.
       if (finish.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
@@ -340,6 +359,13 @@ void BatchStream::Supervise() {
 
     if (call == nullptr) {
       if (abandon_ || (closing_ && outstanding_.empty())) break;
+      // Drop keys of batches finished meanwhile (a late duplicate ack), so
+      // they do not open an empty call.
+      std::erase_if(send_queue_, [this](const std::string& key)
+                                     ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        auto o = outstanding_.find(key);
+        return o == outstanding_.end() || !o->second.queued;
+      });
       if (!send_queue_.empty()) {
         if (now < reopen_at) {
           next_wake = reopen_at;
@@ -382,6 +408,7 @@ void BatchStream::Supervise() {
         continue;
       }
     }
+    supervisor_deadline_ = next_wake;
     mu_.AwaitWithDeadline(absl::Condition(&supervisor_wake_), next_wake);
   }
   supervisor_done_ = true;
@@ -400,8 +427,12 @@ absl::StatusOr<StreamStats> BatchStream::Close(absl::Duration timeout) {
     if (!mu_.AwaitWithDeadline(absl::Condition(&drained), deadline)) {
       timed_out = true;
     }
-    // Then the gateway's answer to the half-close, within the same time.
-    if (!mu_.AwaitWithDeadline(absl::Condition(&supervisor_done_), deadline)) {
+    // Then the gateway's answer to the half-close: within the same time,
+    // but never less than a moment when every batch is acked, so that a
+    // clean stream ends as one rather than cancelled.
+    const absl::Time end_by =
+        timed_out ? deadline : std::max(deadline, absl::Now() + kHalfCloseGrace);
+    if (!mu_.AwaitWithDeadline(absl::Condition(&supervisor_done_), end_by)) {
       abandon_ = true;
       supervisor_wake_ = true;
     }

@@ -9,19 +9,21 @@
 // `max_in_flight` unacknowledged batches. Every batch keeps its idempotency
 // key across retries, so the gateway stores it exactly once however often it
 // is resent. A batch is resent when its ack carries a retryable status
-// (UNAVAILABLE, RESOURCE_EXHAUSTED, ABORTED), when the stream breaks (all
-// unacknowledged batches go out again on a new stream), or when no ack
-// arrives within `ack_timeout`. While the gateway is unreachable the stream
-// waits for it (gRPC wait-for-ready) and connects as soon as it is back.
+// (UNAVAILABLE, RESOURCE_EXHAUSTED, ABORTED, DEADLINE_EXCEEDED), when the
+// stream breaks (all unacknowledged batches go out again on a new stream),
+// or when no ack arrives within `ack_timeout` of gRPC taking the write.
+// While the gateway is unreachable the stream waits for it (gRPC
+// wait-for-ready) and connects as soon as it is back.
 // Retries back off exponentially with jitter, and never sooner than the
 // gateway's hint when it gives one (an ack's `retry_after`, or the
 // "grpc-retry-pushback-ms" trailer of a refused call).
 //
 // Thread-safety: Send and Close may be called from one producer thread.
-// The ack callback runs inside the stream's read reaction, on a gRPC thread
-// (or, when gRPC completes an operation at once, on the thread in Send),
-// never with the library's lock held. It must not block and must not call
-// Send or Close: record, count, hand off.
+// The ack callback runs inside the stream's read reaction, on a gRPC
+// thread, never with the library's lock held; one stream's callbacks never
+// overlap, and none runs after Close returns. It must not block (a slow
+// callback delays the next acks, and can trip ack_timeout) and must not
+// call Send or Close: record, count, hand off.
 //
 // Cost: writes and acks take no thread switch of the library's own. A batch
 // is handed to gRPC by the Send that queues it or by the completion of the
@@ -97,9 +99,12 @@ class BatchStream {
   // max_in_flight batches are unacknowledged. FailedPrecondition after Close.
   absl::Status Send(telemetry::v1::ReadingBatch batch);
 
-  // Waits until every batch has a final ack, then half-closes the stream.
-  // DeadlineExceeded (with the stats so far unavailable) when `timeout`
-  // passes first; the remaining batches are abandoned. When the gateway
+  // Waits until every batch has a final ack, then half-closes the stream
+  // and waits for the gateway to end it: for the rest of `timeout`, but at
+  // least a second, after which the stream is cancelled (the stats stand:
+  // every batch was acked). DeadlineExceeded (with the stats so far
+  // unavailable) when `timeout` passes before the acks; the remaining
+  // batches are abandoned. When the gateway
   // refused the stream for good (Unauthenticated, PermissionDenied,
   // Unimplemented), returns that at once, as do later Sends.
   absl::StatusOr<StreamStats> Close(absl::Duration timeout);
@@ -140,6 +145,8 @@ class BatchStream {
     std::shared_ptr<const telemetry::v1::ReadingBatch> batch;
     int attempts = 0;
     absl::Time due = absl::InfinitePast();  // earliest (re)send
+    // When gRPC took the write (InfiniteFuture: queued or being written);
+    // the ack timeout counts from here.
     absl::Time sent_at = absl::InfiniteFuture();
     bool queued = true;  // waiting in send_queue_
   };
@@ -186,6 +193,9 @@ class BatchStream {
   // call to carry it, a retry scheduled, the call done, Close).
   bool supervisor_wake_ ABSL_GUARDED_BY(mu_) = false;
   bool supervisor_done_ ABSL_GUARDED_BY(mu_) = false;
+  // When the sleeping supervisor wakes by itself; a batch whose ack is due
+  // earlier wakes it.
+  absl::Time supervisor_deadline_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::thread supervisor_;
 };
 

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -102,53 +103,127 @@ TEST(BatchStreamTest, AcksInReverseOrderOfADeepWindowAllCount) {
 
 TEST(BatchStreamTest, AnOverdueAckCancelsTheStreamAndTheBatchGoesAgain) {
   std::atomic<int> first_call_cancelled{0};
+  auto gateway = std::make_unique<FakeGateway>(
+      [&](grpc::ServerContext* context, Stream* stream, int call) {
+        ReadingBatch b;
+        if (call == 0) {  // takes the batches, never answers
+          while (stream->Read(&b)) {
+          }
+          WaitForCancel(context);
+          if (context->IsCancelled()) ++first_call_cancelled;
+          return grpc::Status::OK;
+        }
+        while (stream->Read(&b)) stream->Write(AckFor(b));
+        return grpc::Status::OK;
+      });
+  StreamOptions options;
+  options.ack_timeout = absl::Seconds(1);
+  options.retry.initial_backoff = absl::Milliseconds(10);
+  StreamStats stats;
+  {
+    BatchStream stream(gateway->Channel(), options);
+    ASSERT_TRUE(stream.Send(Batch(1)).ok());
+    ASSERT_TRUE(stream.Send(Batch(2)).ok());
+    auto closed = stream.Close(absl::Seconds(30));
+    ASSERT_TRUE(closed.ok()) << closed.status();
+    stats = *closed;
+  }
+  EXPECT_EQ(stats.batches_acked, 2u);
+  EXPECT_EQ(stats.resends, 2u);
+  EXPECT_EQ(stats.reconnects, 1u);
+  EXPECT_EQ(gateway->calls(), 2);
+  gateway.reset();  // waits for the handlers, so the count below is final
+  EXPECT_EQ(first_call_cancelled.load(), 1);
+}
+
+// The supervisor sleeps while batches flow; a batch written long after the
+// last one still gets its ack deadline enforced.
+TEST(BatchStreamTest, ABatchSentAfterAnIdleSpellStillTimesOut) {
+  std::atomic<int> acks_on_first_call{0};
   FakeGateway gateway([&](grpc::ServerContext* context, Stream* stream, int call) {
     ReadingBatch b;
-    if (call == 0) {  // takes the batches, never answers
-      while (stream->Read(&b)) {
-      }
-      WaitForCancel(context);
-      if (context->IsCancelled()) ++first_call_cancelled;
-      return grpc::Status::OK;
+    while (stream->Read(&b)) {
+      // The first call answers only the first batch.
+      if (call > 0 || acks_on_first_call.fetch_add(1) == 0) stream->Write(AckFor(b));
     }
-    while (stream->Read(&b)) stream->Write(AckFor(b));
+    if (call == 0) WaitForCancel(context);
     return grpc::Status::OK;
   });
   StreamOptions options;
-  options.ack_timeout = absl::Milliseconds(300);
+  options.ack_timeout = absl::Seconds(1);
   options.retry.initial_backoff = absl::Milliseconds(10);
-  BatchStream stream(gateway.Channel(), options);
+  std::atomic<int> final_acks{0};
+  BatchStream stream(gateway.Channel(), options, [&](const BatchAck&) { ++final_acks; });
   ASSERT_TRUE(stream.Send(Batch(1)).ok());
-  ASSERT_TRUE(stream.Send(Batch(2)).ok());
+  const absl::Time acked_by = absl::Now() + absl::Seconds(20);
+  while (final_acks.load() == 0 && absl::Now() < acked_by) absl::SleepFor(absl::Milliseconds(5));
+  ASSERT_EQ(final_acks.load(), 1);
+  // The scenario itself: the device is quiet for longer than the timeout.
+  absl::SleepFor(options.ack_timeout * 1.5);
+  ASSERT_TRUE(stream.Send(Batch(2)).ok());  // never answered on the first call
   auto stats = stream.Close(absl::Seconds(30));
   ASSERT_TRUE(stats.ok()) << stats.status();
   EXPECT_EQ(stats->batches_acked, 2u);
-  EXPECT_EQ(stats->resends, 2u);
   EXPECT_EQ(stats->reconnects, 1u);
-  EXPECT_EQ(first_call_cancelled.load(), 1);
   EXPECT_EQ(gateway.calls(), 2);
 }
 
 TEST(BatchStreamTest, CloseIsBoundedWhenTheHalfCloseIsNeverAnswered) {
-  std::atomic<bool> saw_half_close{false};
-  FakeGateway gateway([&](grpc::ServerContext* context, Stream* stream, int) {
-    ReadingBatch b;
-    while (stream->Read(&b)) stream->Write(AckFor(b));
-    saw_half_close = true;
-    WaitForCancel(context);  // and never finishes the call by itself
-    return grpc::Status::OK;
-  });
-  BatchStream stream(gateway.Channel(), {});
+  std::atomic<int> half_closes{0};
+  auto gateway = std::make_unique<FakeGateway>(
+      [&](grpc::ServerContext* context, Stream* stream, int) {
+        ReadingBatch b;
+        while (stream->Read(&b)) stream->Write(AckFor(b));
+        if (!context->IsCancelled()) ++half_closes;  // reads ended by the half-close
+        WaitForCancel(context);  // and never finishes the call by itself
+        return grpc::Status::OK;
+      });
+  BatchStream stream(gateway->Channel(), {});
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(stream.Send(Batch(i)).ok());
   const absl::Time start = absl::Now();
-  auto stats = stream.Close(absl::Seconds(1));
+  auto stats = stream.Close(absl::Seconds(3));
   const absl::Duration took = absl::Now() - start;
   // Every batch was acked, so the stats stand; the unanswered half-close
   // only ends the wait.
   ASSERT_TRUE(stats.ok()) << stats.status();
   EXPECT_EQ(stats->batches_acked, 3u);
-  EXPECT_TRUE(saw_half_close.load());
   EXPECT_LT(took, absl::Seconds(20)) << "Close waited for the server, not its timeout";
+  gateway.reset();
+  EXPECT_EQ(half_closes.load(), 1);
+}
+
+TEST(BatchStreamTest, CloseTimesOutWhenAcksNeverComeAndSaysHowMany) {
+  FakeGateway gateway([](grpc::ServerContext* context, Stream* stream, int) {
+    ReadingBatch b;
+    while (stream->Read(&b)) {
+    }
+    WaitForCancel(context);
+    return grpc::Status::OK;
+  });
+  BatchStream stream(gateway.Channel(), {});  // ack_timeout 30 s: never reached
+  ASSERT_TRUE(stream.Send(Batch(1)).ok());
+  ASSERT_TRUE(stream.Send(Batch(2)).ok());
+  auto stats = stream.Close(absl::Milliseconds(500));
+  ASSERT_EQ(stats.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_NE(stats.status().message().find("2 batches were not acknowledged"),
+            std::string::npos)
+      << stats.status();
+}
+
+TEST(BatchStreamTest, DestroyedWithBatchesInFlightItStopsWithoutClose) {
+  FakeGateway gateway([](grpc::ServerContext* context, Stream* stream, int) {
+    ReadingBatch b;
+    while (stream->Read(&b)) {
+    }
+    WaitForCancel(context);
+    return grpc::Status::OK;
+  });
+  std::atomic<int> final_acks{0};
+  {
+    BatchStream stream(gateway.Channel(), {}, [&](const BatchAck&) { ++final_acks; });
+    for (int i = 0; i < 5; ++i) ASSERT_TRUE(stream.Send(Batch(i)).ok());
+  }  // the destructor cancels the call and joins; no callback after it
+  EXPECT_EQ(final_acks.load(), 0);
 }
 
 TEST(BatchStreamTest, SendAfterCloseIsRefusedAndNothingIsWritten) {
