@@ -138,11 +138,13 @@ inline double JsonNumber(const std::string& json, const std::string& key) {
 
 // Runs loadgen (--plaintext --quiet --json plus `args`) against the gateway
 // on `port`, waits at most `timeout`, and returns its JSON summary line.
-// Ends the program unless loadgen verified its run ("ok":true).
+// Ends the program unless loadgen verified its run ("ok":true). `loadgen`
+// is this build's unless a before/after run names another.
 inline std::string RunLoadgen(int port, const std::vector<std::string>& args,
-                              absl::Duration timeout) {
+                              absl::Duration timeout,
+                              const std::string& loadgen = LOADGEN_PATH) {
   const std::string out = "/tmp/tg-bench-loadgen.txt";
-  std::vector<std::string> argv = {LOADGEN_PATH, "--plaintext", "--quiet", "--json",
+  std::vector<std::string> argv = {loadgen, "--plaintext", "--quiet", "--json",
                                    absl::StrCat("--target=127.0.0.1:", port)};
   argv.insert(argv.end(), args.begin(), args.end());
   pid_t pid = local::SpawnProcess(argv, out);

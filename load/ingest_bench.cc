@@ -297,6 +297,45 @@ int main(int argc, char** argv) {
                "trigger");
          return s;
        }},
+      // Where the trigger's cost lies: the same transition table with a
+      // trigger that does nothing with it (the capture alone).
+      {absl::StrCat("f2_copy_", parallel, "_conn_capture_only_trigger"),
+       [&] {
+         DieUnlessOk((*conn)->Exec(
+                         "ALTER TABLE sensor_readings DISABLE TRIGGER "
+                         "sensor_readings_record_invalidations; "
+                         "CREATE FUNCTION bench_noop_trigger() RETURNS trigger LANGUAGE plpgsql "
+                         "AS $$ BEGIN RETURN NULL; END $$; "
+                         "CREATE TRIGGER bench_capture_only AFTER INSERT ON sensor_readings "
+                         "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT "
+                         "EXECUTE FUNCTION bench_noop_trigger()"),
+                     "trigger");
+         double s = DirectCopy(conninfo, data, parallel, chunk);
+         DieUnlessOk((*conn)->Exec("DROP TRIGGER bench_capture_only ON sensor_readings; "
+                                   "DROP FUNCTION bench_noop_trigger(); "
+                                   "ALTER TABLE sensor_readings ENABLE TRIGGER "
+                                   "sensor_readings_record_invalidations"),
+                     "trigger");
+         return s;
+       }},
+      // The alternative to the trigger: no trigger, and a BRIN index on
+      // created_at from which a refresh would find the hours written since
+      // the last one.
+      {absl::StrCat("f3_copy_", parallel, "_conn_brin_created_at"),
+       [&] {
+         DieUnlessOk((*conn)->Exec(
+                         "ALTER TABLE sensor_readings DISABLE TRIGGER "
+                         "sensor_readings_record_invalidations; "
+                         "CREATE INDEX bench_brin_created_at ON sensor_readings "
+                         "USING brin (created_at)"),
+                     "trigger");
+         double s = DirectCopy(conninfo, data, parallel, chunk);
+         DieUnlessOk((*conn)->Exec("DROP INDEX bench_brin_created_at; "
+                                   "ALTER TABLE sensor_readings ENABLE TRIGGER "
+                                   "sensor_readings_record_invalidations"),
+                     "trigger");
+         return s;
+       }},
   };
   if (std::string only = absl::GetFlag(FLAGS_only); !only.empty()) {
     std::vector<std::string> prefixes = absl::StrSplit(only, ',');
