@@ -41,21 +41,27 @@ struct PgbenchResult {
 
 // pgbench (from `bindir`) running `script` against `db` on 127.0.0.1:`port`
 // as postgres, `concurrency` clients, `protocol` (simple, extended,
-// prepared), for `duration`.
+// prepared), for `duration`; run under `prefix` when given (say taskset).
 inline PgbenchResult Pgbench(const std::string& bindir, int port, const std::string& db,
                              const std::string& script, const std::string& protocol,
-                             int concurrency, absl::Duration duration) {
+                             int concurrency, absl::Duration duration,
+                             const std::vector<std::string>& prefix = {}) {
   char dir[] = "/tmp/tg-pgbench-XXXXXX";
   if (mkdtemp(dir) == nullptr) DieUnlessOk(absl::InternalError("mkdtemp"), "tmp");
   std::string file = absl::StrCat(dir, "/script.sql");
   std::ofstream(file) << script;
   std::string log = absl::StrCat(dir, "/out.txt");
-  auto rc = telemetry::local::RunCommand(
-      {bindir + "/pgbench", "-n", "-h", "127.0.0.1", "-p", std::to_string(port), "-U",
-       "postgres", "-M", protocol, "-c", std::to_string(concurrency), "-j",
-       std::to_string(std::min(concurrency, 2)), "-T",
-       std::to_string(absl::ToInt64Seconds(duration)), "-f", file, "-r", db},
-      "", log);
+  std::vector<std::string> argv = prefix;
+  for (std::string arg :
+       {bindir + "/pgbench", std::string("-n"), std::string("-h"), std::string("127.0.0.1"),
+        std::string("-p"), std::to_string(port), std::string("-U"), std::string("postgres"),
+        std::string("-M"), protocol, std::string("-c"), std::to_string(concurrency),
+        std::string("-j"), std::to_string(std::min(concurrency, 2)), std::string("-T"),
+        std::to_string(absl::ToInt64Seconds(duration)), std::string("-f"), file,
+        std::string("-r"), db}) {
+    argv.push_back(std::move(arg));
+  }
+  auto rc = telemetry::local::RunCommand(argv, "", log);
   DieUnlessOk(rc.status(), "pgbench");
   std::ifstream in(log);
   std::string text((std::istreambuf_iterator<char>(in)), {});

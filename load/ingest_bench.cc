@@ -318,6 +318,24 @@ int main(int argc, char** argv) {
                      "trigger");
          return s;
        }},
+      // The same trigger with a cheaper body: date_bin is arithmetic on the
+      // timestamp, where date_trunc(..., 'UTC') converts through a time zone.
+      {absl::StrCat("f4_copy_", parallel, "_conn_date_bin_trigger"),
+       [&] {
+         const char* kBody =
+             "CREATE OR REPLACE FUNCTION telemetry_record_invalidations() RETURNS trigger "
+             "LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $fn$ "
+             "BEGIN INSERT INTO telemetry_aggregate_invalidations (hour) SELECT DISTINCT %s "
+             "FROM new_rows; RETURN NULL; END $fn$";
+         DieUnlessOk((*conn)->Exec(absl::StrFormat(
+                         kBody, "date_bin('1 hour', \"timestamp\", '2000-01-01 00:00:00+00')")),
+                     "trigger");
+         double s = DirectCopy(conninfo, data, parallel, chunk);
+         DieUnlessOk((*conn)->Exec(absl::StrFormat(
+                         kBody, "date_trunc('hour', \"timestamp\", 'UTC')")),
+                     "trigger");
+         return s;
+       }},
       // The alternative to the trigger: no trigger, and a BRIN index on
       // created_at from which a refresh would find the hours written since
       // the last one.

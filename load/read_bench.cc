@@ -12,7 +12,16 @@
 // Starts a private PostgreSQL on loopback, loads --sensors x 24 h of
 // readings (one every --interval) by binary COPY, materialises the
 // aggregate, starts the read service in-process, and prints medians.
+//
+// The service's clients run in their own process (this binary again, in
+// --client_mode), so the figures do not charge the service for its
+// clients' CPU. With --pin (the default on a machine of two or more CPUs)
+// that process and pgbench run on CPU 0, and the service and PostgreSQL on
+// CPU 1: both sides of the ratio then get one core for the client and one
+// for everything behind it, and the ratio says what the service costs.
 #include <grpcpp/grpcpp.h>
+#include <sched.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -22,6 +31,7 @@
 #include <fstream>
 #include <random>
 #include <regex>
+#include <sstream>
 #include <thread>
 
 #include "absl/flags/flag.h"
@@ -51,6 +61,13 @@ ABSL_FLAG(int, rounds, 3, "runs of each variant (medians)");
 ABSL_FLAG(int, summary_sensors, 10, "sensors per HourlySummary call in the QPS runs");
 ABSL_FLAG(std::string, sides, "service,pgbench",
           "which sides to run (for profiling one side alone)");
+ABSL_FLAG(bool, pin, true,
+          "clients (ours and pgbench) on CPU 0, the service and PostgreSQL on CPU 1");
+// Internal: the client process.
+ABSL_FLAG(std::string, client_mode, "", "internal: run as the client (latest|summary)");
+ABSL_FLAG(std::string, target, "", "internal: the read service's address");
+ABSL_FLAG(int64_t, start_us, 0, "internal: the summary range");
+ABSL_FLAG(int64_t, end_us, 0, "internal: the summary range");
 
 namespace {
 
@@ -95,9 +112,9 @@ Run Drive(int concurrency, absl::Duration duration,
 // pgbench's figures as a Run (its latency average in p50_ms).
 Run Pgbench(const std::string& bindir, int port, const std::string& db,
             const std::string& script, const std::string& protocol, int concurrency,
-            absl::Duration duration) {
-  telemetry::load::PgbenchResult r =
-      telemetry::load::Pgbench(bindir, port, db, script, protocol, concurrency, duration);
+            absl::Duration duration, const std::vector<std::string>& prefix) {
+  telemetry::load::PgbenchResult r = telemetry::load::Pgbench(
+      bindir, port, db, script, protocol, concurrency, duration, prefix);
   Run run{};
   run.qps = r.tps;
   run.lat.p50_ms = r.latency_avg_ms;  // average, reported as such
@@ -129,11 +146,137 @@ Explained Explain(telemetry::pg::Connection& c, const std::string& sql) {
   return e;
 }
 
+// Pins the calling thread (and every thread it starts later) to `cpu`.
+void PinThisThread(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  if (sched_setaffinity(0, sizeof(set), &set) != 0) std::perror("sched_setaffinity");
+}
+
+// Pins `pid` and its children (a postmaster and its backends; backends it
+// forks later inherit it) to `cpu`.
+void PinProcessTree(pid_t pid, int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    pid_t p = 0;
+    if (!absl::SimpleAtoi(entry.path().filename().string(), &p)) continue;
+    std::ifstream stat(entry.path() / "stat");
+    std::string line;
+    std::getline(stat, line);
+    // pid (comm) state ppid ...: comm may hold spaces, so parse after ')'.
+    size_t close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 1));
+    std::string state;
+    pid_t ppid = 0;
+    rest >> state >> ppid;
+    if (p != pid && ppid != pid) continue;
+    // Every thread of the process (a backend has one).
+    for (const auto& task : std::filesystem::directory_iterator(entry.path() / "task")) {
+      pid_t tid = 0;
+      if (absl::SimpleAtoi(task.path().filename().string(), &tid)) {
+        (void)sched_setaffinity(tid, sizeof(set), &set);
+      }
+    }
+  }
+}
+
+// The client process: drives one call from --concurrency threads for
+// --duration and prints {"qps":…,"p50_ms":…,"p99_ms":…}.
+int ClientMain() {
+  const int sensors = absl::GetFlag(FLAGS_sensors);
+  const int summary_sensors = absl::GetFlag(FLAGS_summary_sensors);
+  const int64_t start_us = absl::GetFlag(FLAGS_start_us), end_us = absl::GetFlag(FLAGS_end_us);
+  auto channel = grpc::CreateChannel(absl::GetFlag(FLAGS_target), grpc::InsecureChannelCredentials());
+  auto stub = v1::QueryService::NewStub(channel);
+  std::function<bool(std::mt19937&)> call;
+  if (absl::GetFlag(FLAGS_client_mode) == "latest") {
+    call = [&](std::mt19937& r) {
+      v1::LatestReadingsRequest req;
+      req.set_sensor_id(absl::StrCat("sensor-", r() % static_cast<unsigned>(sensors)));
+      req.set_limit(100);
+      v1::LatestReadingsResponse resp;
+      grpc::ClientContext ctx;
+      return stub->LatestReadings(&ctx, req, &resp).ok() && resp.readings_size() == 100;
+    };
+  } else {
+    call = [&](std::mt19937& r) {
+      v1::HourlySummaryRequest req;
+      int first = static_cast<int>(r() % static_cast<unsigned>(sensors));
+      for (int i = 0; i < summary_sensors; ++i) {
+        req.add_sensor_ids(absl::StrCat("sensor-", (first + i) % sensors));
+      }
+      telemetry::query::SetFromMicros(start_us, req.mutable_start());
+      telemetry::query::SetFromMicros(end_us, req.mutable_end());
+      v1::HourlySummaryResponse resp;
+      grpc::ClientContext ctx;
+      return stub->HourlySummary(&ctx, req, &resp).ok() &&
+             resp.buckets_size() == 24 * summary_sensors;
+    };
+  }
+  // Warm the channel (and the service's statement caches) first.
+  std::mt19937 warm(99);
+  for (int i = 0; i < 50; ++i) (void)call(warm);
+  Run run = Drive(absl::GetFlag(FLAGS_concurrency), absl::GetFlag(FLAGS_duration), call);
+  std::printf("{\"qps\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f}\n", run.qps, run.lat.p50_ms,
+              run.lat.p99_ms);
+  return 0;
+}
+
+// Runs ClientMain in a child process of this binary (pinned to CPU 0 when
+// `pin`) and returns its figures.
+Run RunClientProcess(const std::string& mode, int port, bool pin, int64_t start_us,
+                     int64_t end_us) {
+  std::vector<std::string> argv;
+  if (pin) argv = {"/usr/bin/taskset", "-c", "0"};
+  argv.push_back(std::filesystem::read_symlink("/proc/self/exe").string());
+  for (std::string arg :
+       {absl::StrCat("--client_mode=", mode), absl::StrCat("--target=127.0.0.1:", port),
+        absl::StrCat("--sensors=", absl::GetFlag(FLAGS_sensors)),
+        absl::StrCat("--summary_sensors=", absl::GetFlag(FLAGS_summary_sensors)),
+        absl::StrCat("--concurrency=", absl::GetFlag(FLAGS_concurrency)),
+        absl::StrCat("--duration=", absl::FormatDuration(absl::GetFlag(FLAGS_duration))),
+        absl::StrCat("--start_us=", start_us), absl::StrCat("--end_us=", end_us)}) {
+    argv.push_back(std::move(arg));
+  }
+  const std::string out = "/tmp/tg-read-bench-client.txt";
+  auto rc = telemetry::local::RunCommand(argv, "", out);
+  DieUnlessOk(rc.status(), "client process");
+  std::ifstream in(out);
+  std::string line, json;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line[0] == '{') json = line;
+  }
+  std::smatch m;
+  Run run{};
+  auto number = [&](const char* key) {
+    double v = 0;
+    if (std::regex_search(json, m, std::regex(absl::StrCat("\"", key, "\":([0-9.]+)")))) {
+      (void)absl::SimpleAtod(m[1].str(), &v);
+    }
+    return v;
+  };
+  run.qps = number("qps");
+  run.lat.p50_ms = number("p50_ms");
+  run.lat.p99_ms = number("p99_ms");
+  if (*rc != 0 || json.empty()) {
+    DieUnlessOk(absl::InternalError(absl::StrCat("client exited ", *rc, "; see ", out)), "client");
+  }
+  return run;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   telemetry::DisableMutexDeadlockDetection();  // measure what production runs
   absl::ParseCommandLine(argc, argv);
+  if (!absl::GetFlag(FLAGS_client_mode).empty()) return ClientMain();
+  const bool pin = absl::GetFlag(FLAGS_pin) && sysconf(_SC_NPROCESSORS_ONLN) >= 2;
+  // Before any thread starts, so that every thread of the service inherits it.
+  if (pin) PinThisThread(1);
   const int sensors = absl::GetFlag(FLAGS_sensors);
   const int concurrency = absl::GetFlag(FLAGS_concurrency);
   const absl::Duration duration = absl::GetFlag(FLAGS_duration);
@@ -141,6 +284,7 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "starting a private PostgreSQL on loopback...\n");
   auto pg = telemetry::local::PostgresServer::Start();
   DieUnlessOk(pg.status(), "postgres");
+  if (pin) PinProcessTree((*pg)->pid(), 1);
   auto db = telemetry::local::CreateMigratedDatabase(**pg);
   DieUnlessOk(db.status(), "database");
   const std::string conninfo = (*pg)->ConnInfo(*db);
@@ -207,27 +351,6 @@ int main(int argc, char** argv) {
   auto stub = v1::QueryService::NewStub(channel);
 
   const int summary_sensors = absl::GetFlag(FLAGS_summary_sensors);
-  auto latest_call = [&](std::mt19937& r) {
-    v1::LatestReadingsRequest req;
-    req.set_sensor_id(absl::StrCat("sensor-", r() % static_cast<unsigned>(sensors)));
-    req.set_limit(100);
-    v1::LatestReadingsResponse resp;
-    grpc::ClientContext ctx;
-    return stub->LatestReadings(&ctx, req, &resp).ok() && resp.readings_size() == 100;
-  };
-  auto summary_call = [&](std::mt19937& r) {
-    v1::HourlySummaryRequest req;
-    int first = static_cast<int>(r() % static_cast<unsigned>(sensors));
-    for (int i = 0; i < summary_sensors; ++i) {
-      req.add_sensor_ids(absl::StrCat("sensor-", (first + i) % sensors));
-    }
-    telemetry::query::SetFromMicros(start_us, req.mutable_start());
-    telemetry::query::SetFromMicros(end_us, req.mutable_end());
-    v1::HourlySummaryResponse resp;
-    grpc::ClientContext ctx;
-    return stub->HourlySummary(&ctx, req, &resp).ok() &&
-           resp.buckets_size() == 24 * summary_sensors;
-  };
   // pgbench runs the service's own statements (text results: pgbench cannot
   // ask for binary ones).
   const std::string latest_sql = absl::StrCat(
@@ -257,10 +380,17 @@ int main(int argc, char** argv) {
     const bool svc = sides.find("service") != std::string::npos;
     const bool pgb = sides.find("pgbench") != std::string::npos;
     Run none{1, {}};
-    Run a = svc ? Drive(concurrency, duration, latest_call) : none;
-    Run b = pgb ? Pgbench(bindir, (*pg)->port(), *db, latest_sql, "prepared", concurrency, duration) : none;
-    Run c = svc ? Drive(concurrency, duration, summary_call) : none;
-    Run d = pgb ? Pgbench(bindir, (*pg)->port(), *db, summary_sql, "extended", concurrency, duration) : none;
+    const std::vector<std::string> on_cpu0 =
+        pin ? std::vector<std::string>{"/usr/bin/taskset", "-c", "0"} : std::vector<std::string>{};
+    const int port = (*server)->port();
+    Run a = svc ? RunClientProcess("latest", port, pin, start_us, end_us) : none;
+    Run b = pgb ? Pgbench(bindir, (*pg)->port(), *db, latest_sql, "prepared", concurrency,
+                          duration, on_cpu0)
+                : none;
+    Run c = svc ? RunClientProcess("summary", port, pin, start_us, end_us) : none;
+    Run d = pgb ? Pgbench(bindir, (*pg)->port(), *db, summary_sql, "extended", concurrency,
+                          duration, on_cpu0)
+                : none;
     std::fprintf(stderr,
                  "round %d: latest svc %.0f qps (p50 %.2f ms) pgbench %.0f tps | summary svc "
                  "%.0f qps (p50 %.2f ms) pgbench %.0f tps\n",
@@ -322,10 +452,11 @@ int main(int argc, char** argv) {
 
   std::printf(
       "\nread_bench: %d sensors x 24 h (%lld readings, one per %s), concurrency %d, %s runs, "
-      "%d rounds (medians)\n",
+      "%d rounds (medians); clients in their own process%s\n",
       sensors, static_cast<long long>(rows),
       absl::FormatDuration(absl::GetFlag(FLAGS_interval)).c_str(), concurrency,
-      absl::FormatDuration(duration).c_str(), absl::GetFlag(FLAGS_rounds));
+      absl::FormatDuration(duration).c_str(), absl::GetFlag(FLAGS_rounds),
+      pin ? ", on CPU 0 (pgbench too); service and PostgreSQL on CPU 1" : "");
   double sl = Median(svc_latest), pl = Median(pgb_latest);
   double ss = Median(svc_summary), ps = Median(pgb_summary);
   std::printf("  LatestReadings(100)   service %8.0f qps (p50 %.2f ms, p99 %.2f ms)   "

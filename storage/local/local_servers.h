@@ -58,6 +58,7 @@ class PostgresServer {
   // Starts again on the same data directory and port.
   absl::Status Restart();
   bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }  // the postmaster
 
  private:
   PostgresServer() = default;
