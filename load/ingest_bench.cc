@@ -249,6 +249,17 @@ int main(int argc, char** argv) {
   chmod(csv_dir, 0755);  // psql runs as us, but keep it readable anyway
 
   using Runner = std::function<double()>;
+  // The best direct COPY again, between `setup` and `teardown` SQL.
+  auto copy_with = [&](const std::string& setup, const std::string& teardown) {
+    DieUnlessOk((*conn)->Exec(setup), "variant setup");
+    double s = DirectCopy(conninfo, data, parallel, chunk);
+    DieUnlessOk((*conn)->Exec(teardown), "variant teardown");
+    return s;
+  };
+  const std::string kDisableTrigger =
+      "ALTER TABLE sensor_readings DISABLE TRIGGER sensor_readings_record_invalidations";
+  const std::string kEnableTrigger =
+      "ALTER TABLE sensor_readings ENABLE TRIGGER sensor_readings_record_invalidations";
   std::vector<std::pair<std::string, Runner>> variants = {
       {"a_gateway_dedupe",
        [&] { static int round = 0; return Gateway(conninfo, (*redis)->Url(), true, data, streams, round++); }},
@@ -277,46 +288,38 @@ int main(int argc, char** argv) {
       // path: the best direct COPY again, with that index present.
       {absl::StrCat("e_copy_", parallel, "_conn_seed_ts_index"),
        [&] {
-         DieUnlessOk((*conn)->Exec("CREATE INDEX ix_sensor_readings_timestamp ON "
-                             "sensor_readings (\"timestamp\")"),
-               "index");
-         double s = DirectCopy(conninfo, data, parallel, chunk);
-         DieUnlessOk((*conn)->Exec("DROP INDEX ix_sensor_readings_timestamp"), "index");
-         return s;
+         return copy_with("CREATE INDEX ix_sensor_readings_timestamp ON sensor_readings "
+                          "(\"timestamp\")",
+                          "DROP INDEX ix_sensor_readings_timestamp");
        }},
       // What the aggregate's invalidation trigger costs the write path: the
       // best direct COPY again, with the statement trigger disabled.
       {absl::StrCat("f_copy_", parallel, "_conn_no_invalidation_trigger"),
-       [&] {
-         DieUnlessOk((*conn)->Exec("ALTER TABLE sensor_readings DISABLE TRIGGER "
-                             "sensor_readings_record_invalidations"),
-               "trigger");
-         double s = DirectCopy(conninfo, data, parallel, chunk);
-         DieUnlessOk((*conn)->Exec("ALTER TABLE sensor_readings ENABLE TRIGGER "
-                             "sensor_readings_record_invalidations"),
-               "trigger");
-         return s;
-       }},
+       [&] { return copy_with(kDisableTrigger, kEnableTrigger); }},
       // Where the trigger's cost lies: the same transition table with a
       // trigger that does nothing with it (the capture alone).
       {absl::StrCat("f2_copy_", parallel, "_conn_capture_only_trigger"),
        [&] {
-         DieUnlessOk((*conn)->Exec(
-                         "ALTER TABLE sensor_readings DISABLE TRIGGER "
-                         "sensor_readings_record_invalidations; "
-                         "CREATE FUNCTION bench_noop_trigger() RETURNS trigger LANGUAGE plpgsql "
-                         "AS $$ BEGIN RETURN NULL; END $$; "
-                         "CREATE TRIGGER bench_capture_only AFTER INSERT ON sensor_readings "
-                         "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT "
-                         "EXECUTE FUNCTION bench_noop_trigger()"),
-                     "trigger");
-         double s = DirectCopy(conninfo, data, parallel, chunk);
-         DieUnlessOk((*conn)->Exec("DROP TRIGGER bench_capture_only ON sensor_readings; "
-                                   "DROP FUNCTION bench_noop_trigger(); "
-                                   "ALTER TABLE sensor_readings ENABLE TRIGGER "
-                                   "sensor_readings_record_invalidations"),
-                     "trigger");
-         return s;
+         return copy_with(
+             absl::StrCat(kDisableTrigger,
+                          "; CREATE FUNCTION bench_noop_trigger() RETURNS trigger "
+                          "LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$; "
+                          "CREATE TRIGGER bench_capture_only AFTER INSERT ON sensor_readings "
+                          "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT "
+                          "EXECUTE FUNCTION bench_noop_trigger()"),
+             absl::StrCat("DROP TRIGGER bench_capture_only ON sensor_readings; "
+                          "DROP FUNCTION bench_noop_trigger(); ",
+                          kEnableTrigger));
+       }},
+      // The alternative to the trigger: no trigger, and a BRIN index on
+      // created_at from which a refresh would find the hours written since
+      // the last one.
+      {absl::StrCat("f3_copy_", parallel, "_conn_brin_created_at"),
+       [&] {
+         return copy_with(absl::StrCat(kDisableTrigger,
+                                       "; CREATE INDEX bench_brin_created_at ON sensor_readings "
+                                       "USING brin (created_at)"),
+                          absl::StrCat("DROP INDEX bench_brin_created_at; ", kEnableTrigger));
        }},
       // The same trigger with a cheaper body: date_bin is arithmetic on the
       // timestamp, where date_trunc(..., 'UTC') converts through a time zone.
@@ -327,32 +330,10 @@ int main(int argc, char** argv) {
              "LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $fn$ "
              "BEGIN INSERT INTO telemetry_aggregate_invalidations (hour) SELECT DISTINCT %s "
              "FROM new_rows; RETURN NULL; END $fn$";
-         DieUnlessOk((*conn)->Exec(absl::StrFormat(
-                         kBody, "date_bin('1 hour', \"timestamp\", '2000-01-01 00:00:00+00')")),
-                     "trigger");
-         double s = DirectCopy(conninfo, data, parallel, chunk);
-         DieUnlessOk((*conn)->Exec(absl::StrFormat(
-                         kBody, "date_trunc('hour', \"timestamp\", 'UTC')")),
-                     "trigger");
-         return s;
-       }},
-      // The alternative to the trigger: no trigger, and a BRIN index on
-      // created_at from which a refresh would find the hours written since
-      // the last one.
-      {absl::StrCat("f3_copy_", parallel, "_conn_brin_created_at"),
-       [&] {
-         DieUnlessOk((*conn)->Exec(
-                         "ALTER TABLE sensor_readings DISABLE TRIGGER "
-                         "sensor_readings_record_invalidations; "
-                         "CREATE INDEX bench_brin_created_at ON sensor_readings "
-                         "USING brin (created_at)"),
-                     "trigger");
-         double s = DirectCopy(conninfo, data, parallel, chunk);
-         DieUnlessOk((*conn)->Exec("DROP INDEX bench_brin_created_at; "
-                                   "ALTER TABLE sensor_readings ENABLE TRIGGER "
-                                   "sensor_readings_record_invalidations"),
-                     "trigger");
-         return s;
+         return copy_with(
+             absl::StrFormat(kBody,
+                             "date_bin('1 hour', \"timestamp\", '2000-01-01 00:00:00+00')"),
+             absl::StrFormat(kBody, "date_trunc('hour', \"timestamp\", 'UTC')"));
        }},
   };
   if (std::string only = absl::GetFlag(FLAGS_only); !only.empty()) {

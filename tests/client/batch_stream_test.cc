@@ -72,6 +72,15 @@ void WaitForCancel(grpc::ServerContext* context) {
   while (!context->IsCancelled() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
 }
 
+// A gateway that takes every batch and never answers, until cancelled.
+grpc::Status TakeAllAnswerNothing(grpc::ServerContext* context, Stream* stream) {
+  ReadingBatch b;
+  while (stream->Read(&b)) {
+  }
+  WaitForCancel(context);
+  return grpc::Status::OK;
+}
+
 TEST(BatchStreamTest, AcksInReverseOrderOfADeepWindowAllCount) {
   constexpr int kWindow = 32;
   FakeGateway gateway([](grpc::ServerContext*, Stream* stream, int) {
@@ -105,14 +114,12 @@ TEST(BatchStreamTest, AnOverdueAckCancelsTheStreamAndTheBatchGoesAgain) {
   std::atomic<int> first_call_cancelled{0};
   auto gateway = std::make_unique<FakeGateway>(
       [&](grpc::ServerContext* context, Stream* stream, int call) {
-        ReadingBatch b;
-        if (call == 0) {  // takes the batches, never answers
-          while (stream->Read(&b)) {
-          }
-          WaitForCancel(context);
+        if (call == 0) {
+          grpc::Status status = TakeAllAnswerNothing(context, stream);
           if (context->IsCancelled()) ++first_call_cancelled;
-          return grpc::Status::OK;
+          return status;
         }
+        ReadingBatch b;
         while (stream->Read(&b)) stream->Write(AckFor(b));
         return grpc::Status::OK;
       });
@@ -194,11 +201,7 @@ TEST(BatchStreamTest, CloseIsBoundedWhenTheHalfCloseIsNeverAnswered) {
 
 TEST(BatchStreamTest, CloseTimesOutWhenAcksNeverComeAndSaysHowMany) {
   FakeGateway gateway([](grpc::ServerContext* context, Stream* stream, int) {
-    ReadingBatch b;
-    while (stream->Read(&b)) {
-    }
-    WaitForCancel(context);
-    return grpc::Status::OK;
+    return TakeAllAnswerNothing(context, stream);
   });
   BatchStream stream(gateway.Channel(), {});  // ack_timeout 30 s: never reached
   ASSERT_TRUE(stream.Send(Batch(1)).ok());
@@ -212,11 +215,7 @@ TEST(BatchStreamTest, CloseTimesOutWhenAcksNeverComeAndSaysHowMany) {
 
 TEST(BatchStreamTest, DestroyedWithBatchesInFlightItStopsWithoutClose) {
   FakeGateway gateway([](grpc::ServerContext* context, Stream* stream, int) {
-    ReadingBatch b;
-    while (stream->Read(&b)) {
-    }
-    WaitForCancel(context);
-    return grpc::Status::OK;
+    return TakeAllAnswerNothing(context, stream);
   });
   std::atomic<int> final_acks{0};
   {
