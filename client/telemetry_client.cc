@@ -118,6 +118,7 @@ class BatchStream::Call final : public grpc::ClientBidiReactor<ReadingBatch, Bat
 BatchStream::BatchStream(std::shared_ptr<grpc::Channel> channel,
                          StreamOptions options, AckCallback on_final_ack)
     : options_(std::move(options)),
+      channel_(channel),
       stub_(telemetry::v1::IngestService::NewStub(std::move(channel))),
       on_final_ack_(std::move(on_final_ack)) {
   supervisor_ = std::thread([this] { Supervise(); });
@@ -189,7 +190,14 @@ BatchStream::WriteStep BatchStream::NextWriteStep() {
     }
     if (o->second.due <= now) {
       o->second.queued = false;
-      o->second.sent_at = absl::InfiniteFuture();  // set when the write completes
+      o->second.sent_at = absl::InfiniteFuture();
+      // Connected: the ack clock runs from now, so a gateway that stops
+      // reading (the write then waits for flow control) is timed out too.
+      // Not connected yet: it starts when gRPC has taken the write, so the
+      // wait for a connection is not counted against the gateway.
+      if (channel_->GetState(/*try_to_connect=*/false) == GRPC_CHANNEL_READY) {
+        StartAckClock(o->second, now);
+      }
       c.in_flight = o->second.batch;  // kept until this write completes
       c.writing = true;
       send_queue_.erase(it);
@@ -226,14 +234,11 @@ void BatchStream::OnWriteDone(Call& call, bool ok) {
     if (!ok) {
       call_state_.writes_over = true;  // the stream broke; OnDone follows
     } else if (written != nullptr) {
-      // The ack clock starts once gRPC has taken the batch: time waiting
-      // for a connection or for flow control is not the gateway's delay.
+      // Written before the call had connected: its clock starts now.
       auto o = outstanding_.find(written->idempotency_key());
-      if (o != outstanding_.end() && !o->second.queued) {
-        o->second.sent_at = absl::Now();
-        if (o->second.sent_at + options_.ack_timeout < supervisor_deadline_) {
-          supervisor_wake_ = true;  // it sleeps past this batch's ack deadline
-        }
+      if (o != outstanding_.end() && !o->second.queued &&
+          o->second.sent_at == absl::InfiniteFuture()) {
+        StartAckClock(o->second, absl::Now());
       }
     }
     step = NextWriteStep();
@@ -273,6 +278,13 @@ void BatchStream::OnCallDone(const grpc::Status& status) {
   supervisor_wake_ = true;
   // Nothing here may touch the call after the unlock: the supervisor may
   // destroy it at once.
+}
+
+void BatchStream::StartAckClock(Outstanding& o, absl::Time now) {
+  o.sent_at = now;
+  if (now + options_.ack_timeout < supervisor_deadline_) {
+    supervisor_wake_ = true;  // it sleeps past this batch's ack deadline
+  }
 }
 
 void BatchStream::Requeue(const std::string& key, Outstanding& o,

@@ -11,7 +11,8 @@
 // is resent. A batch is resent when its ack carries a retryable status
 // (UNAVAILABLE, RESOURCE_EXHAUSTED, ABORTED, DEADLINE_EXCEEDED), when the
 // stream breaks (all unacknowledged batches go out again on a new stream),
-// or when no ack arrives within `ack_timeout` of gRPC taking the write.
+// or when no ack arrives within `ack_timeout` of the write (counted from
+// when the call has a connection).
 // While the gateway is unreachable the stream waits for it (gRPC
 // wait-for-ready) and connects as soon as it is back.
 // Retries back off exponentially with jitter, and never sooner than the
@@ -145,8 +146,8 @@ class BatchStream {
     std::shared_ptr<const telemetry::v1::ReadingBatch> batch;
     int attempts = 0;
     absl::Time due = absl::InfinitePast();  // earliest (re)send
-    // When gRPC took the write (InfiniteFuture: queued or being written);
-    // the ack timeout counts from here.
+    // Where the ack timeout counts from: the write's start on a connected
+    // channel, else its completion (InfiniteFuture until then).
     absl::Time sent_at = absl::InfiniteFuture();
     bool queued = true;  // waiting in send_queue_
   };
@@ -169,12 +170,16 @@ class BatchStream {
   void HandleAck(const telemetry::v1::BatchAck& ack)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Duration Backoff(int attempts) const;
+  // `o`'s ack timeout counts from `now`; wakes the supervisor when that
+  // deadline comes before its own.
+  void StartAckClock(Outstanding& o, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Queues `o` again, due after its backoff and at least `at_least`.
   void Requeue(const std::string& key, Outstanding& o, bool count_attempt,
                absl::Duration at_least = absl::ZeroDuration())
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const StreamOptions options_;
+  const std::shared_ptr<grpc::Channel> channel_;  // its state: when the ack clock starts
   std::unique_ptr<telemetry::v1::IngestService::Stub> stub_;
   AckCallback on_final_ack_;
 

@@ -76,6 +76,10 @@ int main(int argc, char** argv) {
     std::string name, gateway, loadgen;
   };
   std::vector<Build> builds = {{"this", absl::GetFlag(FLAGS_gateway), LOADGEN_PATH}};
+  if (absl::GetFlag(FLAGS_baseline_gateway).empty() &&
+      !absl::GetFlag(FLAGS_baseline_loadgen).empty()) {
+    DieUnlessOk(absl::InvalidArgumentError("--baseline_loadgen needs --baseline_gateway"), "flags");
+  }
   if (!absl::GetFlag(FLAGS_baseline_gateway).empty()) {
     std::string loadgen = absl::GetFlag(FLAGS_baseline_loadgen);
     builds.push_back({"base", absl::GetFlag(FLAGS_baseline_gateway),

@@ -325,15 +325,15 @@ int main(int argc, char** argv) {
       // timestamp, where date_trunc(..., 'UTC') converts through a time zone.
       {absl::StrCat("f4_copy_", parallel, "_conn_date_bin_trigger"),
        [&] {
-         const char* kBody =
-             "CREATE OR REPLACE FUNCTION telemetry_record_invalidations() RETURNS trigger "
-             "LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $fn$ "
-             "BEGIN INSERT INTO telemetry_aggregate_invalidations (hour) SELECT DISTINCT %s "
-             "FROM new_rows; RETURN NULL; END $fn$";
-         return copy_with(
-             absl::StrFormat(kBody,
-                             "date_bin('1 hour', \"timestamp\", '2000-01-01 00:00:00+00')"),
-             absl::StrFormat(kBody, "date_trunc('hour', \"timestamp\", 'UTC')"));
+         auto body = [](const char* hour_of_timestamp) {
+           return absl::StrCat(
+               "CREATE OR REPLACE FUNCTION telemetry_record_invalidations() RETURNS trigger "
+               "LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $fn$ "
+               "BEGIN INSERT INTO telemetry_aggregate_invalidations (hour) SELECT DISTINCT ",
+               hour_of_timestamp, " FROM new_rows; RETURN NULL; END $fn$");
+         };
+         return copy_with(body("date_bin('1 hour', \"timestamp\", '2000-01-01 00:00:00+00')"),
+                          body("date_trunc('hour', \"timestamp\", 'UTC')"));
        }},
   };
   if (std::string only = absl::GetFlag(FLAGS_only); !only.empty()) {

@@ -31,7 +31,7 @@
 #include <fstream>
 #include <random>
 #include <regex>
-#include <sstream>
+#include <optional>
 #include <thread>
 
 #include "absl/flags/flag.h"
@@ -62,7 +62,8 @@ ABSL_FLAG(int, summary_sensors, 10, "sensors per HourlySummary call in the QPS r
 ABSL_FLAG(std::string, sides, "service,pgbench",
           "which sides to run (for profiling one side alone)");
 ABSL_FLAG(bool, pin, true,
-          "clients (ours and pgbench) on CPU 0, the service and PostgreSQL on CPU 1");
+          "clients (ours and pgbench) on one CPU, the service and PostgreSQL on another "
+          "(the first two this process may use)");
 // Internal: the client process.
 ABSL_FLAG(std::string, client_mode, "", "internal: run as the client (latest|summary)");
 ABSL_FLAG(std::string, target, "", "internal: the read service's address");
@@ -146,42 +147,27 @@ Explained Explain(telemetry::pg::Connection& c, const std::string& sql) {
   return e;
 }
 
-// Pins the calling thread (and every thread it starts later) to `cpu`.
+// The first two CPUs this process may run on, or nullopt when it has fewer
+// (containers may allow other CPUs than 0 and 1).
+std::optional<std::pair<int, int>> TwoAllowedCpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return std::nullopt;
+  std::vector<int> cpus;
+  for (int c = 0; c < CPU_SETSIZE && cpus.size() < 2; ++c) {
+    if (CPU_ISSET(c, &set)) cpus.push_back(c);
+  }
+  if (cpus.size() < 2) return std::nullopt;
+  return std::make_pair(cpus[0], cpus[1]);
+}
+
+// Pins the calling thread (and every thread it starts later: the service's,
+// and PostgreSQL's postmaster and backends, started from it) to `cpu`.
 void PinThisThread(int cpu) {
   cpu_set_t set;
   CPU_ZERO(&set);
   CPU_SET(cpu, &set);
   if (sched_setaffinity(0, sizeof(set), &set) != 0) std::perror("sched_setaffinity");
-}
-
-// Pins `pid` and its children (a postmaster and its backends; backends it
-// forks later inherit it) to `cpu`.
-void PinProcessTree(pid_t pid, int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    pid_t p = 0;
-    if (!absl::SimpleAtoi(entry.path().filename().string(), &p)) continue;
-    std::ifstream stat(entry.path() / "stat");
-    std::string line;
-    std::getline(stat, line);
-    // pid (comm) state ppid ...: comm may hold spaces, so parse after ')'.
-    size_t close = line.rfind(')');
-    if (close == std::string::npos) continue;
-    std::istringstream rest(line.substr(close + 1));
-    std::string state;
-    pid_t ppid = 0;
-    rest >> state >> ppid;
-    if (p != pid && ppid != pid) continue;
-    // Every thread of the process (a backend has one).
-    for (const auto& task : std::filesystem::directory_iterator(entry.path() / "task")) {
-      pid_t tid = 0;
-      if (absl::SimpleAtoi(task.path().filename().string(), &tid)) {
-        (void)sched_setaffinity(tid, sizeof(set), &set);
-      }
-    }
-  }
 }
 
 // The client process: drives one call from --concurrency threads for
@@ -200,6 +186,7 @@ int ClientMain() {
       req.set_limit(100);
       v1::LatestReadingsResponse resp;
       grpc::ClientContext ctx;
+      ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
       return stub->LatestReadings(&ctx, req, &resp).ok() && resp.readings_size() == 100;
     };
   } else {
@@ -213,6 +200,7 @@ int ClientMain() {
       telemetry::query::SetFromMicros(end_us, req.mutable_end());
       v1::HourlySummaryResponse resp;
       grpc::ClientContext ctx;
+      ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
       return stub->HourlySummary(&ctx, req, &resp).ok() &&
              resp.buckets_size() == 24 * summary_sensors;
     };
@@ -226,12 +214,11 @@ int ClientMain() {
   return 0;
 }
 
-// Runs ClientMain in a child process of this binary (pinned to CPU 0 when
-// `pin`) and returns its figures.
-Run RunClientProcess(const std::string& mode, int port, bool pin, int64_t start_us,
-                     int64_t end_us) {
-  std::vector<std::string> argv;
-  if (pin) argv = {"/usr/bin/taskset", "-c", "0"};
+// Runs ClientMain in a child process of this binary (under `prefix`, say
+// taskset) and returns its figures.
+Run RunClientProcess(const std::string& mode, int port, const std::vector<std::string>& prefix,
+                     int64_t start_us, int64_t end_us) {
+  std::vector<std::string> argv = prefix;
   argv.push_back(std::filesystem::read_symlink("/proc/self/exe").string());
   for (std::string arg :
        {absl::StrCat("--client_mode=", mode), absl::StrCat("--target=127.0.0.1:", port),
@@ -242,7 +229,8 @@ Run RunClientProcess(const std::string& mode, int port, bool pin, int64_t start_
         absl::StrCat("--start_us=", start_us), absl::StrCat("--end_us=", end_us)}) {
     argv.push_back(std::move(arg));
   }
-  const std::string out = "/tmp/tg-read-bench-client.txt";
+  const std::string out = absl::StrCat("/tmp/tg-read-bench-client-", getpid(), ".txt");
+  std::filesystem::remove(out);  // the helper appends
   auto rc = telemetry::local::RunCommand(argv, "", out);
   DieUnlessOk(rc.status(), "client process");
   std::ifstream in(out);
@@ -265,6 +253,7 @@ Run RunClientProcess(const std::string& mode, int port, bool pin, int64_t start_
   if (*rc != 0 || json.empty()) {
     DieUnlessOk(absl::InternalError(absl::StrCat("client exited ", *rc, "; see ", out)), "client");
   }
+  std::filesystem::remove(out);
   return run;
 }
 
@@ -274,9 +263,21 @@ int main(int argc, char** argv) {
   telemetry::DisableMutexDeadlockDetection();  // measure what production runs
   absl::ParseCommandLine(argc, argv);
   if (!absl::GetFlag(FLAGS_client_mode).empty()) return ClientMain();
-  const bool pin = absl::GetFlag(FLAGS_pin) && sysconf(_SC_NPROCESSORS_ONLN) >= 2;
-  // Before any thread starts, so that every thread of the service inherits it.
-  if (pin) PinThisThread(1);
+  const std::optional<std::pair<int, int>> cpus =
+      absl::GetFlag(FLAGS_pin) ? TwoAllowedCpus() : std::nullopt;
+  const bool pin = cpus.has_value();
+  // Before any thread starts (flag parsing starts none; gRPC's first come
+  // with the server), so that every thread of the service, and PostgreSQL
+  // started below, inherit it.
+  std::vector<std::string> on_client_cpu;
+  std::string pin_note;
+  if (pin) {
+    const auto [client_cpu, server_cpu] = *cpus;
+    PinThisThread(server_cpu);
+    on_client_cpu = {"/usr/bin/taskset", "-c", std::to_string(client_cpu)};
+    pin_note = absl::StrCat(", on CPU ", client_cpu, " (pgbench too); service and PostgreSQL on CPU ",
+                            server_cpu);
+  }
   const int sensors = absl::GetFlag(FLAGS_sensors);
   const int concurrency = absl::GetFlag(FLAGS_concurrency);
   const absl::Duration duration = absl::GetFlag(FLAGS_duration);
@@ -284,7 +285,6 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "starting a private PostgreSQL on loopback...\n");
   auto pg = telemetry::local::PostgresServer::Start();
   DieUnlessOk(pg.status(), "postgres");
-  if (pin) PinProcessTree((*pg)->pid(), 1);
   auto db = telemetry::local::CreateMigratedDatabase(**pg);
   DieUnlessOk(db.status(), "database");
   const std::string conninfo = (*pg)->ConnInfo(*db);
@@ -380,16 +380,14 @@ int main(int argc, char** argv) {
     const bool svc = sides.find("service") != std::string::npos;
     const bool pgb = sides.find("pgbench") != std::string::npos;
     Run none{1, {}};
-    const std::vector<std::string> on_cpu0 =
-        pin ? std::vector<std::string>{"/usr/bin/taskset", "-c", "0"} : std::vector<std::string>{};
     const int port = (*server)->port();
-    Run a = svc ? RunClientProcess("latest", port, pin, start_us, end_us) : none;
+    Run a = svc ? RunClientProcess("latest", port, on_client_cpu, start_us, end_us) : none;
     Run b = pgb ? Pgbench(bindir, (*pg)->port(), *db, latest_sql, "prepared", concurrency,
-                          duration, on_cpu0)
+                          duration, on_client_cpu)
                 : none;
-    Run c = svc ? RunClientProcess("summary", port, pin, start_us, end_us) : none;
+    Run c = svc ? RunClientProcess("summary", port, on_client_cpu, start_us, end_us) : none;
     Run d = pgb ? Pgbench(bindir, (*pg)->port(), *db, summary_sql, "extended", concurrency,
-                          duration, on_cpu0)
+                          duration, on_client_cpu)
                 : none;
     std::fprintf(stderr,
                  "round %d: latest svc %.0f qps (p50 %.2f ms) pgbench %.0f tps | summary svc "
@@ -456,7 +454,7 @@ int main(int argc, char** argv) {
       sensors, static_cast<long long>(rows),
       absl::FormatDuration(absl::GetFlag(FLAGS_interval)).c_str(), concurrency,
       absl::FormatDuration(duration).c_str(), absl::GetFlag(FLAGS_rounds),
-      pin ? ", on CPU 0 (pgbench too); service and PostgreSQL on CPU 1" : "");
+      pin_note.c_str());
   double sl = Median(svc_latest), pl = Median(pgb_latest);
   double ss = Median(svc_summary), ps = Median(pgb_summary);
   std::printf("  LatestReadings(100)   service %8.0f qps (p50 %.2f ms, p99 %.2f ms)   "

@@ -175,6 +175,40 @@ TEST(BatchStreamTest, ABatchSentAfterAnIdleSpellStillTimesOut) {
   EXPECT_EQ(gateway.calls(), 2);
 }
 
+// A connected gateway that stops reading after one batch: whether the big
+// write completes into gRPC's buffers or waits for flow control, its ack
+// clock runs and the stream is timed out and reopened.
+TEST(BatchStreamTest, AGatewayThatStopsReadingIsTimedOut) {
+  FakeGateway gateway([](grpc::ServerContext* context, Stream* stream, int call) {
+    ReadingBatch b;
+    if (call == 0) {
+      if (stream->Read(&b)) stream->Write(AckFor(b));
+      WaitForCancel(context);  // reads nothing more
+      return grpc::Status::OK;
+    }
+    while (stream->Read(&b)) stream->Write(AckFor(b));
+    return grpc::Status::OK;
+  });
+  StreamOptions options;
+  options.ack_timeout = absl::Seconds(1);
+  options.retry.initial_backoff = absl::Milliseconds(10);
+  std::atomic<int> final_acks{0};
+  BatchStream stream(gateway.Channel(), options, [&](const BatchAck&) { ++final_acks; });
+  ASSERT_TRUE(stream.Send(Batch(1)).ok());
+  const absl::Time acked_by = absl::Now() + absl::Seconds(20);
+  while (final_acks.load() == 0 && absl::Now() < acked_by) absl::SleepFor(absl::Milliseconds(5));
+  ASSERT_EQ(final_acks.load(), 1);
+  // ~3 MB: far more than the stream's flow-control window.
+  ReadingBatch big = Batch(2);
+  for (int i = 0; i < 3'000; ++i) big.add_readings()->set_unit(std::string(1'000, 'u'));
+  ASSERT_TRUE(stream.Send(std::move(big)).ok());
+  auto stats = stream.Close(absl::Seconds(30));
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->batches_acked, 2u);
+  EXPECT_EQ(stats->reconnects, 1u);
+  EXPECT_EQ(gateway.calls(), 2);
+}
+
 TEST(BatchStreamTest, CloseIsBoundedWhenTheHalfCloseIsNeverAnswered) {
   std::atomic<int> half_closes{0};
   auto gateway = std::make_unique<FakeGateway>(

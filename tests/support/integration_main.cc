@@ -63,6 +63,9 @@ std::string QueryScalar(const std::string& conninfo, const std::string& sql) {
 }  // namespace telemetry::testing
 
 int main(int argc, char** argv) {
+  // The gateway, loadgen and telemetryctl these tests start keep abseil's
+  // lock-order checking (storage/util/mutex.h).
+  setenv("TELEMETRY_MUTEX_DEADLOCK_DETECTION", "on", 1);
   ::testing::InitGoogleTest(&argc, argv);
   ::testing::AddGlobalTestEnvironment(
       new telemetry::testing::ServersEnvironment());
