@@ -233,6 +233,45 @@ TEST(BatchStreamTest, CloseIsBoundedWhenTheHalfCloseIsNeverAnswered) {
   EXPECT_EQ(half_closes.load(), 1);
 }
 
+// Every batch acked: even Close(0), as the destructor calls it, ends the
+// stream with a half-close the gateway sees, not a cancel.
+TEST(BatchStreamTest, CloseWithNoTimeLeftStillHalfClosesAnAckedStream) {
+  std::atomic<int> half_closes{0};
+  std::atomic<int> final_acks{0};
+  auto gateway = std::make_unique<FakeGateway>(
+      [&](grpc::ServerContext* context, Stream* stream, int) {
+        ReadingBatch b;
+        while (stream->Read(&b)) stream->Write(AckFor(b));
+        if (!context->IsCancelled()) ++half_closes;
+        return grpc::Status::OK;
+      });
+  BatchStream stream(gateway->Channel(), {}, [&](const BatchAck&) { ++final_acks; });
+  ASSERT_TRUE(stream.Send(Batch(1)).ok());
+  const absl::Time acked_by = absl::Now() + absl::Seconds(20);
+  while (final_acks.load() == 0 && absl::Now() < acked_by) absl::SleepFor(absl::Milliseconds(5));
+  ASSERT_EQ(final_acks.load(), 1);
+  auto stats = stream.Close(absl::ZeroDuration());
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->batches_acked, 1u);
+  gateway.reset();
+  EXPECT_EQ(half_closes.load(), 1);
+}
+
+// The gateway refuses the half-close itself after acking everything: the
+// batches are stored, so Close reports them, not the refusal.
+TEST(BatchStreamTest, ARefusalAfterTheLastAckDoesNotHideTheStats) {
+  FakeGateway gateway([](grpc::ServerContext*, Stream* stream, int) {
+    ReadingBatch b;
+    while (stream->Read(&b)) stream->Write(AckFor(b));
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "token revoked");
+  });
+  BatchStream stream(gateway.Channel(), {});
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(stream.Send(Batch(i)).ok());
+  auto stats = stream.Close(absl::Seconds(20));
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->batches_acked, 3u);
+}
+
 TEST(BatchStreamTest, CloseTimesOutWhenAcksNeverComeAndSaysHowMany) {
   FakeGateway gateway([](grpc::ServerContext* context, Stream* stream, int) {
     return TakeAllAnswerNothing(context, stream);
