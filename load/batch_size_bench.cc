@@ -62,12 +62,8 @@ struct Sample {
 int main(int argc, char** argv) {
   telemetry::DisableMutexDeadlockDetection();  // measure what production runs
   absl::ParseCommandLine(argc, argv);
-  std::vector<int> sizes;
-  for (absl::string_view s : absl::StrSplit(absl::GetFlag(FLAGS_sizes), ',')) {
-    int v = 0;
-    if (!absl::SimpleAtoi(s, &v) || v < 1) DieUnlessOk(absl::InvalidArgumentError("--sizes"), "flags");
-    sizes.push_back(v);
-  }
+  const std::vector<int> sizes =
+      telemetry::load::PositiveInts(absl::GetFlag(FLAGS_sizes), "--sizes");
   std::fprintf(stderr, "starting a durable private PostgreSQL and Redis on loopback...\n");
   telemetry::load::BenchStack stack = telemetry::load::StartBenchStack({.durable = true});
   const std::string& conninfo = stack.conninfo;

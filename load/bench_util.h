@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "storage/local/local_servers.h"
 
@@ -76,6 +77,21 @@ inline PgbenchResult Pgbench(const std::string& bindir, int port, const std::str
   if (r.tps == 0) std::fprintf(stderr, "pgbench output:\n%s\n", text.c_str());
   std::filesystem::remove_all(dir);
   return r;
+}
+
+// A flag's comma-separated list of integers, each at least 1; ends the
+// program naming `flag` otherwise.
+inline std::vector<int> PositiveInts(const std::string& list, const char* flag) {
+  std::vector<int> out;
+  for (absl::string_view part : absl::StrSplit(list, ',')) {
+    int v = 0;
+    if (!absl::SimpleAtoi(part, &v) || v < 1) {
+      DieUnlessOk(absl::InvalidArgumentError(absl::StrCat(flag, ": integers of at least 1")),
+                  "flags");
+    }
+    out.push_back(v);
+  }
+  return out;
 }
 
 // The directory of PostgreSQL's client programs (pgbench), or "".

@@ -118,14 +118,8 @@ Point RunFleet(int port, double rows_per_second, bool stagger, int run) {
 int main(int argc, char** argv) {
   telemetry::DisableMutexDeadlockDetection();  // measure what production runs
   absl::ParseCommandLine(argc, argv);
-  std::vector<int> levels;
-  for (absl::string_view l : absl::StrSplit(absl::GetFlag(FLAGS_levels), ',')) {
-    int v = 0;
-    if (!absl::SimpleAtoi(l, &v) || v <= 0) {
-      DieUnlessOk(absl::InvalidArgumentError("--levels: percentages above 0"), "flags");
-    }
-    levels.push_back(v);
-  }
+  const std::vector<int> levels =
+      telemetry::load::PositiveInts(absl::GetFlag(FLAGS_levels), "--levels");
   std::vector<std::pair<std::string, std::string>> gateways = {
       {"new", absl::GetFlag(FLAGS_gateway)}};
   if (!absl::GetFlag(FLAGS_baseline_gateway).empty()) {

@@ -72,6 +72,13 @@ void WaitForCancel(grpc::ServerContext* context) {
   while (!context->IsCancelled() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
 }
 
+// Whether `acks` reaches `n` within 20 s (polled).
+bool AcksReach(const std::atomic<int>& acks, int n) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (acks.load() < n && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+  return acks.load() == n;
+}
+
 // A gateway that takes every batch and never answers, until cancelled.
 grpc::Status TakeAllAnswerNothing(grpc::ServerContext* context, Stream* stream) {
   ReadingBatch b;
@@ -162,9 +169,7 @@ TEST(BatchStreamTest, ABatchSentAfterAnIdleSpellStillTimesOut) {
   std::atomic<int> final_acks{0};
   BatchStream stream(gateway.Channel(), options, [&](const BatchAck&) { ++final_acks; });
   ASSERT_TRUE(stream.Send(Batch(1)).ok());
-  const absl::Time acked_by = absl::Now() + absl::Seconds(20);
-  while (final_acks.load() == 0 && absl::Now() < acked_by) absl::SleepFor(absl::Milliseconds(5));
-  ASSERT_EQ(final_acks.load(), 1);
+  ASSERT_TRUE(AcksReach(final_acks, 1));
   // The scenario itself: the device is quiet for longer than the timeout.
   absl::SleepFor(options.ack_timeout * 1.5);
   ASSERT_TRUE(stream.Send(Batch(2)).ok());  // never answered on the first call
@@ -195,9 +200,7 @@ TEST(BatchStreamTest, AGatewayThatStopsReadingIsTimedOut) {
   std::atomic<int> final_acks{0};
   BatchStream stream(gateway.Channel(), options, [&](const BatchAck&) { ++final_acks; });
   ASSERT_TRUE(stream.Send(Batch(1)).ok());
-  const absl::Time acked_by = absl::Now() + absl::Seconds(20);
-  while (final_acks.load() == 0 && absl::Now() < acked_by) absl::SleepFor(absl::Milliseconds(5));
-  ASSERT_EQ(final_acks.load(), 1);
+  ASSERT_TRUE(AcksReach(final_acks, 1));
   // ~3 MB: far more than the stream's flow-control window.
   ReadingBatch big = Batch(2);
   for (int i = 0; i < 3'000; ++i) big.add_readings()->set_unit(std::string(1'000, 'u'));
@@ -247,9 +250,7 @@ TEST(BatchStreamTest, CloseWithNoTimeLeftStillHalfClosesAnAckedStream) {
       });
   BatchStream stream(gateway->Channel(), {}, [&](const BatchAck&) { ++final_acks; });
   ASSERT_TRUE(stream.Send(Batch(1)).ok());
-  const absl::Time acked_by = absl::Now() + absl::Seconds(20);
-  while (final_acks.load() == 0 && absl::Now() < acked_by) absl::SleepFor(absl::Milliseconds(5));
-  ASSERT_EQ(final_acks.load(), 1);
+  ASSERT_TRUE(AcksReach(final_acks, 1));
   auto stats = stream.Close(absl::ZeroDuration());
   ASSERT_TRUE(stats.ok()) << stats.status();
   EXPECT_EQ(stats->batches_acked, 1u);
