@@ -1,18 +1,25 @@
 // telemetryctl's read-service commands (latest, range, summary, drift, jobs,
-// chunks, refresh), kept apart from the write-side commands.
+// chunks, refresh, retention, compress), kept apart from the write side.
 #ifndef TELEMETRY_CLIENT_READ_COMMANDS_H_
 #define TELEMETRY_CLIENT_READ_COMMANDS_H_
 
 #include <string>
 
+#include "absl/time/time.h"
+#include "client/output_format.h"
+
 namespace telemetry::client {
 
-// Help text listing the commands below.
-extern const char kReadCommandsUsage[];
+// What the command line decided for every command.
+struct CommandContext {
+  OutputFormat format = OutputFormat::kCsv;
+  absl::Duration connect_timeout = absl::Seconds(10);
+  bool progress = false;  // stderr is a terminal
+};
 
-// Runs `command` with its flags; returns the exit code, or -1 when
-// `command` is not a read command.
-int RunReadCommand(const std::string& command);
+// Runs `command` with its flags; returns the exit code (0 done, 1 the call
+// failed, 2 bad arguments), or -1 when `command` is not a read command.
+int RunReadCommand(const std::string& command, const CommandContext& context);
 
 }  // namespace telemetry::client
 

@@ -1,150 +1,383 @@
 // telemetryctl: the operator's command line.
 //
-//   telemetryctl migrate apply|status|down [--to=N]   (DATABASE_URL)
-//   telemetryctl send [--file=readings.csv|-]        (INGEST_ADDRESS)
-//   telemetryctl latest|range|summary|drift|jobs|chunks|refresh   (READ_ADDRESS)
-#include <grpcpp/grpcpp.h>
+//   telemetryctl help [COMMAND]          what there is, and how each is used
+//   telemetryctl COMMAND [--flags] [-o table|csv|json]
+//
+// Commands are a table below: each names its flags, and a flag given to a
+// command it does not apply to is refused (a typo in a script should fail,
+// not be ignored). Help goes to stdout and exits 0; misuse goes to stderr and
+// exits 2; a failed operation exits 1.
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
-#include <fstream>
+#include <cstring>
 #include <iostream>
-#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "absl/flags/declare.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "client/channel_flags.h"
-#include "client/csv_readings.h"
+#include "client/connect_check.h"
+#include "client/output_format.h"
+#include "client/progress.h"
 #include "client/read_commands.h"
-#include "client/telemetry_client.h"
+#include "client/send_command.h"
+#include "client/time_args.h"
 #include "server/admin/credential_commands.h"
 #include "server/admin/migrate_command.h"
+#include "server/common/build_version.h"
 #include "server/common/flags_env.h"
 #include "storage/util/mutex.h"
 
-ABSL_FLAG(std::string, database_url, "",
-          "migrate, device, token: PostgreSQL conninfo or URI (env DATABASE_URL)");
+ABSL_FLAG(std::string, output, "",
+          "output format: table (the default on a terminal), csv (the default otherwise) or "
+          "json; also -o FORMAT");
+ABSL_FLAG(std::string, database_url, "", "PostgreSQL conninfo or URI (env DATABASE_URL)");
 ABSL_FLAG(std::string, storage_mode, "auto",
-          "migrate apply on a fresh database: native, timescale or auto");
+          "on a fresh database: native, timescale or auto (timescale where the extension "
+          "exists)");
 ABSL_FLAG(std::string, chunk_interval, "1 day", "timescale: chunk interval");
-ABSL_FLAG(std::string, compress_after, "7 days",
-          "timescale: compress chunks older than this");
-ABSL_FLAG(std::string, retention, "180 days",
-          "timescale: drop chunks older than this");
-ABSL_FLAG(int, to, 0, "migrate down: the version to go back to");
-ABSL_FLAG(bool, mtls, false, "device add: no token; the device authenticates by certificate");
-ABSL_FLAG(std::string, scope, "read", "token add: read or admin");
+ABSL_FLAG(std::string, compress_after, "7 days", "timescale: compress chunks older than this");
+ABSL_FLAG(std::string, retention, "180 days", "timescale: drop chunks older than this");
+ABSL_FLAG(int, to, 0, "the version to go back to");
+ABSL_FLAG(bool, mtls, false, "no token: the device authenticates by a certificate whose CN is ID");
+ABSL_FLAG(std::string, scope, "read", "read (queries) or admin (also writes and AdminService)");
 ABSL_DECLARE_FLAG(std::string, sensors);  // read_commands.cc; device add uses it too
 ABSL_FLAG(std::string, target, "",
-          "gateway address (env INGEST_ADDRESS; default 127.0.0.1:50051)");
-ABSL_FLAG(std::string, file, "-", "send: CSV file to read, - for stdin");
-ABSL_FLAG(int, batch_size, 1000, "send: readings per batch");
+          "gateway address (env INGEST_ADDRESS; default 127.0.0.1:50051); for health, any "
+          "service's address");
+ABSL_FLAG(std::string, file, "-", "send: the CSV file to read; range: the file to write; - is "
+          "stdin/stdout");
+ABSL_FLAG(int, batch_size, 1000, "readings per batch");
 ABSL_FLAG(absl::Duration, timeout, absl::Minutes(5),
-          "send: give up on unacknowledged batches after this long");
+          "give up on batches not acknowledged this long after the last was sent");
+ABSL_FLAG(absl::Duration, connect_timeout, absl::Seconds(10),
+          "fail when no connection to the service is made within this long");
+ABSL_FLAG(std::string, service, "",
+          "the gRPC service to ask about (e.g. telemetry.v1.IngestService); empty: the "
+          "server as a whole");
 
 namespace {
 
 using telemetry::FlagOrEnv;
+namespace client = telemetry::client;
 
-constexpr const char* kUsage = R"(telemetryctl: operate telemetry-gateway.
+// Which connection a command needs: it decides the connection flags it takes.
+enum class Needs { kNothing, kGateway, kReadService, kAnyService, kDatabase };
 
-Commands:
-  send [--file=F]    stream CSV readings (header: sensor_id,timestamp,value
-                     [,sensor_type,unit,quality,metadata]) to the gateway
+struct Command {
+  const char* name;
+  const char* group;
+  const char* synopsis;
+  const char* summary;
+  const char* details;  // "" or paragraphs, printed by `help NAME`
+  std::vector<const char*> flags;
+  Needs needs;
+  bool prints_rows;  // takes -o
+};
 
-Connection settings come from flags or DATABASE_URL / INGEST_ADDRESS.)";
+constexpr const char* kGroups[] = {"Ingest", "Read", "Operations", "Database"};
 
-int Fail(const absl::Status& s) {
-  std::cerr << "telemetryctl: " << s.message() << "\n";
-  return 1;
+const std::vector<Command>& Commands() {
+  static const auto* commands = new std::vector<Command>{
+      {"send", "Ingest", "send [--file=F] [--batch_size=N]",
+       "stream CSV readings to the gateway, exactly once",
+       "Reads CSV with a header naming its columns, in any order:\n"
+       "  sensor_id,timestamp,value[,sensor_type][,unit][,quality][,metadata]\n"
+       "timestamp is RFC 3339 or Unix seconds; metadata a JSON object. Batches carry keys\n"
+       "derived from their content, so sending a file again stores nothing twice (what\n"
+       "was stored comes back as duplicates). Rejected and unparsable readings are\n"
+       "listed by line. `range` writes this format, so an export reads back as it was.\n"
+       "Exit status: 0 every reading stored, 1 some rejected or not acknowledged.",
+       {"file", "batch_size", "timeout"}, Needs::kGateway, false},
+      {"latest", "Read", "latest --sensor=S [--limit=N]", "a sensor's newest readings", "",
+       {"sensor", "limit"}, Needs::kReadService, true},
+      {"range", "Read", "range [--sensor=S] --start=T [--end=T] [--file=F]",
+       "export readings in a time window (the format send reads)",
+       "Streams every reading with start <= timestamp < end, in timestamp order, with\n"
+       "all columns send reads back (metadata included). Without --sensor, every sensor.\n"
+       "A progress line is shown on a terminal when writing to --file.",
+       {"sensor", "start", "end", "file"}, Needs::kReadService, true},
+      {"summary", "Read", "summary --sensors=A[,B...] [--start=T] [--end=T]",
+       "hourly count, mean, min and max, and where each hour came from",
+       "source is 'aggregate' for hours answered from the continuous aggregate and 'raw'\n"
+       "for hours computed from the readings (not yet materialised, or changed since).",
+       {"sensors", "start", "end"}, Needs::kReadService, true},
+      {"drift", "Read",
+       "drift --sensor=S [--reference_start=T --reference_end=T] [--current_start=T "
+       "--current_end=T] [--bins=N]",
+       "compare two windows of a sensor: quantiles, KS test and PSI", "",
+       {"sensor", "reference_start", "reference_end", "current_start", "current_end", "bins"},
+       Needs::kReadService, true},
+      {"jobs", "Operations", "jobs", "background jobs (refresh, retention, compression), last "
+       "run and health", "", {}, Needs::kReadService, true},
+      {"chunks", "Operations", "chunks", "partitions or chunks of sensor_readings, sizes, "
+       "compression", "", {}, Needs::kReadService, true},
+      {"refresh", "Operations", "refresh [--start=T --end=T | --all]",
+       "re-materialise the hourly aggregate for a window", "", {"start", "end", "all"},
+       Needs::kReadService, false},
+      {"retention", "Operations", "retention", "drop data past the retention window now", "",
+       {}, Needs::kReadService, false},
+      {"compress", "Operations", "compress", "compress chunks that are due now (timescale)", "",
+       {}, Needs::kReadService, false},
+      {"health", "Operations", "health [--target=HOST:PORT] [--service=NAME]",
+       "ask a service (either) whether it is serving: exit 0 if so",
+       "Calls grpc.health.v1 at --target and prints SERVING, NOT_SERVING or why the service\n"
+       "could not be reached. Exit status 0 only for SERVING: fit for container\n"
+       "healthchecks (point it at the services' plaintext --health_listen port).",
+       {"target", "service"}, Needs::kAnyService, false},
+      {"migrate", "Database", "migrate apply|status|down [--to=N]",
+       "apply, list or revert schema migrations",
+       "apply    apply pending migrations (--storage_mode decides a fresh database)\n"
+       "status   applied and pending migrations\n"
+       "down     revert migrations newer than --to=N",
+       {"storage_mode", "chunk_interval", "compress_after", "retention", "to"}, Needs::kDatabase,
+       false},
+      {"device", "Database", "device add|rotate|revoke ID | device list",
+       "device credentials: bearer tokens or mutual TLS",
+       "add ID --sensors=P[,P...] [--mtls]\n"
+       "         register a device that may write the sensors matching the patterns (exact\n"
+       "         ids, or prefixes ending in '*'); prints its bearer token once (only its\n"
+       "         SHA-256 is stored), or with --mtls none (the certificate's CN is ID)\n"
+       "rotate ID   issue a new token (the old one stops working)\n"
+       "revoke ID   revoke the device's credentials\n"
+       "list        every device, never a token",
+       {"sensors", "mtls"}, Needs::kDatabase, true},
+      {"token", "Database", "token add NAME --scope=read|admin | token revoke NAME | token list",
+       "read-service API tokens",
+       "add NAME --scope=read|admin   issue a token (printed once, stored hashed)\n"
+       "revoke NAME                   revoke it\n"
+       "list                          every token's name and scope, never a token",
+       {"scope"}, Needs::kDatabase, true},
+      {"version", "Operations", "version", "the build's version", "", {}, Needs::kNothing,
+       false},
+  };
+  return *commands;
 }
 
-int Send() {
-  std::string target =
-      FlagOrEnv(FLAGS_target, "INGEST_ADDRESS", "127.0.0.1:50051");
-  std::string file = absl::GetFlag(FLAGS_file);
-  std::ifstream file_stream;
-  std::istream* in = &std::cin;
-  if (file != "-") {
-    file_stream.open(file);
-    if (!file_stream) {
-      return Fail(absl::NotFoundError(absl::StrCat("cannot open ", file)));
-    }
-    in = &file_stream;
+const Command* Find(absl::string_view name) {
+  for (const Command& c : Commands()) {
+    if (name == c.name) return &c;
   }
-  std::vector<std::string> cells;
-  if (!telemetry::client::ReadCsvRecord(*in, &cells)) {
-    return Fail(absl::InvalidArgumentError("the CSV input is empty"));
-  }
-  auto parser = telemetry::client::CsvReadingParser::Create(cells);
-  if (!parser.ok()) return Fail(parser.status());
+  return nullptr;
+}
 
-  auto channel = telemetry::client::OpenChannelFromFlags(target);
-  if (!channel.ok()) return Fail(channel.status());
-  int shown = 0;
-  telemetry::client::BatchStream stream(
-      *channel, {},
-      [&shown](const telemetry::v1::BatchAck& ack) {
-        for (const auto& r : ack.rejections()) {
-          if (shown++ < 20) {
-            std::cerr << "rejected: batch " << ack.idempotency_key()
-                      << " reading " << r.index() << ": " << r.reason() << "\n";
-          }
-        }
-      });
-  const size_t batch_size = static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_batch_size)));
-  telemetry::v1::ReadingBatch batch;
-  uint64_t line = 1, parse_errors = 0, sent = 0;
-  auto flush = [&]() -> absl::Status {
-    if (batch.readings_size() == 0) return absl::OkStatus();
-    // A key derived from the content makes re-sending the same file a no-op.
-    batch.set_idempotency_key(telemetry::client::ContentKey(batch));
-    sent += static_cast<uint64_t>(batch.readings_size());
-    absl::Status s = stream.Send(std::move(batch));
-    batch = telemetry::v1::ReadingBatch();
-    return s;
-  };
-  while (telemetry::client::ReadCsvRecord(*in, &cells)) {
-    ++line;
-    if (cells.size() == 1 && cells[0].empty()) continue;  // blank line
-    auto reading = parser->Parse(cells);
-    if (!reading.ok()) {
-      ++parse_errors;
-      std::cerr << "line " << line << ": " << reading.status().message() << "\n";
+// Flags every command of a kind takes.
+std::vector<const char*> ConnectionFlags(Needs needs) {
+  static const std::vector<const char*> kTls = {"plaintext", "tls_ca",   "tls_cert",
+                                                "tls_key",   "tls_server_name", "token_file",
+                                                "connect_timeout"};
+  std::vector<const char*> flags;
+  switch (needs) {
+    case Needs::kGateway:
+    case Needs::kAnyService:
+      flags = kTls;
+      flags.push_back("target");
+      break;
+    case Needs::kReadService:
+      flags = kTls;
+      flags.push_back("read_target");
+      break;
+    case Needs::kDatabase:
+      flags = {"database_url"};
+      break;
+    case Needs::kNothing:
+      break;
+  }
+  return flags;
+}
+
+std::vector<const char*> AllFlags(const Command& c) {
+  std::vector<const char*> flags = c.flags;
+  for (const char* f : ConnectionFlags(c.needs)) flags.push_back(f);
+  if (c.prints_rows) flags.push_back("output");
+  return flags;
+}
+
+void PrintOverview(std::ostream& out) {
+  out << "telemetryctl: operate telemetry-gateway (" << telemetry::BuildVersion() << ")\n\n"
+      << "Usage: telemetryctl COMMAND [flags]\n";
+  for (const char* group : kGroups) {
+    out << "\n" << group << ":\n";
+    for (const Command& c : Commands()) {
+      if (std::string(c.group) != group) continue;
+      out << "  " << c.name << std::string(12 - std::min<size_t>(11, strlen(c.name)), ' ')
+          << c.summary << "\n";
+    }
+  }
+  out << "\nConnections: the gateway at $INGEST_ADDRESS (--target), the read service at\n"
+         "$READ_ADDRESS (--read_target), both over TLS unless --plaintext\n"
+         "(TELEMETRY_PLAINTEXT=1); a token from --token_file ($TELEMETRY_TOKEN_FILE) or\n"
+         "$TELEMETRY_TOKEN; the database at $DATABASE_URL (--database_url).\n"
+         "Output: -o table|csv|json (table on a terminal, csv otherwise).\n"
+         "Times: " << client::kTimeArgForms << ".\n\n"
+         "'telemetryctl help COMMAND' (or COMMAND --help) describes one command and its "
+         "flags.\n";
+}
+
+void PrintFlag(std::ostream& out, const char* name) {
+  const absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+  if (flag == nullptr) return;
+  std::string def = flag->DefaultValue();
+  out << "  --" << name;
+  if (flag->IsOfType<bool>()) {
+    out << "\n";
+  } else {
+    out << "=" << (def.empty() ? "..." : def) << "\n";
+  }
+  out << "      " << flag->Help() << "\n";
+}
+
+void PrintCommandHelp(const Command& c, std::ostream& out) {
+  out << "Usage: telemetryctl " << c.synopsis << "\n\n" << c.summary << ".\n";
+  if (*c.details) out << "\n" << c.details << "\n";
+  if (!c.flags.empty() || c.prints_rows) {
+    out << "\nFlags:\n";
+    for (const char* f : c.flags) PrintFlag(out, f);
+    if (c.prints_rows) PrintFlag(out, "output");
+  }
+  if (c.needs != Needs::kNothing) {
+    out << "\nConnection flags:\n";
+    for (const char* f : ConnectionFlags(c.needs)) PrintFlag(out, f);
+  }
+}
+
+// Levenshtein distance, for "did you mean".
+size_t Distance(absl::string_view a, absl::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+int UnknownCommand(absl::string_view name) {
+  std::cerr << "telemetryctl: unknown command '" << name << "'";
+  const Command* best = nullptr;
+  size_t best_distance = 3;
+  for (const Command& c : Commands()) {
+    const size_t d = Distance(name, c.name);
+    if (d < best_distance) {
+      best = &c;
+      best_distance = d;
+    }
+  }
+  if (best != nullptr) std::cerr << "; did you mean '" << best->name << "'?";
+  std::cerr << "\nRun 'telemetryctl help' for the list of commands.\n";
+  return 2;
+}
+
+// What the command line holds besides what abseil parses.
+struct Scan {
+  bool help = false;
+  bool version = false;
+  std::vector<std::string> flags_given;  // names, as typed (without "no")
+  std::vector<std::string> argv;         // for absl::ParseCommandLine
+};
+
+// Takes out --help/-h/--version (abseil's own would exit 1 with every flag
+// of every command) and rewrites "-o FORMAT" as --output, which abseil does
+// not parse; records which flags were given.
+Scan ScanArgs(int argc, char** argv) {
+  Scan scan;
+  scan.argv.push_back(argv[0]);
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--") {  // the rest is positional
+      for (; i < argc; ++i) scan.argv.push_back(argv[i]);
+      break;
+    }
+    if (arg.size() < 2 || arg[0] != '-') {
+      scan.argv.push_back(arg);
       continue;
     }
-    *batch.add_readings() = *std::move(reading);
-    if (static_cast<size_t>(batch.readings_size()) >= batch_size) {
-      if (absl::Status s = flush(); !s.ok()) return Fail(s);
+    if (arg == "--help" || arg == "-h" || arg == "-help") {
+      scan.help = true;
+      continue;
     }
+    if (arg == "--version" || arg == "-version") {
+      scan.version = true;
+      continue;
+    }
+    if (arg == "-o" && i + 1 < argc) {
+      arg = absl::StrCat("--output=", argv[++i]);
+    } else if (absl::StartsWith(arg, "-o") && !absl::StartsWith(arg, "--")) {
+      arg = absl::StrCat("--output=", arg.substr(2));
+    }
+    absl::string_view name = absl::StripPrefix(absl::StripPrefix(arg, "-"), "-");
+    name = name.substr(0, name.find('='));
+    if (absl::FindCommandLineFlag(name) == nullptr) (void)absl::ConsumePrefix(&name, "no");
+    scan.flags_given.emplace_back(name);
+    scan.argv.push_back(arg);
   }
-  if (absl::Status s = flush(); !s.ok()) return Fail(s);
-  auto stats = stream.Close(absl::GetFlag(FLAGS_timeout));
-  if (!stats.ok()) return Fail(stats.status());
-  std::cout << "sent " << sent << " readings: " << stats->accepted
-            << " accepted, " << stats->duplicates << " duplicates, "
-            << stats->rejected << " rejected, " << parse_errors
-            << " unparsable lines\n";
-  for (const auto& f : stats->failed) {
-    std::cerr << "batch " << f.idempotency_key() << " failed: " << f.status_message()
-              << " [request_id=" << f.correlation_id() << "]\n";
-  }
-  return (stats->failed.empty() && parse_errors == 0 && stats->rejected == 0) ? 0 : 1;
+  return scan;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  telemetry::DisableMutexDeadlockDetection();
-  const std::string usage =
-      std::string(kUsage) + "\n" + telemetry::client::kReadCommandsUsage + "\n" +
-      telemetry::admin::kMigrateCommandsUsage + "\n" + telemetry::admin::kCredentialCommandsUsage;
-  absl::SetProgramUsageMessage(usage);
-  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
-  if (args.size() >= 3 && std::string(args[1]) == "migrate") {
+int RunCommand(const Command& c, const std::vector<std::string>& args) {
+  bool terminal_out = isatty(STDOUT_FILENO) == 1;
+  auto format = client::ParseOutputFormat(absl::GetFlag(FLAGS_output), terminal_out);
+  if (!format.ok()) {
+    std::cerr << "telemetryctl: " << format.status().message() << "\n";
+    return 2;
+  }
+  const std::string name = c.name;
+  client::CommandContext context;
+  context.format = *format;
+  context.connect_timeout = absl::GetFlag(FLAGS_connect_timeout);
+  context.progress = client::ProgressLine::StderrIsTerminal();
+  if (name == "version") {
+    std::cout << "telemetryctl " << telemetry::BuildVersion() << "\n";
+    return 0;
+  }
+  if (name == "send") {
+    client::SendOptions o;
+    o.target = FlagOrEnv(FLAGS_target, "INGEST_ADDRESS", "127.0.0.1:50051");
+    o.file = absl::GetFlag(FLAGS_file);
+    o.batch_size = static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_batch_size)));
+    o.timeout = absl::GetFlag(FLAGS_timeout);
+    o.connect_timeout = context.connect_timeout;
+    o.progress = context.progress;
+    return client::RunSend(o);
+  }
+  if (name == "health") {
+    const std::string target = FlagOrEnv(FLAGS_target, "INGEST_ADDRESS", "127.0.0.1:50051");
+    auto channel = client::OpenChannelFromFlags(target);
+    if (!channel.ok()) {
+      std::cerr << "telemetryctl: " << channel.status().message() << "\n";
+      return 2;
+    }
+    auto status = client::CheckHealth(*channel, absl::GetFlag(FLAGS_service),
+                                      context.connect_timeout);
+    if (!status.ok()) {
+      std::cout << "UNREACHABLE " << target << ": " << status.status().message() << "\n";
+      return 1;
+    }
+    std::cout << client::ServingStatusName(*status) << "\n";
+    return *status == client::ServingStatus::kServing ? 0 : 1;
+  }
+  if (name == "migrate") {
+    if (args.size() != 2 || (args[1] != "apply" && args[1] != "status" && args[1] != "down")) {
+      std::cerr << "telemetryctl: migrate needs one of apply, status, down\n";
+      return 2;
+    }
     telemetry::admin::MigrateCommandOptions o;
     o.database_url = FlagOrEnv(FLAGS_database_url, "DATABASE_URL");
     o.storage_mode = absl::GetFlag(FLAGS_storage_mode);
@@ -152,23 +385,79 @@ int main(int argc, char** argv) {
     o.compress_after = absl::GetFlag(FLAGS_compress_after);
     o.retention = absl::GetFlag(FLAGS_retention);
     o.down_to = absl::GetFlag(FLAGS_to);
-    return telemetry::admin::RunMigrateCommand(args[2], o);
+    const int rc = telemetry::admin::RunMigrateCommand(args[1], o);
+    if (rc >= 0) return rc;
+    std::cerr << "telemetryctl: migrate needs one of apply, status, down, not '" << args[1]
+              << "'\n";
+    return 2;
   }
-  if (args.size() >= 2 && std::string(args[1]) == "send") return Send();
-  if (args.size() >= 3) {
+  if (name == "device" || name == "token") {
+    const size_t want = args.size() >= 2 && args[1] == "list" ? 2 : 3;
+    if (args.size() != want) {
+      std::cerr << "telemetryctl: usage: telemetryctl " << c.synopsis << "\n";
+      return 2;
+    }
     telemetry::admin::CredentialCommandOptions o;
     o.database_url = FlagOrEnv(FLAGS_database_url, "DATABASE_URL");
     o.sensors = absl::GetFlag(FLAGS_sensors);
     o.mtls = absl::GetFlag(FLAGS_mtls);
     o.scope = absl::GetFlag(FLAGS_scope);
-    int rc = telemetry::admin::RunCredentialCommand(
-        std::vector<std::string>(args.begin() + 1, args.end()), o);
+    o.format = *format;
+    const int rc = telemetry::admin::RunCredentialCommand(args, o);
     if (rc >= 0) return rc;
+    std::cerr << "telemetryctl: usage: telemetryctl " << c.synopsis << "\n";
+    return 2;
   }
-  if (args.size() >= 2) {
-    int rc = telemetry::client::RunReadCommand(args[1]);
-    if (rc >= 0) return rc;
+  if (args.size() != 1) {
+    std::cerr << "telemetryctl: " << name << " takes no arguments besides flags (got '"
+              << args[1] << "')\n";
+    return 2;
   }
-  std::cerr << usage << "\n";
-  return 2;
+  return client::RunReadCommand(name, context);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  telemetry::DisableMutexDeadlockDetection();
+  Scan scan = ScanArgs(argc, argv);
+  if (scan.version) {
+    std::cout << "telemetryctl " << telemetry::BuildVersion() << "\n";
+    return 0;
+  }
+  absl::SetProgramUsageMessage("telemetryctl COMMAND [flags]; 'telemetryctl help' lists them");
+  std::vector<char*> raw;
+  for (std::string& a : scan.argv) raw.push_back(a.data());
+  std::vector<char*> positional = absl::ParseCommandLine(static_cast<int>(raw.size()), raw.data());
+  std::vector<std::string> args(positional.begin() + 1, positional.end());
+
+  // `help [COMMAND]` and `[COMMAND] --help`: stdout, exit 0.
+  const bool help_command = !args.empty() && args[0] == "help";
+  if (help_command || scan.help) {
+    const size_t named = help_command ? 1 : 0;
+    if (args.size() <= named) {
+      PrintOverview(std::cout);
+      return 0;
+    }
+    const Command* c = Find(args[named]);
+    if (c == nullptr) return UnknownCommand(args[named]);
+    PrintCommandHelp(*c, std::cout);
+    return 0;
+  }
+  if (args.empty()) {
+    PrintOverview(std::cerr);
+    return 2;
+  }
+  const Command* command = Find(args[0]);
+  if (command == nullptr) return UnknownCommand(args[0]);
+  const std::vector<const char*> allowed = AllFlags(*command);
+  for (const std::string& flag : scan.flags_given) {
+    if (std::none_of(allowed.begin(), allowed.end(),
+                     [&](const char* a) { return flag == a; })) {
+      std::cerr << "telemetryctl: --" << flag << " does not apply to '" << command->name
+                << "'; see 'telemetryctl help " << command->name << "'\n";
+      return 2;
+    }
+  }
+  return RunCommand(*command, args);
 }

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "client/output_format.h"
+
 namespace telemetry::admin {
 
 inline constexpr const char* kCredentialCommandsUsage = R"(Credentials (DATABASE_URL; tokens are printed once and stored hashed):
@@ -30,6 +32,7 @@ struct CredentialCommandOptions {
   std::string sensors;       // device add: comma-separated patterns
   bool mtls = false;         // device add: no token, certificate CN only
   std::string scope = "read";  // token add: read or admin
+  client::OutputFormat format = client::OutputFormat::kCsv;  // list
 };
 
 // Runs `args` (e.g. {"device", "add", "pump-7"}); the exit code, or -1

@@ -49,7 +49,7 @@ TEST_F(ReadServiceTest, TelemetryctlReadCommandsAndExportRoundTrip) {
   // Export one sensor's range and send it back: every reading is a duplicate.
   std::string csv = absl::StrCat(::testing::TempDir(), "/export.csv");
   std::string exported = RunCli(
-      absl::StrCat("range --sensor=s2 --start=-6h --end=now --output=", csv, " ", read), &rc);
+      absl::StrCat("range --sensor=s2 --start=-6h --end=now --file=", csv, " ", read), &rc);
   EXPECT_EQ(rc, 0) << exported;
   EXPECT_NE(exported.find("exported 1800 readings"), std::string::npos) << exported;
   std::string sent = RunCli(
