@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/common/log.h"
+#include "server/common/process_metrics.h"
 #include "storage/pg/connection.h"
 #include "storage/pg/copy_writer.h"
 #include "storage/pg/schema_mode.h"
@@ -161,6 +162,7 @@ absl::StatusOr<std::unique_ptr<IngestServer>> IngestServer::Start(
   }
 
   s->registry_ = std::make_shared<prometheus::Registry>();
+  RegisterBuildInfo(*s->registry_, "ingest-gateway");
   s->metrics_ = std::make_unique<IngestMetrics>(*s->registry_);
   if (!o.metrics_address.empty()) {
     try {
@@ -170,6 +172,8 @@ absl::StatusOr<std::unique_ptr<IngestServer>> IngestServer::Start(
           "cannot serve metrics on ", o.metrics_address, ": ", e.what()));
     }
     s->exposer_->RegisterCollectable(s->registry_);
+    s->process_metrics_ = MakeProcessCollector();  // the exposer holds a weak_ptr
+    s->exposer_->RegisterCollectable(s->process_metrics_);
     std::vector<int> ports = s->exposer_->GetListeningPorts();
     s->metrics_port_ = ports.empty() ? 0 : ports.front();
   }

@@ -24,6 +24,7 @@ namespace grpc {
 class Server;
 }
 namespace prometheus {
+class Collectable;
 class Exposer;
 class Registry;
 }  // namespace prometheus
@@ -118,6 +119,7 @@ class IngestServer {
   bool database_answers_ ABSL_GUARDED_BY(storage_mu_) = false;
   bool shut_down_ ABSL_GUARDED_BY(storage_mu_) = false;
   std::shared_ptr<prometheus::Registry> registry_;
+  std::shared_ptr<prometheus::Collectable> process_metrics_;
   std::unique_ptr<IngestMetrics> metrics_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::unique_ptr<RedisDedupeStore> dedupe_;

@@ -21,6 +21,16 @@ prometheus::Family<prometheus::Gauge>& GaugeFamily(prometheus::Registry& r,
   return prometheus::BuildGauge().Name(name).Help(help).Register(r);
 }
 
+// The family's one unlabelled series set to `value` when `present`, and
+// removed otherwise (so a scrape shows no series, not a made-up value).
+void SetOrRemove(prometheus::Family<prometheus::Gauge>& family, bool present, double value) {
+  if (present) {
+    family.Add({}).Set(value);
+  } else if (family.Has({})) {
+    family.Remove(&family.Add({}));
+  }
+}
+
 double ToUnixSeconds(const google::protobuf::Timestamp& t) {
   return static_cast<double>(t.seconds()) + t.nanos() / 1e9;
 }
@@ -37,28 +47,34 @@ LifecycleJobs::LifecycleJobs(const ReadContext* ctx, LifecycleOptions options,
                                      "How long each job's last run took")),
       job_last_success_(GaugeFamily(registry, "telemetry_job_last_run_success",
                                     "1 if the job's last run succeeded, 0 if it failed")),
-      job_runs_(GaugeFamily(registry, "telemetry_job_runs",
-                            "Runs of each job so far, by result")),
+      job_runs_(prometheus::BuildCounter()
+                    .Name("telemetry_job_runs_total")
+                    .Help("Runs of each job, by result")
+                    .Register(registry)),
       job_next_start_(GaugeFamily(registry, "telemetry_job_next_start_timestamp_seconds",
                                   "When each job runs next")),
       staleness_(GaugeFamily(registry, "telemetry_aggregate_staleness_seconds",
-                             "Now minus the watermark of sensor_readings_summary_hourly: "
-                             "how far refreshes lag, not the newest data (-1: never "
-                             "refreshed)")
-                     .Add({})),
+                             "Now minus the watermark of sensor_readings_summary_hourly: how "
+                             "far refreshes lag, not the newest data (absent before the first "
+                             "refresh)")),
+      watermark_(GaugeFamily(registry, "telemetry_aggregate_watermark_timestamp_seconds",
+                             "The hourly aggregate is materialised up to this time (absent "
+                             "before the first refresh)")),
+      compression_ratio_(GaugeFamily(registry, "telemetry_compression_ratio",
+                                     "Compressed / uncompressed bytes of the compressed chunks "
+                                     "(absent while none is compressed)")),
       chunks_(GaugeFamily(registry, "telemetry_storage_chunks",
                           "Partitions (native) or chunks (timescale) of sensor_readings")
                   .Add({})),
+      compressed_chunks_(GaugeFamily(registry, "telemetry_storage_compressed_chunks",
+                                     "Chunks of sensor_readings that are compressed")
+                             .Add({})),
       bytes_(GaugeFamily(registry, "telemetry_storage_bytes",
                          "Total size of sensor_readings, indexes included")
                  .Add({})),
       rows_(GaugeFamily(registry, "telemetry_readings_estimated_rows",
                         "Planner estimate of the rows in sensor_readings")
-                .Add({})),
-      compression_ratio_(
-          GaugeFamily(registry, "telemetry_compression_ratio",
-                      "Compressed / uncompressed bytes of compressed chunks (0: none)")
-              .Add({})) {
+                .Add({})) {
   refresh_.name = "refresh sensor_readings_summary_hourly";
   refresh_.schedule = options_.refresh_schedule;
   retention_.name = "retention sensor_readings";
@@ -243,10 +259,14 @@ void LifecycleJobs::ExportJob(const telemetry::v1::Job& job) {
   if (job.last_run_status() == "success" || job.last_run_status() == "failure") {
     job_last_success_.Add(labels).Set(job.last_run_status() == "success" ? 1 : 0);
   }
-  job_runs_.Add({{"job_name", job.name()}, {"result", "success"}})
-      .Set(static_cast<double>(job.total_successes()));
-  job_runs_.Add({{"job_name", job.name()}, {"result", "failure"}})
-      .Set(static_cast<double>(job.total_failures()));
+  for (const auto& [result, total] : {std::pair{"success", job.total_successes()},
+                                      std::pair{"failure", job.total_failures()}}) {
+    // A total that went down (a job recreated in the database) starts over.
+    int64_t& counted = runs_counted_[{job.name(), result}];
+    auto& counter = job_runs_.Add({{"job_name", job.name()}, {"result", result}});
+    if (total > counted) counter.Increment(static_cast<double>(total - counted));
+    counted = total;
+  }
   // Each new failure once in the log, with its error, in both modes.
   auto [seen, first] = failures_logged_.try_emplace(job.name(), job.total_failures());
   if (job.total_failures() > seen->second || (first && job.last_run_status() == "failure")) {
@@ -266,10 +286,15 @@ void LifecycleJobs::CollectStats() {
   if (auto chunks = Chunks(); chunks.ok()) {
     chunks_.Set(chunks->chunks_size());
     bytes_.Set(static_cast<double>(chunks->total_bytes()));
-    compression_ratio_.Set(chunks->compression_ratio());
-    double rows = 0;
-    for (const auto& c : chunks->chunks()) rows += static_cast<double>(c.estimated_rows());
+    double rows = 0, compressed = 0;
+    for (const auto& c : chunks->chunks()) {
+      rows += static_cast<double>(c.estimated_rows());
+      compressed += c.compressed() ? 1 : 0;
+    }
     rows_.Set(rows);
+    compressed_chunks_.Set(compressed);
+    SetOrRemove(compression_ratio_, compressed > 0 && chunks->compression_ratio() > 0,
+                chunks->compression_ratio());
   }
   auto conn = ctx_.reader->Acquire();
   if (!conn.ok()) return;
@@ -277,10 +302,12 @@ void LifecycleJobs::CollectStats() {
   // covered, not where the newest data is (a quiet fleet is not stale), and
   // never negative (a refresh may reach past now).
   auto r = (*conn)->Query(
-      "SELECT greatest(extract(epoch FROM now() - w), 0)::float8 "
+      "SELECT greatest(extract(epoch FROM now() - w), 0)::float8, extract(epoch FROM w)::float8 "
       "FROM telemetry_summary_watermark() w WHERE w > '-infinity' AND w > '1970-01-01'");
   if (r.ok()) {
-    staleness_.Set(r->rows() > 0 && !r->IsNull(0, 0) ? r->GetDouble(0, 0) : -1);
+    const bool materialised = r->rows() > 0 && !r->IsNull(0, 0);
+    SetOrRemove(staleness_, materialised, materialised ? r->GetDouble(0, 0) : 0);
+    SetOrRemove(watermark_, materialised, materialised ? r->GetDouble(0, 1) : 0);
   }
 }
 

@@ -15,6 +15,7 @@
 #ifndef TELEMETRY_SERVER_QUERY_LIFECYCLE_JOBS_H_
 #define TELEMETRY_SERVER_QUERY_LIFECYCLE_JOBS_H_
 
+#include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
@@ -98,13 +99,22 @@ class LifecycleJobs {
   prometheus::Family<prometheus::Gauge>& job_last_run_;
   prometheus::Family<prometheus::Gauge>& job_last_duration_;
   prometheus::Family<prometheus::Gauge>& job_last_success_;
-  prometheus::Family<prometheus::Gauge>& job_runs_;
+  prometheus::Family<prometheus::Counter>& job_runs_;
   prometheus::Family<prometheus::Gauge>& job_next_start_;
-  prometheus::Gauge& staleness_;
+  // Present only while there is something to say: no aggregate watermark
+  // before the first refresh, no ratio while nothing is compressed (a
+  // sentinel value would read as data on a dashboard).
+  prometheus::Family<prometheus::Gauge>& staleness_;
+  prometheus::Family<prometheus::Gauge>& watermark_;
+  prometheus::Family<prometheus::Gauge>& compression_ratio_;
   prometheus::Gauge& chunks_;
+  prometheus::Gauge& compressed_chunks_;
   prometheus::Gauge& bytes_;
   prometheus::Gauge& rows_;
-  prometheus::Gauge& compression_ratio_;
+  // Runs counted into job_runs_ so far, per job and result (stats thread
+  // only): job stats are cumulative totals, the counter is advanced by the
+  // difference.
+  std::map<std::pair<std::string, std::string>, int64_t> runs_counted_;
 
   Mutex mu_;
   JobState refresh_ ABSL_GUARDED_BY(mu_);

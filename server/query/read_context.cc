@@ -24,7 +24,8 @@ void RpcMetrics::Observe(const std::string& method, absl::Duration elapsed,
       .Observe(absl::ToDoubleSeconds(elapsed));
   if (!status.ok()) {
     errors_.Add({{"method", method},
-                 {"code", std::to_string(static_cast<int>(status.error_code()))}})
+                 {"code", absl::StatusCodeToString(
+                              static_cast<absl::StatusCode>(status.error_code()))}})
         .Increment();
   }
 }

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/common/log.h"
+#include "server/common/process_metrics.h"
 #include "server/query/admin_service.h"
 #include "server/query/alert_service.h"
 #include "server/query/maintenance_service.h"
@@ -62,6 +63,7 @@ absl::StatusOr<std::unique_ptr<ReadServer>> ReadServer::Start(ReadServerOptions 
   }
 
   s->registry_ = std::make_shared<prometheus::Registry>();
+  RegisterBuildInfo(*s->registry_, "read-service");
   s->rpc_metrics_ = std::make_unique<RpcMetrics>(*s->registry_);
   s->ctx_.reader = s->reader_.get();
   s->ctx_.writer = s->writer_.get();
@@ -82,6 +84,8 @@ absl::StatusOr<std::unique_ptr<ReadServer>> ReadServer::Start(ReadServerOptions 
           absl::StrCat("cannot serve metrics on ", o.metrics_address, ": ", e.what()));
     }
     s->exposer_->RegisterCollectable(s->registry_);
+    s->process_metrics_ = MakeProcessCollector();  // the exposer holds a weak_ptr
+    s->exposer_->RegisterCollectable(s->process_metrics_);
     std::vector<int> ports = s->exposer_->GetListeningPorts();
     s->metrics_port_ = ports.empty() ? 0 : ports.front();
   }

@@ -22,6 +22,7 @@ class Server;
 class Service;
 }  // namespace grpc
 namespace prometheus {
+class Collectable;
 class Exposer;
 class Registry;
 }  // namespace prometheus
@@ -76,6 +77,7 @@ class ReadServer {
   std::unique_ptr<pg::ConnectionPool> reader_;
   std::unique_ptr<pg::ConnectionPool> writer_;
   std::shared_ptr<prometheus::Registry> registry_;
+  std::shared_ptr<prometheus::Collectable> process_metrics_;
   std::unique_ptr<RpcMetrics> rpc_metrics_;
   std::unique_ptr<CredentialStore> credentials_;
   WatermarkCache watermark_;

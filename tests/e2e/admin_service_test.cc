@@ -62,8 +62,13 @@ TEST_F(ReadServiceTest, AdminJobsChunksRetentionAndMetrics) {
   EXPECT_GE(MetricValue(*body, "telemetry_storage_chunks"), 2);
   EXPECT_GT(MetricValue(*body, "telemetry_storage_bytes"), 0);
   EXPECT_GE(MetricValue(*body, "telemetry_aggregate_staleness_seconds"), 0);
+  EXPECT_GT(MetricValue(*body, "telemetry_aggregate_watermark_timestamp_seconds"), 0);
+  // Native mode compresses nothing: no ratio at all, rather than a 0 that
+  // reads as one.
+  EXPECT_EQ(body->find("telemetry_compression_ratio"), std::string::npos);
+  EXPECT_EQ(MetricValue(*body, "telemetry_storage_compressed_chunks"), 0);
   EXPECT_GE(MetricValue(*body, "telemetry_read_rpc_duration_seconds_count{method=\"ListJobs\"}"), 1);
-  EXPECT_GE(MetricValue(*body, "telemetry_read_rpc_errors_total{code=\"9\",method=\"RunCompression\"}"), 1);
+  EXPECT_GE(MetricValue(*body, "telemetry_read_rpc_errors_total{code=\"FAILED_PRECONDITION\",method=\"RunCompression\"}"), 1);
 }
 
 // The timescale read path, where TimescaleDB is installed: the continuous
