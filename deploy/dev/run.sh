@@ -7,7 +7,13 @@
 # Settings (environment): TELEMETRY_DEV_DIR (data, default .dev-data),
 # PG_PORT (55432), REDIS_PORT (56379), INGEST_LISTEN_ADDRESS
 # (127.0.0.1:50051), INGEST_METRICS_ADDRESS (127.0.0.1:9464),
-# READ_LISTEN_ADDRESS (127.0.0.1:50052), READ_METRICS_ADDRESS (127.0.0.1:9465).
+# READ_LISTEN_ADDRESS (127.0.0.1:50052), READ_METRICS_ADDRESS (127.0.0.1:9465),
+# BUILD_DIR (build); TELEMETRY_SKIP_SETUP=1 skips the package check and the
+# build (the quick-start test runs an already built tree).
+#
+# It writes $TELEMETRY_DEV_DIR/client.env (what a client shell needs) and
+# prints the README's quick-start block, which works as written from the
+# repository root.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
@@ -23,8 +29,10 @@ export READ_METRICS_ADDRESS="${READ_METRICS_ADDRESS:-127.0.0.1:9465}"
 # to start without TLS certificates otherwise; see README "Security model").
 export PLAINTEXT=1
 
-install_packages
-build_project "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+if [ "${TELEMETRY_SKIP_SETUP:-0}" != 1 ]; then
+  install_packages
+  build_project "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+fi
 
 PG_BIN="$(pg_bindir)"
 PG_DATA="$DEV_DIR/postgres"
@@ -133,6 +141,16 @@ MAINTENANCE_DATABASE_URL="postgresql://maintenance_service@$PG_HOSTPORT" \
 PIDS+=("$!")
 wait_for_port "$READ_METRICS_ADDRESS"
 
+# What a client shell needs, for the quick-start block (and any telemetryctl).
+cat >"$DEV_DIR/client.env" <<ENV
+export TELEMETRY_PLAINTEXT=1
+export INGEST_ADDRESS=$INGEST_LISTEN_ADDRESS
+export READ_ADDRESS=$READ_LISTEN_ADDRESS
+export DATABASE_URL=$DATABASE_URL
+export DEV_DEVICE_TOKEN=$DEV_DEVICE_TOKEN
+export TELEMETRY_TOKEN_FILE=$DEV_API_TOKEN
+ENV
+
 cat <<INFO
 
   telemetry-gateway is running (Ctrl-C stops everything)
@@ -145,16 +163,13 @@ cat <<INFO
   Redis            $REDIS_URL
   logs             $DEV_DIR/logs/
 
-  Try it (plaintext, loopback only; production uses TLS, see README):
-    export TELEMETRY_PLAINTEXT=1
-    printf 'sensor_id,timestamp,value,unit\\npump-1,%s,21.5,celsius\\n' "\$(date -u +%FT%TZ)" \\
-      | TELEMETRY_TOKEN_FILE=$DEV_DEVICE_TOKEN INGEST_ADDRESS=$INGEST_LISTEN_ADDRESS \\
-        $BUILD_DIR/client/telemetryctl send
-    psql "$DATABASE_URL" -c 'SELECT * FROM sensor_readings ORDER BY "timestamp" DESC LIMIT 5'
-    export TELEMETRY_TOKEN_FILE=$DEV_API_TOKEN READ_ADDRESS=$READ_LISTEN_ADDRESS
-    $BUILD_DIR/client/telemetryctl latest --sensor=pump-1
-    $BUILD_DIR/client/telemetryctl jobs
+  Try it, in another terminal from $REPO_ROOT (plaintext, loopback only;
+  production uses TLS, see README):
 
 INFO
+# The README's block, so the two cannot drift apart.
+sed -n '/^<!-- quick-start/,/^<!-- \/quick-start -->/p' "$REPO_ROOT/README.md" \
+  | grep -v -e '^<!--' -e '^```' | sed 's/^/    /'
+echo
 wait -n "${PIDS[@]}" || true
 if [ "$STOPPING" -eq 0 ]; then log "a component exited; see $DEV_DIR/logs/"; fi
