@@ -8,6 +8,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "server/common/flags_env.h"
 
 ABSL_FLAG(bool, plaintext, false,
@@ -23,6 +24,9 @@ ABSL_FLAG(std::string, token_file, "",
           "File holding the bearer token (device or API token) (env TELEMETRY_TOKEN_FILE; "
           "the token itself may be given as env TELEMETRY_TOKEN, never as a flag, so it "
           "does not show in process listings)");
+
+ABSL_FLAG(absl::Duration, connect_timeout, absl::Seconds(10),
+          "fail when no connection to the service is made within this long");
 
 namespace telemetry::client {
 
@@ -45,6 +49,8 @@ absl::StatusOr<ChannelOptions> ChannelOptionsFromFlags() {
   }
   return o;
 }
+
+absl::Duration ConnectTimeoutFromFlags() { return absl::GetFlag(FLAGS_connect_timeout); }
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenChannelFromFlags(const std::string& target) {
   auto options = ChannelOptionsFromFlags();

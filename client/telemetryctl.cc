@@ -54,6 +54,7 @@ ABSL_FLAG(int, to, 0, "the version to go back to");
 ABSL_FLAG(bool, mtls, false, "no token: the device authenticates by a certificate whose CN is ID");
 ABSL_FLAG(std::string, scope, "read", "read (queries) or admin (also writes and AdminService)");
 ABSL_DECLARE_FLAG(std::string, sensors);  // read_commands.cc; device add uses it too
+ABSL_DECLARE_FLAG(absl::Duration, connect_timeout);  // channel_flags.cc
 ABSL_FLAG(std::string, target, "",
           "gateway address (env INGEST_ADDRESS; default 127.0.0.1:50051); for health, any "
           "service's address");
@@ -62,8 +63,6 @@ ABSL_FLAG(std::string, file, "-", "send: the CSV file to read; range: the file t
 ABSL_FLAG(int, batch_size, 1000, "readings per batch");
 ABSL_FLAG(absl::Duration, timeout, absl::Minutes(5),
           "give up on batches not acknowledged this long after the last was sent");
-ABSL_FLAG(absl::Duration, connect_timeout, absl::Seconds(10),
-          "fail when no connection to the service is made within this long");
 ABSL_FLAG(std::string, service, "",
           "the gRPC service to ask about (e.g. telemetry.v1.IngestService); empty: the "
           "server as a whole");

@@ -19,6 +19,7 @@
 #include <cmath>
 #include <cstdio>
 #include <deque>
+#include <fstream>
 #include <random>
 #include <thread>
 
@@ -28,7 +29,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "absl/strings/ascii.h"
 #include "client/channel_flags.h"
+#include "client/connect_check.h"
 #include "client/telemetry_client.h"
 #include "storage/util/mutex.h"
 #include "telemetry/v1/query.grpc.pb.h"
@@ -58,11 +61,17 @@ ABSL_FLAG(std::string, read_target, "",
           "read service address (env READ_ADDRESS); with --read_concurrency > 0 the "
           "run also drives LatestReadings, HourlySummary and DriftWindows");
 ABSL_FLAG(int, read_concurrency, 0, "concurrent read clients during the run (0: none)");
+ABSL_FLAG(std::string, read_token_file, "",
+          "API token for the read service (env TELEMETRY_READ_TOKEN_FILE; the device token "
+          "of --token_file is not one; empty: no token, for a service without API auth)");
 ABSL_FLAG(std::string, verify_database_url, "",
           "after the run, check in PostgreSQL that exactly the distinct valid "
           "readings sent were stored");
 
 namespace {
+
+// The read calls ReadLoad makes, by kind.
+constexpr const char* kKindNames[3] = {"latest", "summary", "drift"};
 
 struct Totals {
   std::atomic<uint64_t> sent_readings{0};      // distinct readings generated
@@ -233,7 +242,7 @@ class ReadLoad {
   uint64_t errors() const { return errors_[0] + errors_[1] + errors_[2]; }
 
   void Report(double seconds, std::string* json) {
-    const char* names[3] = {"latest", "summary", "drift"};
+    const char* const* names = kKindNames;
     for (int k = 0; k < 3; ++k) {
       auto p = latency_[k].Total();
       std::printf("  read %-8s %7.0f qps  p50 %6.2f ms  p99 %6.2f ms  (%zu calls, %llu errors)\n",
@@ -293,8 +302,9 @@ class ReadLoad {
     }
     if (s.ok()) {
       latency_[kind].Record(absl::Now() - start);
-    } else {
-      ++errors_[kind];
+    } else if (errors_[kind]++ == 0) {  // each kind's first error once, with its reason
+      std::fprintf(stderr, "loadgen: read %s failed: %s\n", kKindNames[kind],
+                   telemetry::client::DescribeStatus(s).c_str());
     }
   }
 
@@ -324,6 +334,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::shared_ptr<grpc::Channel> channel = *opened;
+  // A wrong address, a stopped gateway or a TLS mismatch ends the run at
+  // once, saying why; a gateway that goes away later is retried.
+  if (absl::Status s = telemetry::client::CheckReachable(
+          channel, target, telemetry::client::ConnectTimeoutFromFlags());
+      !s.ok()) {
+    std::fprintf(stderr, "loadgen: %s\n", std::string(s.message()).c_str());
+    return 1;
+  }
 
   Totals totals;
   telemetry::load::LatencyRecorder latency;
@@ -345,11 +363,34 @@ int main(int argc, char** argv) {
   std::unique_ptr<ReadLoad> reads;
   std::thread read_thread;
   if (int rc = absl::GetFlag(FLAGS_read_concurrency); rc > 0) {
-    auto read_channel = telemetry::client::OpenChannelFromFlags(
-        telemetry::FlagOrEnv(FLAGS_read_target, "READ_ADDRESS", "127.0.0.1:50052"));
+    const std::string read_target =
+        telemetry::FlagOrEnv(FLAGS_read_target, "READ_ADDRESS", "127.0.0.1:50052");
+    auto read_options = telemetry::client::ChannelOptionsFromFlags();
+    if (!read_options.ok()) {
+      std::fprintf(stderr, "loadgen: %s\n", read_options.status().ToString().c_str());
+      return 2;
+    }
+    read_options->bearer_token.clear();  // the device's token means nothing to the read service
+    if (std::string file = telemetry::FlagOrEnv(FLAGS_read_token_file, "TELEMETRY_READ_TOKEN_FILE");
+        !file.empty()) {
+      std::ifstream in(file);
+      std::string token;
+      if (!in || !std::getline(in, token)) {
+        std::fprintf(stderr, "loadgen: cannot read the read token file %s\n", file.c_str());
+        return 2;
+      }
+      read_options->bearer_token = std::string(absl::StripAsciiWhitespace(token));
+    }
+    auto read_channel = telemetry::client::OpenChannel(read_target, *read_options);
     if (!read_channel.ok()) {
       std::fprintf(stderr, "loadgen: %s\n", read_channel.status().ToString().c_str());
       return 2;
+    }
+    if (absl::Status s = telemetry::client::CheckReachable(
+            *read_channel, read_target, telemetry::client::ConnectTimeoutFromFlags());
+        !s.ok()) {
+      std::fprintf(stderr, "loadgen: %s\n", std::string(s.message()).c_str());
+      return 1;
     }
     reads = std::make_unique<ReadLoad>(*read_channel,
         run_id, devices, absl::GetFlag(FLAGS_sensors), data_start);
@@ -373,7 +414,8 @@ int main(int argc, char** argv) {
                      absl::ToDoubleSeconds(now - start), (acc - last_accepted) / dt,
                      (acks - last_acks) / dt, p.p50_ms, p.p99_ms,
                      static_cast<unsigned long long>(totals.client_errors.load() +
-                                                     totals.failed_batches.load()));
+                                                     totals.failed_batches.load() +
+                                                     (reads ? reads->errors() : 0)));
       }
       last_accepted = acc;
       last_acks = acks;

@@ -45,5 +45,49 @@ TEST(LoadgenTest, FleetWithRetriesInvalidReadingsAndReadersIsStoredExactly) {
   (*server)->Shutdown(absl::Seconds(5));
 }
 
+std::string RunCapturingStderr(const std::string& cmd, int* rc) {
+  const std::string err = absl::StrCat(::testing::TempDir(), "/loadgen.err");
+  const int status = std::system(absl::StrCat(cmd, " 2> ", err, " > /dev/null").c_str());
+  *rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream in(err);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
+TEST(LoadgenTest, AnUnreachableGatewayEndsTheRunAtOnceSayingWhy) {
+  // Port 1 on loopback: nothing listens there. --duration and
+  // --connect_timeout far beyond the test's own timeout: only failing on
+  // the refusal lets the run end.
+  int rc;
+  std::string err = RunCapturingStderr(
+      absl::StrCat(LOADGEN_PATH, " --plaintext --target=127.0.0.1:1 --duration=1h "
+                                 "--connect_timeout=1h --quiet"),
+      &rc);
+  EXPECT_EQ(rc, 1) << err;
+  EXPECT_NE(err.find("cannot reach 127.0.0.1:1"), std::string::npos) << err;
+  EXPECT_NE(err.find("Connection refused"), std::string::npos) << err;
+}
+
+TEST(LoadgenTest, ReadErrorsAreCountedAndNamed) {
+  std::string conninfo = MigratedDatabase();
+  auto server = ingest::IngestServer::Start(telemetry::testing::LoopbackGateway(conninfo));
+  ASSERT_TRUE(server.ok()) << server.status();
+  query::ReadServerOptions ro = telemetry::testing::LoopbackReadService(conninfo);
+  ro.require_api_auth = true;  // and loadgen is given no API token
+  auto reader = query::ReadServer::Start(ro);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  int rc;
+  std::string err = RunCapturingStderr(
+      absl::StrCat("", LOADGEN_PATH,
+                   " --plaintext --target=127.0.0.1:", (*server)->port(),
+                   " --devices=1 --sensors=2 --batch=10 --max_batches=20 --duration=60s",
+                   " --read_concurrency=1 --read_target=127.0.0.1:", (*reader)->port()),
+      &rc);
+  EXPECT_NE(rc, 0) << err;
+  EXPECT_NE(err.find("read latest failed: UNAUTHENTICATED"), std::string::npos) << err;
+  EXPECT_EQ(err.find("errors 0\n"), std::string::npos) << err;  // progress lines count them
+  (*reader)->Shutdown(absl::Seconds(2));
+  (*server)->Shutdown(absl::Seconds(5));
+}
+
 }  // namespace
 }  // namespace telemetry
