@@ -1,9 +1,10 @@
 #!/bin/bash
 # Runs once, as the superuser, when the TimescaleDB container initialises an
 # empty data directory (the image runs /docker-entrypoint-initdb.d/*). Creates
-# the seed's roles: a migrations owner, and one login per service in the group
-# role the migrations grant to (migration 0005 creates the groups only if
-# missing, so creating them here first is safe). Passwords come from the
+# the least-privilege roles (docs/operations.md, "Database roles"): a
+# migrations owner, and one login per service in the group role the
+# migrations grant to (migration 0005 creates the groups only if missing, so
+# creating them here first is safe). Passwords come from the
 # container's environment (compose: .env), never from this file.
 set -euo pipefail
 : "${TELEMETRY_OWNER_PASSWORD:?}" "${INGEST_GATEWAY_PASSWORD:?}"
