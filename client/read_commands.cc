@@ -32,7 +32,8 @@ ABSL_FLAG(std::string, sensors, "",
           "comma-separated sensor ids (summary); sensor patterns, '*' for all (device add)");
 ABSL_FLAG(std::string, start, "-24h", "window start (now, -7d, 2026-12-01, RFC 3339, ...)");
 ABSL_FLAG(std::string, end, "now", "window end, same forms as --start");
-ABSL_FLAG(int, limit, 100, "how many readings, newest first");
+ABSL_FLAG(int, limit, 100, "how many rows at most: readings (latest, newest first) or records "
+          "(list commands)");
 ABSL_FLAG(std::string, reference_start, "-48h", "reference window start");
 ABSL_FLAG(std::string, reference_end, "-24h", "reference window end");
 ABSL_FLAG(std::string, current_start, "-24h", "current window start");
@@ -95,9 +96,11 @@ absl::Status ParseWindow(const std::string& start_flag, const std::string& start
   return absl::OkStatus();
 }
 
+}  // namespace
+
 // The channel to the read service, after checking it can be reached (the
 // command fails at once, saying why, rather than at its deadline).
-std::shared_ptr<grpc::Channel> Channel(const CommandContext& context) {
+std::shared_ptr<grpc::Channel> ReadServiceChannel(const CommandContext& context) {
   const std::string target = FlagOrEnv(FLAGS_read_target, "READ_ADDRESS", "127.0.0.1:50052");
   auto channel = OpenChannelFromFlags(target);
   if (!channel.ok()) {
@@ -109,6 +112,12 @@ std::shared_ptr<grpc::Channel> Channel(const CommandContext& context) {
     std::exit(1);
   }
   return *channel;
+}
+
+namespace {
+
+std::shared_ptr<grpc::Channel> Channel(const CommandContext& context) {
+  return ReadServiceChannel(context);
 }
 
 // JSON of a Struct with its keys sorted, so that an export is the same text

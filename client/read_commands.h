@@ -3,6 +3,9 @@
 #ifndef TELEMETRY_CLIENT_READ_COMMANDS_H_
 #define TELEMETRY_CLIENT_READ_COMMANDS_H_
 
+#include <grpcpp/channel.h>
+
+#include <memory>
 #include <string>
 
 #include "absl/time/time.h"
@@ -20,6 +23,10 @@ struct CommandContext {
 // Runs `command` with its flags; returns the exit code (0 done, 1 the call
 // failed, 2 bad arguments), or -1 when `command` is not a read command.
 int RunReadCommand(const std::string& command, const CommandContext& context);
+
+// The channel to the read service (--read_target, READ_ADDRESS), once it
+// answers; exits the process with the reason when it cannot be reached.
+std::shared_ptr<grpc::Channel> ReadServiceChannel(const CommandContext& context);
 
 }  // namespace telemetry::client
 

@@ -32,6 +32,7 @@
 #include "client/output_format.h"
 #include "client/progress.h"
 #include "client/read_commands.h"
+#include "client/record_commands.h"
 #include "client/send_command.h"
 #include "client/time_args.h"
 #include "server/admin/credential_commands.h"
@@ -86,7 +87,7 @@ struct Command {
   bool prints_rows;  // takes -o
 };
 
-constexpr const char* kGroups[] = {"Ingest", "Read", "Operations", "Database"};
+constexpr const char* kGroups[] = {"Ingest", "Read", "Records", "Operations", "Database"};
 
 const std::vector<Command>& Commands() {
   static const auto* commands = new std::vector<Command>{
@@ -118,6 +119,42 @@ const std::vector<Command>& Commands() {
        "--current_end=T] [--bins=N]",
        "compare two windows of a sensor: quantiles, KS test and PSI", "",
        {"sensor", "reference_start", "reference_end", "current_start", "current_end", "bins"},
+       Needs::kReadService, true},
+      {"sensors", "Records", "sensors list | get ID | set ID [--type=T --location=L --status=S]",
+       "the sensor registry",
+       "list [--status=S]   every sensor (ordered by id), at most --limit\n"
+       "get ID              one sensor\n"
+       "set ID              create or update it (admin token)",
+       {"status", "type", "location", "limit"}, Needs::kReadService, true},
+      {"alerts", "Records",
+       "alerts list | get ID | create --sensor=S --anomaly_type=T | ack ID | resolve ID",
+       "anomaly alerts and their open/acknowledged/resolved state",
+       "list [--sensor=S] [--status=S] [--created_after=T] [--created_before=T]\n"
+       "         newest first, at most --limit\n"
+       "get ID   one alert\n"
+       "create --sensor=S --anomaly_type=T [--severity=1..5] [--confidence=0..1]\n"
+       "       [--description=D] [--actions=A,B]   raise one (admin token)\n"
+       "ack ID, resolve ID   move it on (admin token)",
+       {"sensor", "status", "created_after", "created_before", "limit", "anomaly_type",
+        "severity", "confidence", "description", "actions"},
+       Needs::kReadService, true},
+      {"tasks", "Records",
+       "tasks list | get ID | create --equipment=E --task_type=T | set-status ID --status=S",
+       "maintenance tasks",
+       "list [--equipment=E] [--sensor=S] [--status=S]   newest first, at most --limit\n"
+       "get ID\n"
+       "create --equipment=E --task_type=T [--sensor=S] [--description=D] [--priority=1..5]\n"
+       "       [--technician=T] [--hours=H] [--scheduled_start=T --scheduled_end=T]\n"
+       "set-status ID --status=S   (admin token for create and set-status)",
+       {"equipment", "sensor", "status", "limit", "task_type", "description", "priority",
+        "technician", "hours", "scheduled_start", "scheduled_end"},
+       Needs::kReadService, true},
+      {"logs", "Records", "logs list [--task=ID] [--equipment=E] | add --task=ID --technician=T",
+       "maintenance work logs",
+       "list    newest completion first, at most --limit\n"
+       "add --task=ID --technician=T [--completed=T] [--status=completed|partial|failed]\n"
+       "    [--hours=H] [--notes=N]   (admin token)",
+       {"task", "equipment", "limit", "technician", "completed", "status", "hours", "notes"},
        Needs::kReadService, true},
       {"jobs", "Operations", "jobs", "background jobs (refresh, retention, compression), last "
        "run and health", "", {}, Needs::kReadService, true},
@@ -407,6 +444,7 @@ int RunCommand(const Command& c, const std::vector<std::string>& args) {
     std::cerr << "telemetryctl: usage: telemetryctl " << c.synopsis << "\n";
     return 2;
   }
+  if (const int rc = client::RunRecordCommand(args, context); rc >= 0) return rc;
   if (args.size() != 1) {
     std::cerr << "telemetryctl: " << name << " takes no arguments besides flags (got '"
               << args[1] << "')\n";

@@ -322,5 +322,65 @@ TEST_F(ReadServiceTest, TelemetryctlShowsProgressAndTablesOnATerminalOnly) {
       << Slurp(typescript);
 }
 
+// The first column of a CSV's second line: the id of the record printed.
+std::string FirstId(const std::string& csv) {
+  std::vector<std::string> lines = absl::StrSplit(csv, '\n');
+  return lines.size() > 1 ? std::string(lines[1].substr(0, lines[1].find(','))) : "";
+}
+
+TEST_F(ReadServiceTest, TelemetryctlCoversSensorsAlertsTasksAndLogs) {
+  const std::string read = absl::StrCat("--plaintext --read_target=127.0.0.1:", reader_->port());
+  CliRun set = Ctl(absl::StrCat("sensors set s0 --type=pressure --location='hall 3' ", read));
+  ASSERT_EQ(set.rc, 0) << set.err;
+  EXPECT_NE(set.out.find("s0,pressure,hall 3,"), std::string::npos) << set.out;
+  EXPECT_NE(Ctl(absl::StrCat("sensors get s0 ", read)).out.find("s0,pressure,hall 3"),
+            std::string::npos);
+  CliRun sensors = Ctl(absl::StrCat("sensors list -o json ", read));
+  EXPECT_NE(sensors.out.find("\"sensor_id\":\"s2\""), std::string::npos) << sensors.out;
+  CliRun missing = Ctl(absl::StrCat("sensors get nope ", read));
+  EXPECT_EQ(missing.rc, 1);
+  EXPECT_NE(missing.err.find("sensors get: NOT_FOUND"), std::string::npos) << missing.err;
+
+  CliRun created = Ctl(absl::StrCat("alerts create --sensor=s1 --anomaly_type=vibration_spike "
+                                    "--severity=4 --confidence=0.9 --actions='inspect,replace' ",
+                                    read));
+  ASSERT_EQ(created.rc, 0) << created.err;
+  const std::string alert = FirstId(created.out);
+  ASSERT_EQ(alert.size(), 36u) << created.out;
+  EXPECT_NE(created.out.find(",s1,vibration_spike,4,0.9,open,"), std::string::npos) << created.out;
+  EXPECT_NE(Ctl(absl::StrCat("alerts ack ", alert, " ", read)).out.find(",acknowledged,"),
+            std::string::npos);
+  EXPECT_NE(Ctl(absl::StrCat("alerts resolve ", alert, " ", read)).out.find(",resolved,"),
+            std::string::npos);
+  CliRun alerts = Ctl(absl::StrCat("alerts list --status=resolved --created_after=-1h -o json ",
+                                   read));
+  EXPECT_NE(alerts.out.find(absl::StrCat("{\"id\":\"", alert, "\"")), std::string::npos)
+      << alerts.out;
+  EXPECT_NE(alerts.out.find("\"recommended_actions\":\"inspect,replace\""), std::string::npos);
+  EXPECT_EQ(Ctl(absl::StrCat("alerts create --sensor=s1 ", read)).rc, 2);  // no anomaly type
+
+  CliRun task = Ctl(absl::StrCat("tasks create --equipment=pump-7 --task_type=bearing_replacement "
+                                 "--sensor=s1 --priority=2 --hours=1.5 --scheduled_start=-1h "
+                                 "--scheduled_end=now ", read));
+  ASSERT_EQ(task.rc, 0) << task.err;
+  const std::string task_id = FirstId(task.out);
+  EXPECT_NE(task.out.find(",pump-7,s1,bearing_replacement,2,"), std::string::npos) << task.out;
+  CliRun moved = Ctl(absl::StrCat("tasks set-status ", task_id, " --status=in_progress ", read));
+  EXPECT_NE(moved.out.find(",in_progress,"), std::string::npos) << moved.out << moved.err;
+  CliRun log = Ctl(absl::StrCat("logs add --task=", task_id, " --technician=t-9 --hours=1.25 "
+                                "--notes='swapped, greased' ", read));
+  ASSERT_EQ(log.rc, 0) << log.err;
+  EXPECT_NE(log.out.find(absl::StrCat(",", task_id, ",pump-7,")), std::string::npos) << log.out;
+  EXPECT_NE(log.out.find(",t-9,completed,1.25,"), std::string::npos) << log.out;
+  EXPECT_NE(log.out.find("\"swapped, greased\""), std::string::npos) << log.out;
+  CliRun logs = Ctl(absl::StrCat("logs list --task=", task_id, " -o json ", read));
+  EXPECT_NE(logs.out.find("\"notes\":\"swapped, greased\""), std::string::npos) << logs.out;
+  CliRun tasks = Ctl(absl::StrCat("tasks list --equipment=pump-7 ", read));
+  EXPECT_EQ(FirstId(tasks.out), task_id) << tasks.out;
+  CliRun bad = Ctl(absl::StrCat("tasks set-status ", task_id, " --status=sideways ", read));
+  EXPECT_EQ(bad.rc, 1);
+  EXPECT_NE(bad.err.find("INVALID_ARGUMENT"), std::string::npos) << bad.err;
+}
+
 }  // namespace
 }  // namespace telemetry::testing
