@@ -39,15 +39,21 @@ absl::StatusOr<ChannelOptions> ChannelOptionsFromFlags() {
   o.key_file = FlagOrEnv(FLAGS_tls_key, "TELEMETRY_TLS_KEY");
   o.server_name = absl::GetFlag(FLAGS_tls_server_name);
   if (std::string file = FlagOrEnv(FLAGS_token_file, "TELEMETRY_TOKEN_FILE"); !file.empty()) {
-    std::ifstream in(file);
-    if (!in) return absl::NotFoundError(absl::StrCat("cannot read token file ", file));
-    std::ostringstream text;
-    text << in.rdbuf();
-    o.bearer_token = std::string(absl::StripAsciiWhitespace(text.str()));
+    auto token = ReadTokenFile(file);
+    if (!token.ok()) return token.status();
+    o.bearer_token = *std::move(token);
   } else if (const char* token = std::getenv("TELEMETRY_TOKEN"); token != nullptr) {
     o.bearer_token = token;
   }
   return o;
+}
+
+absl::StatusOr<std::string> ReadTokenFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read token file ", path));
+  std::ostringstream text;
+  text << in.rdbuf();
+  return std::string(absl::StripAsciiWhitespace(text.str()));
 }
 
 absl::Duration ConnectTimeoutFromFlags() { return absl::GetFlag(FLAGS_connect_timeout); }

@@ -13,6 +13,9 @@ namespace telemetry::client {
 // The options the flags describe; fails when the token file is unreadable.
 absl::StatusOr<ChannelOptions> ChannelOptionsFromFlags();
 
+// A bearer token kept in a file (surrounding whitespace dropped).
+absl::StatusOr<std::string> ReadTokenFile(const std::string& path);
+
 // --connect_timeout: how long a command waits for its first connection.
 absl::Duration ConnectTimeoutFromFlags();
 

@@ -230,7 +230,11 @@ int Range(const CommandContext& context) {
   }
   grpc::ClientContext ctx;
   auto stream = v1::QueryService::NewStub(channel)->ReadingsRange(&ctx, req);
-  auto out = RowWriter::Create(context.format, ReadingColumns(), stream_out);
+  // A file gets CSV (what send reads back) unless -o says otherwise: the
+  // terminal's table default is for the screen.
+  const OutputFormat format =
+      stream_out != &std::cout && !context.format_given ? OutputFormat::kCsv : context.format;
+  auto out = RowWriter::Create(format, ReadingColumns(), stream_out);
   // Rows come in timestamp order: how far into the window the last one is
   // is how far the export has come.
   ProgressLine progress("exported", "", context.progress && stream_out != &std::cout);
@@ -252,6 +256,12 @@ int Range(const CommandContext& context) {
   grpc::Status s = stream->Finish();
   out->Finish();
   progress.Stop();
+  if (file.is_open()) file.close();
+  if (!*stream_out) {
+    std::cerr << "telemetryctl: writing the export failed after " << rows
+              << " rows (disk full?); the file is incomplete\n";
+    return 1;
+  }
   if (!s.ok()) {
     std::cerr << "telemetryctl: range stopped after " << rows << " rows"
               << (last_ts.empty() ? "" : absl::StrCat("; resume with --start=", last_ts,
@@ -343,7 +353,7 @@ int Drift(const CommandContext& context) {
               FormatDouble(w.p99()), FormatDouble(w.max()), w.truncated() ? "true" : "false"});
   }
   out->Finish();
-  std::cout << "ks_statistic " << FormatDouble(resp.ks_statistic()) << "  ks_p_value "
+  std::cerr << "ks_statistic " << FormatDouble(resp.ks_statistic()) << "  ks_p_value "
             << FormatDouble(resp.ks_p_value()) << "  psi " << FormatDouble(resp.psi()) << "\n";
   return 0;
 }

@@ -16,6 +16,7 @@ namespace telemetry::client {
 // What the command line decided for every command.
 struct CommandContext {
   OutputFormat format = OutputFormat::kCsv;
+  bool format_given = false;  // -o was given (else the terminal decided)
   absl::Duration connect_timeout = absl::Seconds(10);
   bool progress = false;  // stderr is a terminal
 };

@@ -68,9 +68,15 @@ bool SetTime(const char* flag, const std::string& arg, Timestamp* out) {
     std::cerr << "telemetryctl: --" << flag << ": " << t.status().message() << "\n";
     return false;
   }
+  // Floor division: a Timestamp's nanos are never negative, before 1970 too.
   const int64_t us = absl::ToUnixMicros(*t);
-  out->set_seconds(us / 1'000'000);
-  out->set_nanos(static_cast<int32_t>(us % 1'000'000) * 1000);
+  int64_t seconds = us / 1'000'000, micros = us % 1'000'000;
+  if (micros < 0) {
+    micros += 1'000'000;
+    --seconds;
+  }
+  out->set_seconds(seconds);
+  out->set_nanos(static_cast<int32_t>(micros * 1000));
   return true;
 }
 
@@ -105,8 +111,16 @@ void SensorRow(RowWriter& w, const v1::Sensor& s) {
          Ts(s.has_created_at(), s.created_at()), Ts(s.has_updated_at(), s.updated_at())});
 }
 
+// Whether `args` is `verb` with `positional` arguments after it.
+bool Is(const std::vector<std::string>& args, const char* verb, size_t positional) {
+  return args.size() == 2 + positional && args[1] == verb;
+}
+
 int Sensors(const std::vector<std::string>& args, const CommandContext& c) {
   const std::string verb = args.size() > 1 ? args[1] : "";
+  if (!Is(args, "list", 0) && !Is(args, "get", 1) && !Is(args, "set", 1)) {
+    return Usage("usage: telemetryctl sensors list | get ID | set ID [--type --location --status]");
+  }
   auto stub = v1::QueryService::NewStub(ReadServiceChannel(c));
   if (verb == "list" && args.size() == 2) {
     std::vector<v1::ListSensorsResponse> pages;
@@ -268,6 +282,11 @@ void TaskRow(RowWriter& w, const v1::MaintenanceTask& t) {
 
 int Tasks(const std::vector<std::string>& args, const CommandContext& c) {
   const std::string verb = args.size() > 1 ? args[1] : "";
+  if (!Is(args, "list", 0) && !Is(args, "get", 1) && !Is(args, "create", 0) &&
+      !Is(args, "set-status", 1)) {
+    return Usage("usage: telemetryctl tasks list | get ID | create --equipment=E "
+                 "--task_type=T [...] | set-status ID --status=S");
+  }
   auto stub = v1::MaintenanceService::NewStub(ReadServiceChannel(c));
   if (verb == "list" && args.size() == 2) {
     std::vector<v1::ListTasksResponse> pages;
@@ -355,6 +374,10 @@ void LogRow(RowWriter& w, const v1::MaintenanceLog& l) {
 
 int Logs(const std::vector<std::string>& args, const CommandContext& c) {
   const std::string verb = args.size() > 1 ? args[1] : "";
+  if (!Is(args, "list", 0) && !Is(args, "add", 0)) {
+    return Usage("usage: telemetryctl logs list [--task=ID] [--equipment=E] | add --task=ID "
+                 "--technician=T [...]");
+  }
   auto stub = v1::MaintenanceService::NewStub(ReadServiceChannel(c));
   if (verb == "list" && args.size() == 2) {
     std::vector<v1::ListLogsResponse> pages;

@@ -55,7 +55,6 @@ ABSL_FLAG(int, to, 0, "the version to go back to");
 ABSL_FLAG(bool, mtls, false, "no token: the device authenticates by a certificate whose CN is ID");
 ABSL_FLAG(std::string, scope, "read", "read (queries) or admin (also writes and AdminService)");
 ABSL_DECLARE_FLAG(std::string, sensors);  // read_commands.cc; device add uses it too
-ABSL_DECLARE_FLAG(absl::Duration, connect_timeout);  // channel_flags.cc
 ABSL_FLAG(std::string, target, "",
           "gateway address (env INGEST_ADDRESS; default 127.0.0.1:50051); for health, any "
           "service's address");
@@ -325,13 +324,16 @@ int UnknownCommand(absl::string_view name) {
 struct Scan {
   bool help = false;
   bool version = false;
+  std::string error;                     // misuse found while scanning (exit 2)
   std::vector<std::string> flags_given;  // names, as typed (without "no")
   std::vector<std::string> argv;         // for absl::ParseCommandLine
 };
 
 // Takes out --help/-h/--version (abseil's own would exit 1 with every flag
 // of every command) and rewrites "-o FORMAT" as --output, which abseil does
-// not parse; records which flags were given.
+// not parse; records which flags were given and checks their names and
+// values, so that misuse exits 2 with a message (abseil would exit 1).
+// A non-bool flag's value may be the next argument ("--start -7d").
 Scan ScanArgs(int argc, char** argv) {
   Scan scan;
   scan.argv.push_back(argv[0]);
@@ -353,14 +355,53 @@ Scan ScanArgs(int argc, char** argv) {
       scan.version = true;
       continue;
     }
-    if (arg == "-o" && i + 1 < argc) {
+    if (arg == "-o") {
+      if (i + 1 >= argc) {
+        scan.error = "-o needs a format: table, csv or json";
+        return scan;
+      }
       arg = absl::StrCat("--output=", argv[++i]);
-    } else if (absl::StartsWith(arg, "-o") && !absl::StartsWith(arg, "--")) {
-      arg = absl::StrCat("--output=", arg.substr(2));
+    } else if (absl::StartsWith(arg, "-o") && !absl::StartsWith(arg, "--") &&
+               !absl::StartsWith(arg, "-output")) {
+      arg = absl::StrCat("--output=", absl::StripPrefix(arg.substr(2), "="));
     }
-    absl::string_view name = absl::StripPrefix(absl::StripPrefix(arg, "-"), "-");
-    name = name.substr(0, name.find('='));
-    if (absl::FindCommandLineFlag(name) == nullptr) (void)absl::ConsumePrefix(&name, "no");
+    absl::string_view body = absl::StripPrefix(absl::StripPrefix(arg, "-"), "-");
+    const size_t eq = body.find('=');
+    absl::string_view name = body.substr(0, eq);
+    if (name == "helpfull" || name == "helpshort" || name == "helppackage" ||
+        name == "helpon" || name == "helpmatch" || name == "only_check_args") {
+      scan.argv.push_back(arg);  // abseil's own: every flag of the binary, then exit
+      continue;
+    }
+    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    if (flag == nullptr && absl::ConsumePrefix(&name, "no")) {
+      flag = absl::FindCommandLineFlag(name);
+      if (flag != nullptr && !flag->IsOfType<bool>()) flag = nullptr;  // --noX of a bool only
+    }
+    if (flag == nullptr) {
+      scan.error = absl::StrCat("unknown flag ", arg.substr(0, arg.find('=')));
+      return scan;
+    }
+    std::string value;
+    if (eq != absl::string_view::npos) {
+      value = std::string(body.substr(eq + 1));
+    } else if (!flag->IsOfType<bool>()) {
+      if (i + 1 >= argc) {
+        scan.error = absl::StrCat("--", name, " needs a value");
+        return scan;
+      }
+      value = argv[++i];  // taken as is, even when it starts with '-'
+      arg = absl::StrCat("--", name, "=", value);
+    }
+    if (!value.empty() || eq != absl::string_view::npos) {
+      // Checked here (abseil would std::exit(1) on a bad value); abseil
+      // sets the same value again when it parses.
+      std::string err;
+      if (!flag->ParseFrom(value, &err)) {
+        scan.error = absl::StrCat("--", name, "=", value, ": ", err);
+        return scan;
+      }
+    }
     scan.flags_given.emplace_back(name);
     scan.argv.push_back(arg);
   }
@@ -377,7 +418,8 @@ int RunCommand(const Command& c, const std::vector<std::string>& args) {
   const std::string name = c.name;
   client::CommandContext context;
   context.format = *format;
-  context.connect_timeout = absl::GetFlag(FLAGS_connect_timeout);
+  context.format_given = !absl::GetFlag(FLAGS_output).empty();
+  context.connect_timeout = client::ConnectTimeoutFromFlags();
   context.progress = client::ProgressLine::StderrIsTerminal();
   if (name == "version") {
     std::cout << "telemetryctl " << telemetry::BuildVersion() << "\n";
@@ -403,7 +445,11 @@ int RunCommand(const Command& c, const std::vector<std::string>& args) {
     auto status = client::CheckHealth(*channel, absl::GetFlag(FLAGS_service),
                                       context.connect_timeout);
     if (!status.ok()) {
-      std::cout << "UNREACHABLE " << target << ": " << status.status().message() << "\n";
+      const absl::StatusCode code = status.status().code();
+      const bool unreachable =
+          code == absl::StatusCode::kUnavailable || code == absl::StatusCode::kDeadlineExceeded;
+      std::cout << (unreachable ? "UNREACHABLE " : "") << target << ": "
+                << status.status().message() << "\n";
       return 1;
     }
     std::cout << client::ServingStatusName(*status) << "\n";
@@ -458,6 +504,10 @@ int RunCommand(const Command& c, const std::vector<std::string>& args) {
 int main(int argc, char** argv) {
   telemetry::DisableMutexDeadlockDetection();
   Scan scan = ScanArgs(argc, argv);
+  if (!scan.error.empty()) {
+    std::cerr << "telemetryctl: " << scan.error << "; see 'telemetryctl help'\n";
+    return 2;
+  }
   if (scan.version) {
     std::cout << "telemetryctl " << telemetry::BuildVersion() << "\n";
     return 0;

@@ -1,10 +1,13 @@
 #include "client/time_args.h"
 
+#include <algorithm>
 #include <cstdint>
+#include <optional>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 
 namespace telemetry::client {
 
@@ -27,6 +30,29 @@ bool ParseDayOffset(absl::string_view arg, absl::Duration* out) {
   return true;
 }
 
+// "[-]S[.F]": Unix seconds, exact to the microsecond (a double would lose
+// the last digit of 1764576000.123456); nullopt for anything else.
+std::optional<absl::Time> ParseUnixSeconds(absl::string_view arg) {
+  const bool negative = absl::ConsumePrefix(&arg, "-");
+  const size_t dot = arg.find('.');
+  absl::string_view whole = arg.substr(0, dot);
+  absl::string_view fraction = dot == absl::string_view::npos ? "" : arg.substr(dot + 1);
+  auto digits = [](absl::string_view d) {
+    return std::all_of(d.begin(), d.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  if (whole.empty() || whole.size() > 12 || !digits(whole) || !digits(fraction) ||
+      (dot != absl::string_view::npos && fraction.empty())) {
+    return std::nullopt;
+  }
+  int64_t seconds = 0, micros = 0;
+  if (!absl::SimpleAtoi(whole, &seconds)) return std::nullopt;
+  std::string six(fraction.substr(0, 6));
+  six.resize(6, '0');
+  if (!absl::SimpleAtoi(six, &micros)) return std::nullopt;
+  const int64_t total = seconds * 1'000'000 + micros;
+  return absl::FromUnixMicros(negative ? -total : total);
+}
+
 }  // namespace
 
 absl::StatusOr<absl::Time> ParseTimeArg(absl::string_view raw, absl::Time now) {
@@ -38,10 +64,7 @@ absl::StatusOr<absl::Time> ParseTimeArg(absl::string_view raw, absl::Time now) {
       offset >= absl::ZeroDuration()) {
     return now - offset;
   }
-  double seconds;
-  if (absl::SimpleAtod(arg, &seconds) && arg.find_first_of("eE") == absl::string_view::npos) {
-    return absl::FromUnixMicros(static_cast<int64_t>(seconds * 1e6));
-  }
+  if (auto unix_time = ParseUnixSeconds(arg)) return *unix_time;
   // Dates and date-times; a space may stand for the 'T', as psql prints them.
   std::string text(arg);
   if (text.size() > 10 && text[10] == ' ') text[10] = 'T';

@@ -19,7 +19,6 @@
 #include <cmath>
 #include <cstdio>
 #include <deque>
-#include <fstream>
 #include <random>
 #include <thread>
 
@@ -29,7 +28,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "absl/strings/ascii.h"
 #include "client/channel_flags.h"
 #include "client/connect_check.h"
 #include "client/telemetry_client.h"
@@ -373,13 +371,12 @@ int main(int argc, char** argv) {
     read_options->bearer_token.clear();  // the device's token means nothing to the read service
     if (std::string file = telemetry::FlagOrEnv(FLAGS_read_token_file, "TELEMETRY_READ_TOKEN_FILE");
         !file.empty()) {
-      std::ifstream in(file);
-      std::string token;
-      if (!in || !std::getline(in, token)) {
-        std::fprintf(stderr, "loadgen: cannot read the read token file %s\n", file.c_str());
+      auto token = telemetry::client::ReadTokenFile(file);
+      if (!token.ok()) {
+        std::fprintf(stderr, "loadgen: %s\n", std::string(token.status().message()).c_str());
         return 2;
       }
-      read_options->bearer_token = std::string(absl::StripAsciiWhitespace(token));
+      read_options->bearer_token = *std::move(token);
     }
     auto read_channel = telemetry::client::OpenChannel(read_target, *read_options);
     if (!read_channel.ok()) {

@@ -166,10 +166,6 @@ int Token(pg::Connection& db, const std::string& verb, const std::string& name,
   }
   if (name.empty()) return Fail(absl::InvalidArgumentError("name the token"));
   if (verb == "add") {
-    if (options.scope != "read" && options.scope != "admin") {
-      return Fail(absl::InvalidArgumentError(absl::StrCat(
-          "--scope must be read or admin, not '", options.scope, "'")));
-    }
     auto t = NewBearerToken();
     if (!t.ok()) return Fail(t.status());
     auto r = db.Query(
@@ -204,6 +200,12 @@ int RunCredentialCommand(const std::vector<std::string>& args,
   if (args.size() < 2 || (args[0] != "device" && args[0] != "token")) return -1;
   if (options.database_url.empty()) {
     return Fail(absl::InvalidArgumentError("set DATABASE_URL or --database_url"));
+  }
+  if (args[0] == "token" && args[1] == "add" && options.scope != "read" &&
+      options.scope != "admin") {  // misuse: before the database is asked
+    Fail(absl::InvalidArgumentError(
+        absl::StrCat("--scope must be read or admin, not '", options.scope, "'")));
+    return 2;
   }
   auto db = pg::Connection::Open(options.database_url);
   if (!db.ok()) return Fail(absl::UnavailableError(

@@ -64,8 +64,11 @@ class ProcessCollector : public prometheus::Collectable {
   std::vector<prometheus::MetricFamily> Collect() const override {
     using prometheus::MetricType;
     std::vector<prometheus::MetricFamily> out;
-    std::ifstream in("/proc/self/stat");
-    std::string stat((std::istreambuf_iterator<char>(in)), {});
+    std::string stat;
+    {
+      std::ifstream in("/proc/self/stat");  // closed before the fds are counted
+      stat.assign(std::istreambuf_iterator<char>(in), {});
+    }
     // The command name (field 2) is in parentheses and may hold spaces: the
     // fields that follow start after the last ')'.
     const size_t paren = stat.rfind(')');

@@ -114,11 +114,15 @@ TEST_F(ParseTimeArgTest, DatesAndDateTimesAreUtcUnlessTheySayOtherwise) {
   EXPECT_EQ(Parse("2026-12-01T07:00:00.123456-05:00"), At("2026-12-01T12:00:00.123456Z"));
   EXPECT_EQ(Parse("2026-12-01T07:00:00"), At("2026-12-01T07:00:00Z"));
   EXPECT_EQ(Parse("1764576000.5"), now_ + absl::Milliseconds(500));
+  EXPECT_EQ(Parse("1764576000.123456"), now_ + absl::Microseconds(123456));  // exact
+  EXPECT_EQ(Parse("-1.5"), absl::UnixEpoch() - absl::Milliseconds(1500));
+  EXPECT_EQ(Parse("0"), absl::UnixEpoch());
 }
 
 TEST_F(ParseTimeArgTest, RefusesWhatItCannotReadAndSaysWhatItAccepts) {
   for (const char* bad : {"", "yesterday", "-7x", "2026-13-01", "2026-12-01 25:00", "1e9",
-                          "--1h", "-d"}) {
+                          "--1h", "-d", "nan", "inf", "-infinity", "1.", ".5",
+                          "99999999999999999999"}) {
     auto t = ParseTimeArg(bad, now_);
     EXPECT_FALSE(t.ok()) << bad;
     if (!t.ok()) {

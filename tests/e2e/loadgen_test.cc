@@ -84,7 +84,6 @@ TEST(LoadgenTest, ReadErrorsAreCountedAndNamed) {
       &rc);
   EXPECT_NE(rc, 0) << err;
   EXPECT_NE(err.find("read latest failed: UNAUTHENTICATED"), std::string::npos) << err;
-  EXPECT_EQ(err.find("errors 0\n"), std::string::npos) << err;  // progress lines count them
   (*reader)->Shutdown(absl::Seconds(2));
   (*server)->Shutdown(absl::Seconds(5));
 }

@@ -100,6 +100,33 @@ TEST(TelemetryctlHelp, UnknownCommandsAndFlagsThatDoNotApplyAreRefusedByName) {
   EXPECT_NE(negated.err.find("--mtls does not apply to 'jobs'"), std::string::npos) << negated.err;
   EXPECT_EQ(Ctl("jobs extra").rc, 2);
   EXPECT_EQ(Ctl("migrate sideways --database_url=x").rc, 2);
+  // Misuse abseil would exit 1 on exits 2, with no connection tried.
+  CliRun unknown = Ctl("latest --sensr=a");
+  EXPECT_EQ(unknown.rc, 2);
+  EXPECT_NE(unknown.err.find("unknown flag --sensr"), std::string::npos) << unknown.err;
+  CliRun bad_value = Ctl("latest --sensor=a --limit=lots");
+  EXPECT_EQ(bad_value.rc, 2);
+  EXPECT_NE(bad_value.err.find("--limit=lots"), std::string::npos) << bad_value.err;
+  EXPECT_EQ(Ctl("latest --sensor").rc, 2);       // no value
+  EXPECT_EQ(Ctl("chunks -o").rc, 2);             // no format
+  EXPECT_EQ(Ctl("sensors sideways --read_target=127.0.0.1:1").rc, 2);
+  CliRun scope = Ctl("token add x --scope=root --database_url='host=127.0.0.1 port=1'");
+  EXPECT_EQ(scope.rc, 2);  // refused before the (unreachable) database is asked
+  EXPECT_NE(scope.err.find("--scope must be read or admin, not 'root'"), std::string::npos)
+      << scope.err;
+}
+
+TEST(TelemetryctlHelp, AFlagsValueMayBeTheNextArgumentEvenWithADash) {
+  // --start -7d is the value -7d, not a flag "-7d"; -o json and -ojson and
+  // -o=json are the output format. Reaching the (dead) service means the
+  // arguments were accepted.
+  for (const char* args :
+       {"range --start -7d --end now", "range --start=-7d -o json", "range -ojson",
+        "range -o=json", "range --sensor s0 --start -90m"}) {
+    CliRun r = Ctl(absl::StrCat(args, " --plaintext --read_target=127.0.0.1:", ClosedPort()));
+    EXPECT_EQ(r.rc, 1) << args << ": " << r.err;
+    EXPECT_NE(r.err.find("cannot reach"), std::string::npos) << args << ": " << r.err;
+  }
 }
 
 TEST(TelemetryctlConnect, AnUnreachableServiceFailsAtOnceSayingWhy) {
@@ -267,7 +294,7 @@ TEST_F(ReadServiceTest, TelemetryctlCredentialErrorsAreWordsNotDatabaseInternals
   EXPECT_EQ(again.out, "");  // no token printed for a device that was not added
 
   CliRun scope = Ctl(absl::StrCat("token add t1 --scope=superuser ", db));
-  EXPECT_EQ(scope.rc, 1);
+  EXPECT_EQ(scope.rc, 2);
   EXPECT_NE(scope.err.find("--scope must be read or admin, not 'superuser'"), std::string::npos)
       << scope.err;
   EXPECT_EQ(scope.out, "");
@@ -313,6 +340,17 @@ TEST_F(ReadServiceTest, TelemetryctlShowsProgressAndTablesOnATerminalOnly) {
   EXPECT_EQ(piped.rc, 0) << piped.err;
   EXPECT_EQ(piped.err, "");  // no progress when not a terminal
   EXPECT_NE(piped.out.find("20000 duplicates"), std::string::npos) << piped.out;
+
+  // range --file typed at a terminal still writes CSV (what send reads),
+  // not the screen's table.
+  const std::string file = absl::StrCat(::testing::TempDir(), "/terminal-export.csv");
+  const std::string range = absl::StrCat(TELEMETRYCTL_PATH, " range --plaintext --sensor=pg-1 "
+                                         "--start=-1h --file=", file, " --read_target=127.0.0.1:",
+                                         reader_->port());
+  ASSERT_EQ(std::system(absl::StrCat("TERM=xterm script -qec '", range, "' ", typescript,
+                                     " > /dev/null 2>&1").c_str()), 0);
+  EXPECT_TRUE(absl::StartsWith(Slurp(file), "sensor_id,timestamp,value,")) << Slurp(file);
+  EXPECT_NE(Slurp(typescript).find("\r\033[Kexported "), std::string::npos) << Slurp(typescript);
 
   const std::string latest = absl::StrCat(TELEMETRYCTL_PATH, " latest --plaintext --sensor=pg-1 "
                                           "--limit=2 --read_target=127.0.0.1:", reader_->port());
