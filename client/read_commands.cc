@@ -65,17 +65,6 @@ Cell TsCell(bool present, const google::protobuf::Timestamp& ts) {
   return present ? Cell(FormatTs(ts)) : std::nullopt;
 }
 
-void SetTimestamp(absl::Time t, google::protobuf::Timestamp* ts) {
-  int64_t us = absl::ToUnixMicros(t);
-  int64_t seconds = us / 1'000'000, micros = us % 1'000'000;
-  if (micros < 0) {
-    micros += 1'000'000;
-    --seconds;
-  }
-  ts->set_seconds(seconds);
-  ts->set_nanos(static_cast<int32_t>(micros * 1000));
-}
-
 // Both ends of a window from their flags, start before end; the error
 // names the flags. Checked before anything is written or called.
 absl::Status ParseWindow(const std::string& start_flag, const std::string& start_arg,
@@ -97,6 +86,18 @@ absl::Status ParseWindow(const std::string& start_flag, const std::string& start
 }
 
 }  // namespace
+
+void SetTimestamp(absl::Time t, google::protobuf::Timestamp* ts) {
+  // Floor division: a Timestamp's nanos are never negative, before 1970 too.
+  int64_t us = absl::ToUnixMicros(t);
+  int64_t seconds = us / 1'000'000, micros = us % 1'000'000;
+  if (micros < 0) {
+    micros += 1'000'000;
+    --seconds;
+  }
+  ts->set_seconds(seconds);
+  ts->set_nanos(static_cast<int32_t>(micros * 1000));
+}
 
 // The channel to the read service, after checking it can be reached (the
 // command fails at once, saying why, rather than at its deadline).

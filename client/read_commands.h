@@ -3,6 +3,7 @@
 #ifndef TELEMETRY_CLIENT_READ_COMMANDS_H_
 #define TELEMETRY_CLIENT_READ_COMMANDS_H_
 
+#include <google/protobuf/timestamp.pb.h>
 #include <grpcpp/channel.h>
 
 #include <memory>
@@ -24,6 +25,9 @@ struct CommandContext {
 // Runs `command` with its flags; returns the exit code (0 done, 1 the call
 // failed, 2 bad arguments), or -1 when `command` is not a read command.
 int RunReadCommand(const std::string& command, const CommandContext& context);
+
+// `t` (to the microsecond) as a protobuf Timestamp.
+void SetTimestamp(absl::Time t, google::protobuf::Timestamp* ts);
 
 // The channel to the read service (--read_target, READ_ADDRESS), once it
 // answers; exits the process with the reason when it cannot be reached.

@@ -68,15 +68,7 @@ bool SetTime(const char* flag, const std::string& arg, Timestamp* out) {
     std::cerr << "telemetryctl: --" << flag << ": " << t.status().message() << "\n";
     return false;
   }
-  // Floor division: a Timestamp's nanos are never negative, before 1970 too.
-  const int64_t us = absl::ToUnixMicros(*t);
-  int64_t seconds = us / 1'000'000, micros = us % 1'000'000;
-  if (micros < 0) {
-    micros += 1'000'000;
-    --seconds;
-  }
-  out->set_seconds(seconds);
-  out->set_nanos(static_cast<int32_t>(micros * 1000));
+  SetTimestamp(*t, out);
   return true;
 }
 
