@@ -365,9 +365,9 @@ Scan ScanArgs(int argc, char** argv) {
                !absl::StartsWith(arg, "-output")) {
       arg = absl::StrCat("--output=", absl::StripPrefix(arg.substr(2), "="));
     }
-    absl::string_view body = absl::StripPrefix(absl::StripPrefix(arg, "-"), "-");
+    const std::string body(absl::StripPrefix(absl::StripPrefix(arg, "-"), "-"));
     const size_t eq = body.find('=');
-    absl::string_view name = body.substr(0, eq);
+    absl::string_view name = absl::string_view(body).substr(0, eq);  // into body, not arg
     if (name == "helpfull" || name == "helpshort" || name == "helppackage" ||
         name == "helpon" || name == "helpmatch" || name == "only_check_args") {
       scan.argv.push_back(arg);  // abseil's own: every flag of the binary, then exit
@@ -384,7 +384,7 @@ Scan ScanArgs(int argc, char** argv) {
     }
     std::string value;
     if (eq != absl::string_view::npos) {
-      value = std::string(body.substr(eq + 1));
+      value = body.substr(eq + 1);
     } else if (!flag->IsOfType<bool>()) {
       if (i + 1 >= argc) {
         scan.error = absl::StrCat("--", name, " needs a value");
