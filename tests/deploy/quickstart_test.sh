@@ -57,19 +57,21 @@ os.setsid()
 os.execv(sys.argv[1], sys.argv[1:])' "$SOURCE_DIR/deploy/dev/run.sh" > "$WORK/run.out" 2>&1 &
 RUN_PID=$!
 
-# Ready when run.sh has printed the block and both services answer.
+# Ready when run.sh has printed all of the README's block (it prints the
+# block after the banner, so wait for every line, not for the banner) and
+# both services answer.
+printed_block() {
+  while IFS= read -r line; do
+    grep -qF -- "    $line" "$WORK/run.out" 2>/dev/null || return 1
+  done < "$WORK/block.sh"
+}
 for _ in $(seq 1200); do
   kill -0 "$RUN_PID" 2>/dev/null || fail "run.sh exited early"
-  if grep -qs "telemetry-gateway is running" "$WORK/run.out" && [ -s "$WORK/data/client.env" ]; then
-    break
-  fi
+  if [ -s "$WORK/data/client.env" ] && printed_block; then break; fi
   sleep 0.1
 done
-grep -q "telemetry-gateway is running" "$WORK/run.out" || fail "run.sh did not come up in 120 s"
 # run.sh printed the README's block (indented), not a text of its own.
-while IFS= read -r line; do
-  grep -qF -- "    $line" "$WORK/run.out" || fail "run.sh does not print the README line: $line"
-done < "$WORK/block.sh"
+printed_block || fail "run.sh did not print the README's block within 120 s"
 (
   source "$WORK/data/client.env"
   for target in "$INGEST_ADDRESS" "$READ_ADDRESS"; do
