@@ -7,11 +7,12 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 TELEMETRY_PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libpq-dev libhiredis-dev libabsl-dev prometheus-cpp-dev libssl-dev openssl
+  libpq-dev libhiredis-dev libabsl-dev prometheus-cpp-dev libcivetweb-dev libssl-dev openssl
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
   postgresql-15 postgresql-client-15 redis-server
   prometheus python3 python3-yaml python3-grpcio python3-protobuf
+  chromium  # the status pages' browser test (headless)
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

@@ -157,8 +157,10 @@ cat <<INFO
 
   ingest gRPC      $INGEST_LISTEN_ADDRESS   (telemetry.v1.IngestService, health, reflection)
   ingest metrics   http://$INGEST_METRICS_ADDRESS/metrics
+  ingest status    http://$INGEST_METRICS_ADDRESS/status   (open in a browser)
   read gRPC        $READ_LISTEN_ADDRESS   (Query, Alert, Maintenance, Admin services)
   read metrics     http://$READ_METRICS_ADDRESS/metrics
+  read status      http://$READ_METRICS_ADDRESS/status
   PostgreSQL       $DATABASE_URL
   Redis            $REDIS_URL
   logs             $DEV_DIR/logs/

@@ -12,6 +12,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 BUILD_DIR="${BUILD_DIR:-$REPO_ROOT/build}"
 install_packages
+# The status pages' browser test skips without Chromium on a developer's
+# machine; here Chromium was just installed, so a skip would hide a failure.
+export TELEMETRY_REQUIRE_BROWSER=1
 build_project "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTELEMETRY_WERROR=ON
 
 # A short, bounded libFuzzer pass over the request validator, the COPY
@@ -58,6 +61,12 @@ fi
 
 # The main suite last, so its summary closes the output.
 log "running tests"
+rc=0
 (cd "$BUILD_DIR" &&
   # Soak and long fault runs carry the 'soak' label and run only when asked.
-  ctest --output-on-failure --timeout 900 -j "$(nproc)" -LE soak ${CTEST_ARGS:-})
+  ctest --output-on-failure --timeout 900 -j "$(nproc)" -LE soak ${CTEST_ARGS:-}) || rc=$?
+# What the browser test saw (screenshots of both status pages per mode).
+for f in "$BUILD_DIR"/artifacts/*.png; do
+  if [ -e "$f" ]; then log "artifact: $f"; fi
+done
+exit "$rc"

@@ -32,6 +32,12 @@ absl::Status CheckSensorsAllowed(const DeviceIdentity& device,
       "this batch was stored"));
 }
 
+// How the logs and the status page name the sender ("-": no device, with
+// authentication off).
+absl::string_view DeviceName(const DeviceIdentity* device) {
+  return device != nullptr ? absl::string_view(device->device_id) : absl::string_view("-");
+}
+
 }  // namespace
 
 BatchAdmission::BatchAdmission(AdmissionOptions options, IngestMetrics* metrics)
@@ -115,6 +121,11 @@ void BatchAdmission::Refuse(absl::Status status, const DeviceIdentity* device,
   SetAckStatus(status, &b->ack);
   LogRefusal(b->ack.correlation_id(), device, b->ack.idempotency_key(),
              b->ack.status_message());
+  // A call without credentials is nobody's activity (a revoked device's
+  // is still its own).
+  if (device != nullptr || !absl::IsUnauthenticated(status)) {
+    activity_.RecordRefusal(DeviceName(device), absl::Now());
+  }
   b->status = std::move(status);
 }
 
@@ -123,14 +134,24 @@ void BatchAdmission::Complete(const BatchOutcome& outcome, const DeviceIdentity*
   if (!outcome.status.ok()) {
     SetAckStatus(outcome.status, ack);  // the public message; the detail is logged
     LogRefusal(ack->correlation_id(), device, ack->idempotency_key(), outcome.status.message());
+    activity_.RecordRefusal(DeviceName(device), absl::Now());
     return;
   }
   ack->set_accepted(outcome.accepted);
   ack->set_duplicates(outcome.duplicates);
   const bool resend = outcome.accepted == 0 && outcome.duplicates > 0;
+  activity_.RecordBatch(DeviceName(device), outcome.accepted, outcome.duplicates,
+                        resend ? 0 : ack->rejected(), absl::Now());
   if (metrics_ != nullptr && !resend) {
     metrics_->readings_rejected.Increment(static_cast<double>(ack->rejected()));
   }
+}
+
+void BatchAdmission::RefusedBySubmit(absl::string_view correlation_id,
+                                     absl::string_view idempotency_key,
+                                     const absl::Status& status, const DeviceIdentity* device) {
+  LogRefusal(correlation_id, device, idempotency_key, status.message());
+  activity_.RecordRefusal(DeviceName(device), absl::Now());
 }
 
 void BatchAdmission::LogRefusal(absl::string_view correlation_id, const DeviceIdentity* device,
@@ -140,7 +161,7 @@ void BatchAdmission::LogRefusal(absl::string_view correlation_id, const DeviceId
   if (!limit.Allow(&left_out)) return;
   Log(LogLevel::kWarning, "batch not stored",
       {{"request_id", std::string(correlation_id)},
-       {"device", device ? device->device_id : std::string("-")},
+       {"device", std::string(DeviceName(device))},
        {"idempotency_key", std::string(idempotency_key)},
        {"reason", std::string(reason)},
        {"similar_lines_left_out", absl::StrCat(left_out)}});

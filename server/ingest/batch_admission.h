@@ -17,6 +17,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/common/credentials.h"
+#include "server/ingest/device_activity.h"
 #include "server/ingest/device_limiter.h"
 #include "server/ingest/ingest_metrics.h"
 #include "server/ingest/ingest_pipeline.h"
@@ -74,6 +75,10 @@ class BatchAdmission {
   void Complete(const BatchOutcome& outcome, const DeviceIdentity* device,
                 telemetry::v1::BatchAck* ack);
 
+  // The pipeline refused an admitted batch at once (queue full, shutting
+  // down): logged and counted for its device; the caller answers it.
+  void RefusedBySubmit(absl::string_view correlation_id, absl::string_view idempotency_key,
+                       const absl::Status& status, const DeviceIdentity* device);
   // One warning line (rate-limited) for a batch of which nothing was stored.
   void LogRefusal(absl::string_view correlation_id, const DeviceIdentity* device,
                   absl::string_view idempotency_key, absl::string_view reason);
@@ -84,12 +89,15 @@ class BatchAdmission {
                                const DeviceIdentity* device);
 
   DeviceLimiter& limiter() { return limiter_; }
+  // Every answered batch by device (the status page's device table).
+  const DeviceActivity& activity() const { return activity_; }
   const AdmissionOptions& options() const { return options_; }
 
  private:
   const AdmissionOptions options_;
   IngestMetrics* const metrics_;
   DeviceLimiter limiter_;
+  DeviceActivity activity_;
 };
 
 }  // namespace telemetry::ingest

@@ -41,6 +41,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -122,6 +123,12 @@ class IngestPipeline {
   void Shutdown();
 
   size_t queued_readings() const;
+  // Whether the last dedupe store operation reached it; unset before the
+  // first one (or without a store).
+  std::optional<bool> dedupe_up() const {
+    const int up = dedupe_up_.load(std::memory_order_relaxed);
+    return up < 0 ? std::nullopt : std::optional<bool>(up == 1);
+  }
 
  private:
   struct Pending {

@@ -3,7 +3,6 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
-#include <prometheus/exposer.h>
 #include <prometheus/registry.h>
 
 #include <exception>
@@ -13,7 +12,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/common/log.h"
+#include "server/common/metrics_http_server.h"
 #include "server/common/process_metrics.h"
+#include "server/ingest/gateway_status.h"
 #include "storage/pg/connection.h"
 #include "storage/pg/copy_writer.h"
 #include "storage/pg/schema_mode.h"
@@ -164,20 +165,6 @@ absl::StatusOr<std::unique_ptr<IngestServer>> IngestServer::Start(
   s->registry_ = std::make_shared<prometheus::Registry>();
   RegisterBuildInfo(*s->registry_, "ingest-gateway");
   s->metrics_ = std::make_unique<IngestMetrics>(*s->registry_);
-  if (!o.metrics_address.empty()) {
-    try {
-      s->exposer_ = std::make_unique<prometheus::Exposer>(o.metrics_address);
-    } catch (const std::exception& e) {
-      return absl::UnavailableError(absl::StrCat(
-          "cannot serve metrics on ", o.metrics_address, ": ", e.what()));
-    }
-    s->exposer_->RegisterCollectable(s->registry_);
-    s->process_metrics_ = MakeProcessCollector();  // the exposer holds a weak_ptr
-    s->exposer_->RegisterCollectable(s->process_metrics_);
-    std::vector<int> ports = s->exposer_->GetListeningPorts();
-    s->metrics_port_ = ports.empty() ? 0 : ports.front();
-  }
-
   if (o.dedupe && !o.redis_url.empty()) {
     absl::StatusOr<RedisDedupeOptions> redis = ParseRedisUrl(o.redis_url);
     if (!redis.ok()) return redis.status();
@@ -282,6 +269,22 @@ absl::StatusOr<std::unique_ptr<IngestServer>> IngestServer::Start(
         {{"error", std::string(mode.status().message())}});
     s->starter_ = std::thread([raw] { raw->StarterLoop(); });
   }
+  // Last: the status page reads every part above.
+  if (!o.metrics_address.empty()) {
+    s->process_metrics_ = MakeProcessCollector();
+    MetricsHttpOptions http;
+    http.address = o.metrics_address;
+    http.collectables = {s->registry_, s->process_metrics_};
+    http.pages.push_back({"/status", "text/html; charset=utf-8", [raw] {
+                            return RenderStatusHtml(raw->Status(), absl::Now(),
+                                                    absl::Seconds(5));
+                          }});
+    auto served = MetricsHttpServer::Start(std::move(http));
+    // The destructor's Shutdown drains what was accepted meanwhile.
+    if (!served.ok()) return served.status();
+    s->http_ = *std::move(served);
+    s->metrics_port_ = s->http_->port();
+  }
   Log(LogLevel::kInfo, "ingest gateway serving",
       {{"grpc_port", std::to_string(s->port_)},
        {"metrics_port", std::to_string(s->metrics_port_)},
@@ -350,6 +353,28 @@ void IngestServer::Shutdown(absl::Duration grace) {
   Log(LogLevel::kInfo, "ingest gateway stopped");
 }
 
-IngestServer::~IngestServer() { Shutdown(absl::ZeroDuration()); }
+StatusReport IngestServer::Status() const {
+  GatewayStatusInputs in;
+  in.started = started_;
+  {
+    MutexLock lock(&storage_mu_);
+    in.mode = mode_;
+    in.database_answers = database_answers_;
+  }
+  in.redis_configured = dedupe_ != nullptr;
+  in.redis_up = pipeline_->dedupe_up();
+  in.transport = std::string(TransportName(options_.transport));
+  in.device_auth = options_.require_device_auth;
+  in.grpc_port = port_;
+  in.writers = options_.pipeline.flushers;
+  in.metrics = metrics_.get();
+  in.activity = &service_->admission().activity();
+  return GatewayStatus(in, absl::Now());
+}
+
+IngestServer::~IngestServer() {
+  Shutdown(absl::ZeroDuration());
+  http_.reset();  // before the parts its pages read
+}
 
 }  // namespace telemetry::ingest

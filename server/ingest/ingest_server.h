@@ -25,12 +25,13 @@ class Server;
 }
 namespace prometheus {
 class Collectable;
-class Exposer;
 class Registry;
 }  // namespace prometheus
 
 namespace telemetry {
+class MetricsHttpServer;
 class RedisDedupeStore;
+struct StatusReport;
 namespace pg {
 class WriterCaches;
 }
@@ -112,6 +113,8 @@ class IngestServer {
   void StarterLoop();
   // Readiness health: the database answers and the storage mode is known.
   void PublishReadiness();
+  // The /status page (on a civetweb thread).
+  StatusReport Status() const;
 
   IngestServerOptions options_;
   mutable Mutex storage_mu_;
@@ -121,7 +124,6 @@ class IngestServer {
   std::shared_ptr<prometheus::Registry> registry_;
   std::shared_ptr<prometheus::Collectable> process_metrics_;
   std::unique_ptr<IngestMetrics> metrics_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
   std::unique_ptr<RedisDedupeStore> dedupe_;
   std::unique_ptr<pg::WriterCaches> caches_;
   std::unique_ptr<CredentialStore> credentials_;
@@ -130,6 +132,10 @@ class IngestServer {
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<telemetry::HealthServer> health_;  // null unless health_address
   std::unique_ptr<DatabaseReadiness> readiness_;
+  // /metrics and /status; started last and stopped first (in the
+  // destructor), so its pages never see a part missing.
+  std::unique_ptr<MetricsHttpServer> http_;
+  absl::Time started_ = absl::Now();
   int port_ = 0;
   int metrics_port_ = 0;
   Notification stop_maintenance_;

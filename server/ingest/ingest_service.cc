@@ -137,7 +137,7 @@ void IngestServiceImpl::WriteAuthenticated(grpc::CallbackServerContext* context,
         reactor->Finish(grpc::Status::OK);
       });
   if (!s.ok()) {
-    admission_.LogRefusal(call_id, device->get(), batch.request.idempotency_key(), s.message());
+    admission_.RefusedBySubmit(call_id, batch.request.idempotency_key(), s, device->get());
     reactor->Finish(ToGrpcStatus(s, call_id));
   }
 }

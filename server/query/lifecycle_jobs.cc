@@ -280,8 +280,15 @@ void LifecycleJobs::ExportJob(const telemetry::v1::Job& job) {
 }
 
 void LifecycleJobs::CollectStats() {
+  MutexLock collecting(&collect_mu_);
+  StatsSnapshot snapshot = LastStats();  // what a failed read keeps
+  snapshot.collected = absl::Now();
+  snapshot.error.clear();
   if (auto jobs = Jobs(); jobs.ok()) {
     for (const auto& j : *jobs) ExportJob(j);
+    snapshot.jobs = *std::move(jobs);
+  } else {
+    snapshot.error = std::string(jobs.status().message());
   }
   if (auto chunks = Chunks(); chunks.ok()) {
     chunks_.Set(chunks->chunks_size());
@@ -295,9 +302,19 @@ void LifecycleJobs::CollectStats() {
     compressed_chunks_.Set(compressed);
     SetOrRemove(compression_ratio_, compressed > 0 && chunks->compression_ratio() > 0,
                 chunks->compression_ratio());
+    snapshot.chunks = *std::move(chunks);
+  } else {
+    snapshot.error = std::string(chunks.status().message());
   }
+  absl::Cleanup publish = [this, &snapshot] {
+    MutexLock lock(&stats_mu_);
+    last_stats_ = std::move(snapshot);
+  };
   auto conn = ctx_.reader->Acquire();
-  if (!conn.ok()) return;
+  if (!conn.ok()) {
+    snapshot.error = std::string(conn.status().message());
+    return;
+  }
   // How far the aggregate's watermark lags now: what refreshes have
   // covered, not where the newest data is (a quiet fleet is not stale), and
   // never negative (a refresh may reach past now).
@@ -308,7 +325,19 @@ void LifecycleJobs::CollectStats() {
     const bool materialised = r->rows() > 0 && !r->IsNull(0, 0);
     SetOrRemove(staleness_, materialised, materialised ? r->GetDouble(0, 0) : 0);
     SetOrRemove(watermark_, materialised, materialised ? r->GetDouble(0, 1) : 0);
+    snapshot.watermark_read = true;
+    snapshot.watermark = std::nullopt;
+    if (materialised) {
+      snapshot.watermark = absl::FromUnixMicros(static_cast<int64_t>(r->GetDouble(0, 1) * 1e6));
+    }
+  } else {
+    snapshot.error = std::string(r.status().message());
   }
+}
+
+LifecycleJobs::StatsSnapshot LifecycleJobs::LastStats() const {
+  MutexLock lock(&stats_mu_);
+  return last_stats_;
 }
 
 }  // namespace telemetry::query

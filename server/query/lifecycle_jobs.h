@@ -75,6 +75,20 @@ class LifecycleJobs {
   // Reads job health and storage figures into the gauges now.
   void CollectStats();
 
+  // What CollectStats read, for the status page (which must not query the
+  // database on every view). A part that failed to read keeps its last
+  // good value, as the gauges do; `error` says that the last pass failed.
+  struct StatsSnapshot {
+    absl::Time collected = absl::InfinitePast();  // the last pass; never yet
+    std::string error;  // of the last pass, when some read failed
+    std::optional<std::vector<telemetry::v1::Job>> jobs;      // unset: never read
+    std::optional<telemetry::v1::ListChunksResponse> chunks;  // unset: never read
+    bool watermark_read = false;
+    // The aggregate is materialised up to here; unset: nothing yet.
+    std::optional<absl::Time> watermark;
+  };
+  StatsSnapshot LastStats() const;
+
  private:
   struct JobState {
     std::string name;
@@ -90,9 +104,12 @@ class LifecycleJobs {
   // `job_state` is one of the guarded members; read and written under mu_.
   void RunJob(JobState* job_state, const std::function<absl::Status()>& body)
       ABSL_LOCKS_EXCLUDED(mu_);
-  void ExportJob(const telemetry::v1::Job& job);
-  // Failures seen per job (stats thread only), to log each new one once.
-  std::map<std::string, int64_t> failures_logged_;
+  void ExportJob(const telemetry::v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(collect_mu_);
+  // Held for the whole of a CollectStats (the stats thread's, or a
+  // caller's: the admin RPCs and tests collect on demand).
+  Mutex collect_mu_ ABSL_ACQUIRED_BEFORE(stats_mu_);
+  // Failures seen per job, to log each new one once.
+  std::map<std::string, int64_t> failures_logged_ ABSL_GUARDED_BY(collect_mu_);
 
   const ReadContext& ctx_;
   const LifecycleOptions options_;
@@ -111,10 +128,13 @@ class LifecycleJobs {
   prometheus::Gauge& compressed_chunks_;
   prometheus::Gauge& bytes_;
   prometheus::Gauge& rows_;
-  // Runs counted into job_runs_ so far, per job and result (stats thread
-  // only): job stats are cumulative totals, the counter is advanced by the
-  // difference.
-  std::map<std::pair<std::string, std::string>, int64_t> runs_counted_;
+  // Runs counted into job_runs_ so far, per job and result: job stats are
+  // cumulative totals, the counter is advanced by the difference.
+  std::map<std::pair<std::string, std::string>, int64_t> runs_counted_
+      ABSL_GUARDED_BY(collect_mu_);
+
+  mutable Mutex stats_mu_;
+  StatsSnapshot last_stats_ ABSL_GUARDED_BY(stats_mu_);
 
   Mutex mu_;
   JobState refresh_ ABSL_GUARDED_BY(mu_);

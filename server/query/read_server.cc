@@ -3,7 +3,6 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
-#include <prometheus/exposer.h>
 #include <prometheus/registry.h>
 
 #include <algorithm>
@@ -11,11 +10,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/common/log.h"
+#include "server/common/metrics_http_server.h"
 #include "server/common/process_metrics.h"
 #include "server/query/admin_service.h"
 #include "server/query/alert_service.h"
 #include "server/query/maintenance_service.h"
 #include "server/query/query_service.h"
+#include "server/query/read_status.h"
 #include "storage/pg/migrator.h"
 
 namespace telemetry::query {
@@ -76,20 +77,6 @@ absl::StatusOr<std::unique_ptr<ReadServer>> ReadServer::Start(ReadServerOptions 
     s->ctx_.credentials = s->credentials_.get();
   }
   s->jobs_ = std::make_unique<LifecycleJobs>(&s->ctx_, o.lifecycle, *s->registry_);
-  if (!o.metrics_address.empty()) {
-    try {
-      s->exposer_ = std::make_unique<prometheus::Exposer>(o.metrics_address);
-    } catch (const std::exception& e) {
-      return absl::UnavailableError(
-          absl::StrCat("cannot serve metrics on ", o.metrics_address, ": ", e.what()));
-    }
-    s->exposer_->RegisterCollectable(s->registry_);
-    s->process_metrics_ = MakeProcessCollector();  // the exposer holds a weak_ptr
-    s->exposer_->RegisterCollectable(s->process_metrics_);
-    std::vector<int> ports = s->exposer_->GetListeningPorts();
-    s->metrics_port_ = ports.empty() ? 0 : ports.front();
-  }
-
   s->services_.push_back(std::make_unique<QueryServiceImpl>(&s->ctx_));
   s->services_.push_back(std::make_unique<AlertServiceImpl>(&s->ctx_));
   s->services_.push_back(std::make_unique<MaintenanceServiceImpl>(&s->ctx_));
@@ -128,6 +115,7 @@ absl::StatusOr<std::unique_ptr<ReadServer>> ReadServer::Start(ReadServerOptions 
   // Readiness follows the database; liveness ("") stays SERVING.
   s->readiness_ = std::make_unique<DatabaseReadiness>(
       o.database_url, o.readiness_interval, [raw = s.get()](bool ready) {
+        raw->database_answers_.store(ready, std::memory_order_relaxed);
         for (const char* name : kHealthNames) {
           if (*name == '\0') continue;
           raw->server_->GetHealthCheckService()->SetServingStatus(name, ready);
@@ -135,6 +123,23 @@ absl::StatusOr<std::unique_ptr<ReadServer>> ReadServer::Start(ReadServerOptions 
         }
       });
   s->jobs_->Start();
+  if (!o.metrics_address.empty()) {
+    s->process_metrics_ = MakeProcessCollector();
+    MetricsHttpOptions http;
+    http.address = o.metrics_address;
+    http.collectables = {s->registry_, s->process_metrics_};
+    http.pages.push_back({"/status", "text/html; charset=utf-8", [raw = s.get()] {
+                            return RenderStatusHtml(raw->Status(), absl::Now(),
+                                                    absl::Seconds(5));
+                          }});
+    auto served = MetricsHttpServer::Start(std::move(http));
+    if (!served.ok()) {
+      s->Shutdown(absl::ZeroDuration());
+      return served.status();
+    }
+    s->http_ = *std::move(served);
+    s->metrics_port_ = s->http_->port();
+  }
   Log(LogLevel::kInfo, "read service serving",
       {{"grpc_port", std::to_string(s->port_)},
        {"metrics_port", std::to_string(s->metrics_port_)},
@@ -164,6 +169,23 @@ void ReadServer::Shutdown(absl::Duration grace) {
   }
 }
 
-ReadServer::~ReadServer() { Shutdown(absl::ZeroDuration()); }
+StatusReport ReadServer::Status() const {
+  ReadStatusInputs in;
+  in.started = started_;
+  in.mode = ctx_.mode;
+  in.database_answers = database_answers_.load(std::memory_order_relaxed);
+  in.transport = std::string(TransportName(options_.transport));
+  in.api_auth = options_.require_api_auth;
+  in.grpc_port = port_;
+  in.reader_connections = options_.reader_connections;
+  in.writer_connections = options_.writer_connections;
+  in.stats = jobs_->LastStats();
+  return ReadServiceStatus(in, absl::Now());
+}
+
+ReadServer::~ReadServer() {
+  Shutdown(absl::ZeroDuration());
+  http_.reset();  // before the parts its pages read
+}
 
 }  // namespace telemetry::query

@@ -6,6 +6,7 @@
 #ifndef TELEMETRY_SERVER_QUERY_READ_SERVER_H_
 #define TELEMETRY_SERVER_QUERY_READ_SERVER_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -23,9 +24,13 @@ class Service;
 }  // namespace grpc
 namespace prometheus {
 class Collectable;
-class Exposer;
 class Registry;
 }  // namespace prometheus
+
+namespace telemetry {
+class MetricsHttpServer;
+struct StatusReport;
+}  // namespace telemetry
 
 namespace telemetry::query {
 
@@ -72,6 +77,8 @@ class ReadServer {
 
  private:
   ReadServer() = default;
+  // The /status page (on a civetweb thread).
+  StatusReport Status() const;
 
   ReadServerOptions options_;
   std::unique_ptr<pg::ConnectionPool> reader_;
@@ -84,10 +91,14 @@ class ReadServer {
   ReadContext ctx_;
   std::unique_ptr<LifecycleJobs> jobs_;
   std::vector<std::unique_ptr<grpc::Service>> services_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<telemetry::HealthServer> health_;  // null unless health_address
   std::unique_ptr<DatabaseReadiness> readiness_;
+  std::atomic<bool> database_answers_{true};  // it answered at Start
+  // /metrics and /status; started last and stopped first (in the
+  // destructor), so its pages never see a part missing.
+  std::unique_ptr<MetricsHttpServer> http_;
+  absl::Time started_ = absl::Now();
   int port_ = 0;
   int metrics_port_ = 0;
   bool shut_down_ = false;

@@ -6,13 +6,14 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 
 namespace telemetry::local {
 
-absl::StatusOr<std::string> HttpGet(int port, const std::string& path) {
+absl::StatusOr<HttpResponse> HttpFetch(int port, const std::string& path) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -36,7 +37,22 @@ absl::StatusOr<std::string> HttpGet(int port, const std::string& path) {
   close(fd);
   size_t body = resp.find("\r\n\r\n");
   if (body == std::string::npos) return absl::DataLossError("no HTTP body");
-  return resp.substr(body + 4);
+  HttpResponse r;
+  r.headers = resp.substr(0, body);
+  r.body = resp.substr(body + 4);
+  // "HTTP/1.1 200 OK"
+  const size_t space = r.headers.find(' ');
+  if (space != std::string::npos) r.status = std::atoi(r.headers.c_str() + space + 1);
+  return r;
+}
+
+absl::StatusOr<std::string> HttpGet(int port, const std::string& path) {
+  absl::StatusOr<HttpResponse> r = HttpFetch(port, path);
+  if (!r.ok()) return r.status();
+  if (r->status != 200) {
+    return absl::FailedPreconditionError(absl::StrCat("GET ", path, ": HTTP ", r->status));
+  }
+  return std::move(r->body);
 }
 
 double MetricValue(const std::string& exposition, const std::string& series) {

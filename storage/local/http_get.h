@@ -9,7 +9,16 @@
 
 namespace telemetry::local {
 
-// Body of http://127.0.0.1:<port><path>.
+struct HttpResponse {
+  int status = 0;       // 200
+  std::string headers;  // the status line and headers, CRLF-separated
+  std::string body;
+};
+
+// GET http://127.0.0.1:<port><path>, whatever its status.
+absl::StatusOr<HttpResponse> HttpFetch(int port, const std::string& path);
+
+// Body of http://127.0.0.1:<port><path>; an error unless the status is 200.
 absl::StatusOr<std::string> HttpGet(int port, const std::string& path);
 
 // Value of the sample named exactly `series` (e.g.
