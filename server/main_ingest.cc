@@ -30,6 +30,12 @@ ABSL_FLAG(std::string, database_url, "",
 ABSL_FLAG(std::string, redis_url, "",
           "Redis URL for batch idempotency keys, redis://host:port (env "
           "REDIS_URL; empty: deduplicate in the database only)");
+ABSL_FLAG(std::string, redis_sentinels, "",
+          "Redis Sentinels to ask for the dedupe primary, host:port[,host:port] (env "
+          "REDIS_SENTINELS); password and db still come from --redis_url when given");
+ABSL_FLAG(std::string, redis_master_name, "",
+          "The Sentinel master name of the dedupe Redis (env REDIS_MASTER_NAME; required "
+          "with --redis_sentinels)");
 ABSL_FLAG(bool, dedupe, true,
           "Deduplicate batch keys in Redis (the primary key always "
           "deduplicates readings)");
@@ -112,6 +118,8 @@ int main(int argc, char** argv) {
   o.credential_refresh = absl::GetFlag(FLAGS_credential_refresh);
   o.database_url = telemetry::FlagOrEnv(FLAGS_database_url, "DATABASE_URL");
   o.redis_url = telemetry::FlagOrEnv(FLAGS_redis_url, "REDIS_URL");
+  o.redis_sentinels = telemetry::FlagOrEnv(FLAGS_redis_sentinels, "REDIS_SENTINELS");
+  o.redis_master_name = telemetry::FlagOrEnv(FLAGS_redis_master_name, "REDIS_MASTER_NAME");
   if (o.database_url.empty()) {
     Log(LogLevel::kError, "no database: set --database_url or DATABASE_URL");
     return 2;

@@ -43,6 +43,9 @@ StatusSection DependencySection(const GatewayStatusInputs& in) {
     redis = "unreachable: deduplicating in the database until it returns";
     redis_health = Health::kWarning;
   }
+  if (in.redis_configured && !in.redis_master_name.empty()) {
+    absl::StrAppend(&redis, " (the primary of '", in.redis_master_name, "', through Sentinel)");
+  }
   s.fields.push_back({"Redis (dedupe)", redis, redis_health, "dep-redis"});
   return s;
 }
@@ -50,7 +53,7 @@ StatusSection DependencySection(const GatewayStatusInputs& in) {
 StatusSection IngestSection(const GatewayStatusInputs& in, absl::Time now) {
   StatusSection s{"Ingest", {}, {}};
   const IngestMetrics& m = *in.metrics;
-  s.fields.push_back({"stored, last minute (average)",
+  s.fields.push_back({"stored per second (1-minute average)",
                       Rate(in.activity->TotalStoredPerSecond(now)), Health::kNeutral,
                       "ingest-rate"});
   s.fields.push_back(

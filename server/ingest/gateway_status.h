@@ -22,6 +22,7 @@ struct GatewayStatusInputs {
   bool database_answers = false;
   bool redis_configured = false;  // false: deduplication by the database only
   std::optional<bool> redis_up;   // unset: no dedupe operation yet
+  std::string redis_master_name;  // set: the primary is found through Sentinel
   std::string transport;          // "TLS", "mutual TLS", "plaintext"
   bool device_auth = true;
   int grpc_port = 0;

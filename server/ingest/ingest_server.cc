@@ -165,9 +165,22 @@ absl::StatusOr<std::unique_ptr<IngestServer>> IngestServer::Start(
   s->registry_ = std::make_shared<prometheus::Registry>();
   RegisterBuildInfo(*s->registry_, "ingest-gateway");
   s->metrics_ = std::make_unique<IngestMetrics>(*s->registry_);
-  if (o.dedupe && !o.redis_url.empty()) {
-    absl::StatusOr<RedisDedupeOptions> redis = ParseRedisUrl(o.redis_url);
+  if (!o.redis_master_name.empty() && o.redis_sentinels.empty()) {
+    return absl::InvalidArgumentError("a Redis master name is used only with sentinels (--redis_sentinels)");
+  }
+  if (o.dedupe && (!o.redis_url.empty() || !o.redis_sentinels.empty())) {
+    absl::StatusOr<RedisDedupeOptions> redis =
+        o.redis_url.empty() ? RedisDedupeOptions{} : ParseRedisUrl(o.redis_url);
     if (!redis.ok()) return redis.status();
+    if (!o.redis_sentinels.empty()) {
+      absl::StatusOr<std::vector<RedisAddress>> sentinels = ParseSentinelList(o.redis_sentinels);
+      if (!sentinels.ok()) return sentinels.status();
+      if (o.redis_master_name.empty()) {
+        return absl::InvalidArgumentError("Redis sentinels need a master name (--redis_master_name)");
+      }
+      redis->sentinels = *std::move(sentinels);
+      redis->master_name = o.redis_master_name;
+    }
     s->dedupe_ = std::make_unique<RedisDedupeStore>(*redis);
   }
 
@@ -294,7 +307,9 @@ absl::StatusOr<std::unique_ptr<IngestServer>> IngestServer::Start(
        {"transport", std::string(TransportName(o.transport))},
        {"device_auth", o.require_device_auth ? "required" : "off"},
        {"database", pg::RedactConninfo(o.database_url)},
-       {"dedupe", s->dedupe_ ? "redis" : "database"}});
+       {"dedupe", !s->dedupe_                   ? "database"
+                  : o.redis_sentinels.empty() ? "redis"
+                                              : "redis via sentinel"}});
   return s;
 }
 
@@ -363,6 +378,7 @@ StatusReport IngestServer::Status() const {
   }
   in.redis_configured = dedupe_ != nullptr;
   in.redis_up = pipeline_->dedupe_up();
+  if (!options_.redis_sentinels.empty()) in.redis_master_name = options_.redis_master_name;
   in.transport = std::string(TransportName(options_.transport));
   in.device_auth = options_.require_device_auth;
   in.grpc_port = port_;

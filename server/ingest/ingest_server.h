@@ -53,7 +53,11 @@ struct IngestServerOptions {
   // How often the device credential table is re-read (revocation delay).
   absl::Duration credential_refresh = absl::Seconds(30);
   std::string database_url;  // libpq conninfo or URI
-  std::string redis_url;     // redis://host:port; empty: no Redis
+  std::string redis_url;     // redis://host:port; empty: no Redis (unless sentinels)
+  // Redis Sentinel: "host:port,host:port" asked for the primary of
+  // `redis_master_name` (redis_url then gives only password and db).
+  std::string redis_sentinels;
+  std::string redis_master_name;
   // Batch-key deduplication in Redis (the database's primary key always
   // deduplicates readings regardless).
   bool dedupe = true;

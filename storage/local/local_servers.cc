@@ -17,6 +17,7 @@
 #include <cctype>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 
 #include "absl/strings/str_cat.h"
@@ -215,15 +216,24 @@ absl::StatusOr<std::unique_ptr<PostgresServer>> PostgresServer::Start(
   fs::create_directories(s->root_ + "/socket");
   std::string user = PostgresUser();
   ChownTree(s->root_, user);
-  absl::StatusOr<int> rc = RunCommand(
-      {s->bindir_ + "/initdb", "-D", s->root_ + "/data", "-U", "postgres",
-       "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"},
-      user, s->root_ + "/initdb.log");
+  absl::StatusOr<int> rc;
+  if (options.standby_of_port > 0) {
+    // A copy of the primary, configured (-R) to stream from it.
+    rc = RunCommand({s->bindir_ + "/pg_basebackup", "-h", "127.0.0.1", "-p",
+                     std::to_string(options.standby_of_port), "-U", "postgres", "-D",
+                     s->root_ + "/data", "-X", "stream", "-R", "--no-sync",
+                     "--checkpoint=fast"},  // not a spread checkpoint: minutes
+                    user, s->root_ + "/basebackup.log");
+  } else {
+    rc = RunCommand({s->bindir_ + "/initdb", "-D", s->root_ + "/data", "-U", "postgres",
+                     "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"},
+                    user, s->root_ + "/initdb.log");
+  }
   if (!rc.ok()) return rc.status();
   if (*rc != 0) {
     return absl::InternalError(
-        absl::StrCat("initdb failed (exit ", *rc, "); see ", s->root_,
-                     "/initdb.log"));
+        absl::StrCat(options.standby_of_port > 0 ? "pg_basebackup" : "initdb", " failed (exit ",
+                     *rc, "); see the log in ", s->root_));
   }
   s->port_ = FreeLoopbackPort();
   if (absl::Status st = s->Launch(); !st.ok()) return st;
@@ -303,6 +313,18 @@ absl::Status PostgresServer::Kill() {
   return StopProcess(&pid_, SIGKILL, absl::Seconds(30));
 }
 
+absl::Status PostgresServer::Promote() {
+  PGconn* conn = PQconnectdb(ConnInfo().c_str());
+  PGresult* res = PQexec(conn, "SELECT pg_promote(true, 60)");
+  const bool ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+                  std::string(PQgetvalue(res, 0, 0)) == "t";
+  std::string err = PQerrorMessage(conn);
+  PQclear(res);
+  PQfinish(conn);
+  if (!ok) return absl::InternalError(absl::StrCat("pg_promote: ", err));
+  return absl::OkStatus();
+}
+
 namespace {
 
 // Whether a process other than this one runs with `dir` as its working
@@ -350,8 +372,27 @@ PostgresServer::~PostgresServer() {
 
 // --------------------------------------------------------------------- Redis
 
-absl::StatusOr<std::unique_ptr<RedisServer>> RedisServer::Start() {
+namespace {
+
+// Whether the Redis on `port` answers PING.
+bool RedisAnswers(int port) {
+  timeval tv{0, 200000};
+  redisContext* c = redisConnectWithTimeout("127.0.0.1", port, tv);
+  bool ok = false;
+  if (c != nullptr && !c->err) {
+    auto* r = static_cast<redisReply*>(redisCommand(c, "PING"));
+    ok = r != nullptr && r->type == REDIS_REPLY_STATUS;
+    if (r) freeReplyObject(r);
+  }
+  if (c) redisFree(c);
+  return ok;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<RedisServer>> RedisServer::Start(Options options) {
   std::unique_ptr<RedisServer> s(new RedisServer());
+  s->options_ = options;
   s->root_ = MakeTempDir("tg-redis");
   if (s->root_.empty()) return absl::InternalError("mkdtemp failed");
   s->port_ = FreeLoopbackPort();
@@ -364,25 +405,16 @@ absl::Status RedisServer::Launch() {
   if (!fs::exists(bin)) {
     return absl::NotFoundError("redis-server is not installed");
   }
-  pid_ = Spawn({bin, "--port", std::to_string(port_), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--dir", root_,
-                "--daemonize", "no", "--protected-mode", "yes"},
-               "", root_ + "/redis.log");
+  std::vector<std::string> argv = {bin, "--port", std::to_string(port_), "--bind", "127.0.0.1",
+                                   "--save", "", "--appendonly", "no", "--dir", root_,
+                                   "--daemonize", "no", "--protected-mode", "yes"};
+  if (options_.replica_of_port > 0) {
+    argv.insert(argv.end(),
+                {"--replicaof", "127.0.0.1", std::to_string(options_.replica_of_port)});
+  }
+  pid_ = Spawn(argv, "", root_ + "/redis.log");
   if (pid_ < 0) return absl::InternalError("fork failed");
-  bool ready = PollUntil(
-      [&] {
-        timeval tv{0, 200000};
-        redisContext* c = redisConnectWithTimeout("127.0.0.1", port_, tv);
-        bool ok = false;
-        if (c != nullptr && !c->err) {
-          auto* r = static_cast<redisReply*>(redisCommand(c, "PING"));
-          ok = r != nullptr && r->type == REDIS_REPLY_STATUS;
-          if (r) freeReplyObject(r);
-        }
-        if (c) redisFree(c);
-        return ok;
-      },
-      absl::Seconds(30));
+  bool ready = PollUntil([&] { return RedisAnswers(port_); }, absl::Seconds(30));
   if (!ready) {
     return absl::UnavailableError(
         absl::StrCat("redis-server did not start; see ", root_, "/redis.log"));
@@ -397,6 +429,11 @@ std::string RedisServer::Url() const {
 absl::Status RedisServer::Stop() {
   if (pid_ > 0) kill(pid_, SIGCONT);  // a paused server cannot act on SIGTERM
   return StopProcess(&pid_, SIGTERM, absl::Seconds(30));
+}
+
+absl::Status RedisServer::Kill() {
+  if (pid_ > 0) kill(pid_, SIGCONT);
+  return StopProcess(&pid_, SIGKILL, absl::Seconds(10));
 }
 
 absl::Status RedisServer::Pause() {
@@ -419,6 +456,46 @@ absl::Status RedisServer::Restart() {
 }
 
 RedisServer::~RedisServer() {
+  (void)Stop();
+  if (!root_.empty()) {
+    std::error_code ec;
+    fs::remove_all(root_, ec);
+  }
+}
+
+absl::StatusOr<std::unique_ptr<RedisSentinel>> RedisSentinel::Start(
+    const std::string& master_name, int primary_port, int quorum) {
+  const std::string bin = "/usr/bin/redis-server";
+  if (!fs::exists(bin)) return absl::NotFoundError("redis-server is not installed");
+  std::unique_ptr<RedisSentinel> s(new RedisSentinel());
+  s->root_ = MakeTempDir("tg-sentinel");
+  if (s->root_.empty()) return absl::InternalError("mkdtemp failed");
+  s->port_ = FreeLoopbackPort();
+  // Sentinel rewrites its configuration file (what it learns of replicas
+  // and other sentinels), so the file is its own, in its directory.
+  const std::string conf = s->root_ + "/sentinel.conf";
+  {
+    std::ofstream out(conf);
+    out << "port " << s->port_ << "\nbind 127.0.0.1\ndir " << s->root_ << "\n"
+        << "sentinel monitor " << master_name << " 127.0.0.1 " << primary_port << " " << quorum
+        << "\n"
+        << "sentinel down-after-milliseconds " << master_name << " 1000\n"
+        << "sentinel failover-timeout " << master_name << " 10000\n"
+        << "sentinel parallel-syncs " << master_name << " 1\n";
+    if (!out) return absl::InternalError(absl::StrCat("cannot write ", conf));
+  }
+  s->pid_ = Spawn({bin, conf, "--sentinel"}, "", s->root_ + "/sentinel.log");
+  if (s->pid_ < 0) return absl::InternalError("fork failed");
+  if (!PollUntil([&] { return RedisAnswers(s->port_); }, absl::Seconds(30))) {
+    return absl::UnavailableError(
+        absl::StrCat("redis sentinel did not start; see ", s->root_, "/sentinel.log"));
+  }
+  return s;
+}
+
+absl::Status RedisSentinel::Stop() { return StopProcess(&pid_, SIGTERM, absl::Seconds(30)); }
+
+RedisSentinel::~RedisSentinel() {
   (void)Stop();
   if (!root_.empty()) {
     std::error_code ec;

@@ -36,6 +36,9 @@ class PostgresServer {
     // deployment runs it. Off by default: tests need correctness, not
     // survival of a power cut, and run faster without it.
     bool durable = false;
+    // A streaming-replication standby of the server on this loopback port
+    // (pg_basebackup -R of it, then started); 0: a primary of its own.
+    int standby_of_port = 0;
   };
   // initdb + start.
   static absl::StatusOr<std::unique_ptr<PostgresServer>> Start(Options options);
@@ -57,6 +60,8 @@ class PostgresServer {
   absl::Status Kill();
   // Starts again on the same data directory and port.
   absl::Status Restart();
+  // A standby becomes a primary (pg_promote, waiting for it to finish).
+  absl::Status Promote();
   bool running() const { return pid_ > 0; }
   pid_t pid() const { return pid_; }  // the postmaster
 
@@ -74,12 +79,18 @@ class PostgresServer {
 
 class RedisServer {
  public:
-  static absl::StatusOr<std::unique_ptr<RedisServer>> Start();
+  struct Options {
+    int replica_of_port = 0;  // a replica of the Redis on this loopback port; 0: a primary
+  };
+  static absl::StatusOr<std::unique_ptr<RedisServer>> Start() { return Start(Options{}); }
+  static absl::StatusOr<std::unique_ptr<RedisServer>> Start(Options options);
   ~RedisServer();
 
   int port() const { return port_; }
   std::string Url() const;
   absl::Status Stop();
+  // SIGKILL: a crash, no shutdown of its own.
+  absl::Status Kill();
   absl::Status Restart();
   // SIGSTOP / SIGCONT: a Redis that accepts connections but never answers
   // (a stalled or overloaded server), unlike a stopped one that refuses.
@@ -90,6 +101,27 @@ class RedisServer {
  private:
   RedisServer() = default;
   absl::Status Launch();
+
+  Options options_;
+  std::string root_;
+  int port_ = 0;
+  pid_t pid_ = -1;
+};
+
+// A Redis Sentinel (redis-server --sentinel) on a free loopback port,
+// monitoring the primary on `primary_port` under `master_name`. Failure
+// detection is fast (down after 1 s) so that tests fail over in seconds.
+class RedisSentinel {
+ public:
+  static absl::StatusOr<std::unique_ptr<RedisSentinel>> Start(const std::string& master_name,
+                                                              int primary_port, int quorum);
+  ~RedisSentinel();
+
+  int port() const { return port_; }
+  absl::Status Stop();
+
+ private:
+  RedisSentinel() = default;
 
   std::string root_;
   int port_ = 0;

@@ -3,9 +3,12 @@
 #include <hiredis/hiredis.h>
 #include <sys/time.h>
 
+#include <algorithm>
+
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "storage/util/mutex.h"
@@ -57,6 +60,37 @@ ReplyPtr NextReply(redisContext* ctx) {
   return ReplyPtr(static_cast<redisReply*>(reply));
 }
 
+// "host", "host:port", "[v6]" or "[v6]:port" into *address (fields not
+// given keep their value).
+absl::Status ParseHostPort(absl::string_view rest, RedisAddress* address) {
+  absl::string_view host = rest;
+  const bool bracketed = absl::StartsWith(rest, "[");
+  if (bracketed) {  // [::1]:6379
+    size_t close = rest.find(']');
+    if (close == absl::string_view::npos) {
+      return absl::InvalidArgumentError("unclosed [");
+    }
+    host = rest.substr(1, close - 1);
+    rest.remove_prefix(close + 1);
+    if (absl::ConsumePrefix(&rest, ":") && !absl::SimpleAtoi(rest, &address->port)) {
+      return absl::InvalidArgumentError("non-numeric port");
+    }
+  } else if (size_t colon = rest.rfind(':'); colon != absl::string_view::npos) {
+    host = rest.substr(0, colon);
+    if (!absl::SimpleAtoi(rest.substr(colon + 1), &address->port)) {
+      return absl::InvalidArgumentError("non-numeric port");
+    }
+  }
+  if (address->port <= 0 || address->port > 65535) {
+    return absl::InvalidArgumentError("port out of range");
+  }
+  if (!bracketed && host.find(':') != absl::string_view::npos) {
+    return absl::InvalidArgumentError("an IPv6 address needs brackets: [::1]:port");
+  }
+  if (!host.empty()) address->host = std::string(host);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<RedisDedupeOptions> ParseRedisUrl(const std::string& url) {
@@ -80,29 +114,35 @@ absl::StatusOr<RedisDedupeOptions> ParseRedisUrl(const std::string& url) {
       return absl::InvalidArgumentError("Redis URL has a non-numeric db");
     }
   }
-  absl::string_view host = rest;
-  if (absl::StartsWith(rest, "[")) {  // [::1]:6379
-    size_t close = rest.find(']');
-    if (close == absl::string_view::npos) {
-      return absl::InvalidArgumentError("Redis URL has an unclosed [");
-    }
-    host = rest.substr(1, close - 1);
-    rest.remove_prefix(close + 1);
-    if (absl::ConsumePrefix(&rest, ":") && !absl::SimpleAtoi(rest, &o.port)) {
-      return absl::InvalidArgumentError("Redis URL has a non-numeric port");
-    }
-  } else if (size_t colon = rest.rfind(':'); colon != absl::string_view::npos) {
-    host = rest.substr(0, colon);
-    if (!absl::SimpleAtoi(rest.substr(colon + 1), &o.port)) {
-      return absl::InvalidArgumentError("Redis URL has a non-numeric port");
-    }
+  RedisAddress address{o.host, o.port};
+  if (absl::Status st = ParseHostPort(rest, &address); !st.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("Redis URL: ", st.message()));
   }
-  if (!host.empty()) o.host = std::string(host);
+  o.host = address.host;
+  o.port = address.port;
   return o;
 }
 
+absl::StatusOr<std::vector<RedisAddress>> ParseSentinelList(const std::string& list) {
+  std::vector<RedisAddress> out;
+  for (absl::string_view entry : absl::StrSplit(list, ',', absl::SkipWhitespace())) {
+    RedisAddress a{"", 26379};
+    if (absl::Status st = ParseHostPort(absl::StripAsciiWhitespace(entry), &a); !st.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("sentinel '", entry, "': ", st.message()));
+    }
+    if (a.host.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("sentinel '", entry, "' has no host"));
+    }
+    out.push_back(std::move(a));
+  }
+  if (out.empty()) {
+    return absl::InvalidArgumentError("the sentinel list is empty (want host:port[,host:port])");
+  }
+  return out;
+}
+
 RedisDedupeStore::RedisDedupeStore(RedisDedupeOptions options)
-    : options_(std::move(options)) {}
+    : options_(std::move(options)), sentinels_(options_.sentinels) {}
 
 RedisDedupeStore::~RedisDedupeStore() {
   MutexLock lock(&mu_);
@@ -121,25 +161,91 @@ void RedisDedupeStore::RecordError() {
   next_connect_attempt_ = absl::Now() + options_.reconnect_backoff;
 }
 
+absl::StatusOr<RedisAddress> RedisDedupeStore::AskSentinels() {
+  for (size_t i = 0; i < sentinels_.size(); ++i) {
+    const RedisAddress& sentinel = sentinels_[i];
+    redisContext* c = redisConnectWithTimeout(sentinel.host.c_str(), sentinel.port,
+                                              absl::ToTimeval(options_.connect_timeout));
+    if (c == nullptr || c->err) {
+      if (c) redisFree(c);
+      continue;
+    }
+    // A sentinel answers from memory: the connect timeout bounds its reply
+    // too, so that a hung one costs little (this runs on the write path).
+    redisSetTimeout(c, absl::ToTimeval(options_.connect_timeout));
+    Append(c, {"SENTINEL", "get-master-addr-by-name", options_.master_name});
+    ReplyPtr r = NextReply(c);
+    redisFree(c);
+    // Nil: this sentinel does not know the name; try the next.
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING) {
+      continue;
+    }
+    RedisAddress primary{std::string(r->element[0]->str, r->element[0]->len), 0};
+    if (!absl::SimpleAtoi(absl::string_view(r->element[1]->str, r->element[1]->len),
+                          &primary.port)) {
+      continue;
+    }
+    // The client guidelines: the sentinel that answered is asked first next.
+    std::rotate(sentinels_.begin(), sentinels_.begin() + static_cast<std::ptrdiff_t>(i),
+                sentinels_.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+    return primary;
+  }
+  return absl::NotFoundError("no sentinel named a primary");
+}
+
+// The sentinel that named a server we cannot use (gone, or no primary)
+// goes last: the next attempt asks the others first.
+void RedisDedupeStore::DistrustFirstSentinel() {
+  if (sentinels_.size() > 1) {
+    std::rotate(sentinels_.begin(), sentinels_.begin() + 1, sentinels_.end());
+  }
+}
+
 bool RedisDedupeStore::EnsureConnected() {
   if (ctx_) return true;
   if (absl::Now() < next_connect_attempt_) return false;
-  ctx_ = redisConnectWithTimeout(options_.host.c_str(), options_.port,
+  const bool via_sentinel = !sentinels_.empty();
+  RedisAddress target{options_.host, options_.port};
+  if (via_sentinel) {
+    absl::StatusOr<RedisAddress> primary = AskSentinels();
+    if (!primary.ok()) {
+      RecordError();
+      return false;
+    }
+    target = *std::move(primary);
+  }
+  ctx_ = redisConnectWithTimeout(target.host.c_str(), target.port,
                                  absl::ToTimeval(options_.connect_timeout));
   if (ctx_ == nullptr || ctx_->err) {
     RecordError();
+    DistrustFirstSentinel();
     return false;
   }
   redisSetTimeout(ctx_, absl::ToTimeval(options_.command_timeout));
   std::vector<std::vector<std::string>> setup;
   if (!options_.password.empty()) setup.push_back({"AUTH", options_.password});
   if (options_.db != 0) setup.push_back({"SELECT", std::to_string(options_.db)});
+  // A sentinel's answer may be stale (a failover under way, or a demoted
+  // primary not yet reconfigured): only a server that says it is the
+  // primary is used.
+  if (via_sentinel) setup.push_back({"ROLE"});
   for (const auto& cmd : setup) Append(ctx_, cmd);
   for (size_t i = 0; i < setup.size(); ++i) {
     ReplyPtr r = NextReply(ctx_);
     if (!r || r->type == REDIS_REPLY_ERROR) {
       RecordError();
       return false;
+    }
+    if (setup[i][0] == "ROLE") {
+      const bool primary = r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+                           r->element[0]->type == REDIS_REPLY_STRING &&
+                           absl::string_view(r->element[0]->str, r->element[0]->len) == "master";
+      if (!primary) {
+        RecordError();
+        DistrustFirstSentinel();
+        return false;
+      }
     }
   }
   return true;

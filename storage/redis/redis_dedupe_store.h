@@ -10,6 +10,17 @@
 // When Redis is unreachable, calls fail fast: after a failed connect the
 // store does not try again for `reconnect_backoff`, so a dead Redis costs the
 // ingest path nothing but a flag check.
+//
+// With Redis Sentinel (`sentinels` set) every connect asks the sentinels for
+// the current primary of `master_name` (the one that answered is asked first
+// next time, unless the server it named could not be used) and checks with
+// ROLE that the server it reached is a primary, so a stale answer does not
+// lead to a replica. A server Sentinel demotes drops its clients; a
+// failover shows as a lost connection or a -READONLY reply: the call fails
+// (the caller falls back to the database's key), and the next connect,
+// after the backoff, finds the new primary. ROLE needs the `role` command
+// in the ACL of a restricted user; sentinels with a password of their own
+// are not supported.
 #ifndef TELEMETRY_STORAGE_REDIS_REDIS_DEDUPE_STORE_H_
 #define TELEMETRY_STORAGE_REDIS_REDIS_DEDUPE_STORE_H_
 
@@ -28,9 +39,18 @@ struct redisReply;
 
 namespace telemetry {
 
+struct RedisAddress {
+  std::string host;
+  int port = 0;
+};
+
 struct RedisDedupeOptions {
-  std::string host = "127.0.0.1";
+  std::string host = "127.0.0.1";  // unused with sentinels
   int port = 6379;
+  // Sentinels to ask for the primary of `master_name`; empty: host:port is
+  // the primary.
+  std::vector<RedisAddress> sentinels;
+  std::string master_name;
   std::string password;  // empty: no AUTH
   int db = 0;
   std::string key_prefix = "tg:idem:";
@@ -43,6 +63,10 @@ struct RedisDedupeOptions {
 
 // Parses redis://[:password@]host[:port][/db]. InvalidArgument otherwise.
 absl::StatusOr<RedisDedupeOptions> ParseRedisUrl(const std::string& url);
+
+// Parses "host:port,host:port" ([::1]:26379 for IPv6; the port defaults to
+// Sentinel's 26379). InvalidArgument for an empty list or a bad entry.
+absl::StatusOr<std::vector<RedisAddress>> ParseSentinelList(const std::string& list);
 
 class RedisDedupeStore : public DedupeStore {
  public:
@@ -59,12 +83,17 @@ class RedisDedupeStore : public DedupeStore {
 
  private:
   bool EnsureConnected() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The primary's address as a sentinel reports it; NotFound when none
+  // answers.
+  absl::StatusOr<RedisAddress> AskSentinels() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DistrustFirstSentinel() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Disconnect() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RecordError() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const RedisDedupeOptions options_;
   Mutex mu_;
   redisContext* ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::vector<RedisAddress> sentinels_ ABSL_GUARDED_BY(mu_);  // who answered last first
   absl::Time next_connect_attempt_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::atomic<int64_t> errors_{0};
   std::atomic<bool> healthy_{false};
