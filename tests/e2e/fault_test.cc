@@ -25,6 +25,7 @@
 #include "storage/pg/connection.h"
 #include "telemetry/v1/ingest.grpc.pb.h"
 #include "storage/local/http_get.h"
+#include "tests/support/fast_reconnect_channel.h"
 #include "tests/support/health_check.h"
 #include "tests/support/loopback_gateway.h"
 #include "tests/support/reading_builders.h"
@@ -50,16 +51,7 @@ int64_t Count(const std::string& db) {
   return std::stoll(QueryScalar(db, "SELECT count(*) FROM sensor_readings"));
 }
 
-// A channel that retries a refused connection within half a second rather
-// than after gRPC's default backoff of up to two minutes.
-std::shared_ptr<grpc::Channel> FastReconnectChannel(int port) {
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 500);
-  return grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port),
-                                   grpc::InsecureChannelCredentials(), args);
-}
+using telemetry::testing::FastReconnectChannel;
 
 client::StreamOptions PatientStream() {
   client::StreamOptions o;

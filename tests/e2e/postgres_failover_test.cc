@@ -26,6 +26,7 @@
 #include "server/ingest/ingest_server.h"
 #include "storage/local/local_servers.h"
 #include "storage/util/mutex.h"
+#include "tests/support/fast_reconnect_channel.h"
 #include "tests/support/health_check.h"
 #include "tests/support/loopback_gateway.h"
 #include "tests/support/reading_builders.h"
@@ -41,14 +42,7 @@ using telemetry::testing::QueryScalar;
 
 constexpr int kBatches = 80, kPerBatch = 500;
 
-std::shared_ptr<grpc::Channel> FastReconnectChannel(int port) {
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 500);
-  return grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port),
-                                   grpc::InsecureChannelCredentials(), args);
-}
+using telemetry::testing::FastReconnectChannel;
 
 struct FailoverResult {
   int64_t stored = 0;        // rows on the new primary
