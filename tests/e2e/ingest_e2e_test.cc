@@ -715,7 +715,8 @@ TEST(IngestGatewayBinaryTest, ServesFromEnvironmentAndExitsCleanlyOnSigterm) {
   }));
   auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
                                      grpc::InsecureChannelCredentials());
-  EXPECT_TRUE(HttpGet(metrics_port, "/metrics").ok());
+  // The metrics port opens last in Start(), a moment after gRPC serves.
+  EXPECT_TRUE(PollUntil([&] { return HttpGet(metrics_port, "/metrics").ok(); }));
   client::BatchStream stream(channel, {});
   for (int b = 0; b < 5; ++b) {
     ASSERT_TRUE(stream.Send(IndexedBatch(absl::StrCat(conninfo.size(), "bin", b, getpid()),
