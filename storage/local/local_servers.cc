@@ -1,16 +1,8 @@
 #include "storage/local/local_servers.h"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <grp.h>
 #include <hiredis/hiredis.h>
 #include <libpq-fe.h>
-#include <netinet/in.h>
-#include <pwd.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,7 +10,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -26,111 +17,10 @@
 #include "storage/pg/migrator.h"
 
 namespace telemetry::local {
-namespace {
 
 namespace fs = std::filesystem;
 
-std::string MakeTempDir(const char* prefix) {
-  const char* base = std::getenv("TMPDIR");
-  std::string tmpl = absl::StrCat(base && *base ? base : "/tmp", "/", prefix,
-                                  "-XXXXXX");
-  std::vector<char> buf(tmpl.begin(), tmpl.end());
-  buf.push_back('\0');
-  if (mkdtemp(buf.data()) == nullptr) return "";
-  return std::string(buf.data());
-}
-
-// Resolves the uid/gid to run PostgreSQL as: ourselves unless we are root.
-bool LookupRunAs(const std::string& user, uid_t* uid, gid_t* gid) {
-  struct passwd* pw = getpwnam(user.c_str());
-  if (pw == nullptr) return false;
-  *uid = pw->pw_uid;
-  *gid = pw->pw_gid;
-  return true;
-}
-
-std::string PostgresUser() { return geteuid() == 0 ? "postgres" : ""; }
-
-void ChownTree(const std::string& path, const std::string& user) {
-  uid_t uid;
-  gid_t gid;
-  if (user.empty() || !LookupRunAs(user, &uid, &gid)) return;
-  if (chown(path.c_str(), uid, gid) != 0) return;
-  for (const auto& e : fs::recursive_directory_iterator(path)) {
-    (void)chown(e.path().c_str(), uid, gid);
-  }
-}
-
-// fork + exec; the child drops to `run_as` (if set) and redirects output.
-pid_t Spawn(const std::vector<std::string>& argv, const std::string& run_as,
-            const std::string& log_path) {
-  uid_t uid = 0;
-  gid_t gid = 0;
-  bool switch_user = !run_as.empty() && LookupRunAs(run_as, &uid, &gid);
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  const pid_t parent = getpid();
-  pid_t pid = fork();
-  if (pid != 0) return pid;
-  // Child: own process group, so a terminal Ctrl-C goes to the test only.
-  setpgid(0, 0);
-  int out = log_path.empty() ? open("/dev/null", O_WRONLY)
-                             : open(log_path.c_str(),
-                                    O_WRONLY | O_CREAT | O_APPEND, 0644);
-  if (out >= 0) {
-    dup2(out, STDOUT_FILENO);
-    dup2(out, STDERR_FILENO);
-    close(out);
-  }
-  int in = open("/dev/null", O_RDONLY);
-  if (in >= 0) {
-    dup2(in, STDIN_FILENO);
-    close(in);
-  }
-  if (switch_user) {
-    if (setgroups(0, nullptr) != 0 || setgid(gid) != 0 || setuid(uid) != 0) {
-      _exit(126);
-    }
-  }
-  // A test that crashes or aborts takes its servers with it instead of
-  // leaving them running. Set after the user switch, which would clear it;
-  // kept across exec.
-  prctl(PR_SET_PDEATHSIG, SIGTERM);
-  if (getppid() != parent) _exit(125);  // the test died before this line
-  execv(args[0], args.data());
-  _exit(127);
-}
-
-// Waits for `pid` to exit, up to `timeout`. Returns its exit status or -1.
-int WaitExit(pid_t pid, absl::Duration timeout) {
-  int status = 0;
-  int result = -1;
-  PollUntil(
-      [&] {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid) {
-          result = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-          return true;
-        }
-        return r < 0;  // not our child any more
-      },
-      timeout);
-  return result;
-}
-
-absl::Status StopProcess(pid_t* pid, int signal, absl::Duration timeout) {
-  if (*pid <= 0) return absl::OkStatus();
-  kill(*pid, signal);
-  if (WaitExit(*pid, timeout) == -1) {
-    kill(*pid, SIGKILL);
-    WaitExit(*pid, absl::Seconds(10));
-  }
-  *pid = -1;
-  return absl::OkStatus();
-}
-
-std::string FindPostgresBindir() {
+std::string PostgresBindir() {
   if (const char* env = std::getenv("TELEMETRY_PG_BINDIR"); env && *env) return env;
   std::string best;
   if (fs::exists("/usr/lib/postgresql")) {
@@ -142,58 +32,10 @@ std::string FindPostgresBindir() {
   return best;
 }
 
-}  // namespace
-
-pid_t SpawnProcess(const std::vector<std::string>& argv,
-                   const std::string& log_path) {
-  return Spawn(argv, "", log_path);
-}
-
-int WaitForExit(pid_t pid, absl::Duration timeout) { return WaitExit(pid, timeout); }
-
-int FreeLoopbackPort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
-
-bool PollUntil(const std::function<bool()>& condition, absl::Duration timeout) {
-  absl::Time deadline = absl::Now() + timeout;
-  while (true) {
-    if (condition()) return true;
-    if (absl::Now() >= deadline) return false;
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-}
-
-absl::StatusOr<int> RunCommand(const std::vector<std::string>& argv,
-                               const std::string& run_as,
-                               const std::string& log_path) {
-  pid_t pid = Spawn(argv, run_as, log_path);
-  if (pid < 0) return absl::InternalError("fork failed");
-  int code = WaitExit(pid, absl::Minutes(5));
-  if (code < 0) {
-    kill(pid, SIGKILL);
-    WaitExit(pid, absl::Seconds(10));
-    return absl::DeadlineExceededError(absl::StrCat(argv[0], " timed out"));
-  }
-  return code;
-}
-
 // ---------------------------------------------------------------- PostgreSQL
 
 bool PostgresServer::TimescaleInstalled() {
-  std::string bindir = FindPostgresBindir();
+  std::string bindir = PostgresBindir();
   if (bindir.empty()) return false;
   // /usr/lib/postgresql/15/bin -> /usr/share/postgresql/15/extension
   fs::path version = fs::path(bindir).parent_path().filename();
@@ -204,7 +46,7 @@ bool PostgresServer::TimescaleInstalled() {
 absl::StatusOr<std::unique_ptr<PostgresServer>> PostgresServer::Start(
     Options options) {
   std::unique_ptr<PostgresServer> s(new PostgresServer());
-  s->bindir_ = FindPostgresBindir();
+  s->bindir_ = PostgresBindir();
   if (s->bindir_.empty()) {
     return absl::NotFoundError(
         "no PostgreSQL server binaries under /usr/lib/postgresql (install "
@@ -265,7 +107,7 @@ absl::Status PostgresServer::Launch() {
     argv.push_back("-c");
     argv.push_back("timescaledb.max_background_workers=32");
   }
-  pid_ = Spawn(argv, PostgresUser(), root_ + "/postgres.log");
+  pid_ = SpawnProcessAs(argv, PostgresUser(), root_ + "/postgres.log");
   if (pid_ < 0) return absl::InternalError("fork failed");
   std::string conninfo = ConnInfo();
   bool died = false;
@@ -412,7 +254,7 @@ absl::Status RedisServer::Launch() {
     argv.insert(argv.end(),
                 {"--replicaof", "127.0.0.1", std::to_string(options_.replica_of_port)});
   }
-  pid_ = Spawn(argv, "", root_ + "/redis.log");
+  pid_ = SpawnProcess(argv, root_ + "/redis.log");
   if (pid_ < 0) return absl::InternalError("fork failed");
   bool ready = PollUntil([&] { return RedisAnswers(port_); }, absl::Seconds(30));
   if (!ready) {
@@ -484,13 +326,45 @@ absl::StatusOr<std::unique_ptr<RedisSentinel>> RedisSentinel::Start(
         << "sentinel parallel-syncs " << master_name << " 1\n";
     if (!out) return absl::InternalError(absl::StrCat("cannot write ", conf));
   }
-  s->pid_ = Spawn({bin, conf, "--sentinel"}, "", s->root_ + "/sentinel.log");
-  if (s->pid_ < 0) return absl::InternalError("fork failed");
-  if (!PollUntil([&] { return RedisAnswers(s->port_); }, absl::Seconds(30))) {
-    return absl::UnavailableError(
-        absl::StrCat("redis sentinel did not start; see ", s->root_, "/sentinel.log"));
-  }
+  if (absl::Status st = s->Launch(); !st.ok()) return st;
   return s;
+}
+
+absl::Status RedisSentinel::Launch() {
+  pid_ = SpawnProcess({"/usr/bin/redis-server", root_ + "/sentinel.conf", "--sentinel"},
+                      root_ + "/sentinel.log");
+  if (pid_ < 0) return absl::InternalError("fork failed");
+  if (!PollUntil([&] { return RedisAnswers(port_); }, absl::Seconds(30))) {
+    return absl::UnavailableError(
+        absl::StrCat("redis sentinel did not start; see ", root_, "/sentinel.log"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RedisSentinel::Restart() {
+  if (pid_ > 0) return absl::FailedPreconditionError("still running");
+  return Launch();
+}
+
+absl::StatusOr<int> RedisSentinel::MasterPort(const std::string& master_name) const {
+  timeval tv{1, 0};
+  redisContext* c = redisConnectWithTimeout("127.0.0.1", port_, tv);
+  if (c == nullptr || c->err) {
+    if (c) redisFree(c);
+    return absl::UnavailableError("cannot reach the sentinel");
+  }
+  (void)redisSetTimeout(c, tv);
+  auto* r = static_cast<redisReply*>(
+      redisCommand(c, "SENTINEL get-master-addr-by-name %s", master_name.c_str()));
+  int port = -1;
+  if (r != nullptr && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+      r->element[1]->type == REDIS_REPLY_STRING) {
+    port = std::atoi(r->element[1]->str);
+  }
+  if (r) freeReplyObject(r);
+  redisFree(c);
+  if (port <= 0) return absl::NotFoundError("the sentinel names no primary");
+  return port;
 }
 
 absl::Status RedisSentinel::Stop() { return StopProcess(&pid_, SIGTERM, absl::Seconds(30)); }
@@ -503,11 +377,7 @@ RedisSentinel::~RedisSentinel() {
   }
 }
 
-absl::StatusOr<std::string> CreateMigratedDatabase(PostgresServer& server,
-                                                   pg::StorageMode mode) {
-  auto db = server.CreateDatabase();
-  if (!db.ok()) return db.status();
-  std::string conninfo = server.ConnInfo(*db);
+absl::Status MigrateDatabase(const std::string& conninfo, pg::StorageMode mode) {
   auto conn = pg::Connection::Open(conninfo);
   if (!conn.ok()) return conn.status();
   auto migrations = pg::LoadEmbeddedMigrations();
@@ -516,6 +386,14 @@ absl::StatusOr<std::string> CreateMigratedDatabase(PostgresServer& server,
   options.mode = mode;
   pg::Migrator migrator(conn->get(), *migrations, options);
   if (auto applied = migrator.Up(); !applied.ok()) return applied.status();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> CreateMigratedDatabase(PostgresServer& server,
+                                                   pg::StorageMode mode) {
+  auto db = server.CreateDatabase();
+  if (!db.ok()) return db.status();
+  if (absl::Status st = MigrateDatabase(server.ConnInfo(*db), mode); !st.ok()) return st;
   return *db;
 }
 

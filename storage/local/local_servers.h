@@ -14,17 +14,14 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "storage/local/process.h"  // the process helpers, for the servers' users
 #include "storage/pg/migration.h"
 
 namespace telemetry::local {
 
-// A free TCP port on 127.0.0.1 (bound, read back, released).
-int FreeLoopbackPort();
-
-// Polls `condition` every few milliseconds until it holds or `timeout`
-// passes. Returns whether it held. For waiting on other processes.
-bool PollUntil(const std::function<bool()>& condition,
-               absl::Duration timeout = absl::Seconds(30));
+// The newest installed PostgreSQL's bin directory (TELEMETRY_PG_BINDIR
+// when set), or "" when there is none.
+std::string PostgresBindir();
 
 class PostgresServer {
  public:
@@ -118,35 +115,32 @@ class RedisSentinel {
   ~RedisSentinel();
 
   int port() const { return port_; }
+  // The port of the primary this sentinel names for `master_name` now
+  // (SENTINEL get-master-addr-by-name).
+  absl::StatusOr<int> MasterPort(const std::string& master_name) const;
   absl::Status Stop();
+  // Starts again on the same port and configuration file, which holds what
+  // it knew when stopped (a sentinel that missed a failover, until its
+  // peers tell it).
+  absl::Status Restart();
 
  private:
   RedisSentinel() = default;
+  absl::Status Launch();
 
   std::string root_;
   int port_ = 0;
   pid_t pid_ = -1;
 };
 
+// Migrates the schema in `mode` into the (existing) database `conninfo`.
+absl::Status MigrateDatabase(const std::string& conninfo,
+                             pg::StorageMode mode = pg::StorageMode::kNative);
+
 // Creates a fresh database on `server`, migrates the schema in `mode`, and
 // returns its name (server.ConnInfo(name) connects to it).
 absl::StatusOr<std::string> CreateMigratedDatabase(
     PostgresServer& server, pg::StorageMode mode = pg::StorageMode::kNative);
-
-// Starts `argv` in the background (its own process group; output to
-// `log_path` when non-empty). Returns its PID.
-pid_t SpawnProcess(const std::vector<std::string>& argv,
-                   const std::string& log_path = "");
-
-// Waits up to `timeout` for child `pid` to exit; its exit code (128+signal
-// when killed), or -1 on timeout.
-int WaitForExit(pid_t pid, absl::Duration timeout);
-
-// Runs `argv` as a child process (optionally as user `run_as`), waits for
-// it, and returns its exit code; output goes to `log_path` when non-empty.
-absl::StatusOr<int> RunCommand(const std::vector<std::string>& argv,
-                               const std::string& run_as = "",
-                               const std::string& log_path = "");
 
 }  // namespace telemetry::local
 

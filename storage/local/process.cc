@@ -1,0 +1,180 @@
+#include "storage/local/process.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace telemetry::local {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Resolves the uid/gid to run PostgreSQL as: ourselves unless we are root.
+bool LookupRunAs(const std::string& user, uid_t* uid, gid_t* gid) {
+  struct passwd* pw = getpwnam(user.c_str());
+  if (pw == nullptr) return false;
+  *uid = pw->pw_uid;
+  *gid = pw->pw_gid;
+  return true;
+}
+
+// fork + exec; the child drops to `run_as` (if set) and redirects output.
+pid_t Spawn(const std::vector<std::string>& argv, const std::string& run_as,
+            const std::string& log_path) {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  bool switch_user = !run_as.empty() && LookupRunAs(run_as, &uid, &gid);
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  const pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid != 0) return pid;
+  // Child: own process group, so a terminal Ctrl-C goes to the test only.
+  setpgid(0, 0);
+  int out = log_path.empty() ? open("/dev/null", O_WRONLY)
+                             : open(log_path.c_str(),
+                                    O_WRONLY | O_CREAT | O_APPEND, 0644);
+  if (out >= 0) {
+    dup2(out, STDOUT_FILENO);
+    dup2(out, STDERR_FILENO);
+    close(out);
+  }
+  int in = open("/dev/null", O_RDONLY);
+  if (in >= 0) {
+    dup2(in, STDIN_FILENO);
+    close(in);
+  }
+  if (switch_user) {
+    if (setgroups(0, nullptr) != 0 || setgid(gid) != 0 || setuid(uid) != 0) {
+      _exit(126);
+    }
+  }
+  // A test that crashes or aborts takes its servers with it instead of
+  // leaving them running. Set after the user switch, which would clear it;
+  // kept across exec.
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (getppid() != parent) _exit(125);  // the test died before this line
+  execv(args[0], args.data());
+  _exit(127);
+}
+
+// Waits for `pid` to exit, up to `timeout`. Returns its exit status or -1.
+int WaitExit(pid_t pid, absl::Duration timeout) {
+  int status = 0;
+  int result = -1;
+  PollUntil(
+      [&] {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid) {
+          result = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+          return true;
+        }
+        return r < 0;  // not our child any more
+      },
+      timeout);
+  return result;
+}
+
+}  // namespace
+
+std::string MakeTempDir(const char* prefix) {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl = absl::StrCat(base && *base ? base : "/tmp", "/", prefix,
+                                  "-XXXXXX");
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  if (mkdtemp(buf.data()) == nullptr) return "";
+  return std::string(buf.data());
+}
+
+std::string PostgresUser() { return geteuid() == 0 ? "postgres" : ""; }
+
+void ChownTree(const std::string& path, const std::string& user) {
+  uid_t uid;
+  gid_t gid;
+  if (user.empty() || !LookupRunAs(user, &uid, &gid)) return;
+  if (chown(path.c_str(), uid, gid) != 0) return;
+  for (const auto& e : fs::recursive_directory_iterator(path)) {
+    (void)chown(e.path().c_str(), uid, gid);
+  }
+}
+
+pid_t SpawnProcess(const std::vector<std::string>& argv,
+                   const std::string& log_path) {
+  return Spawn(argv, "", log_path);
+}
+
+pid_t SpawnProcessAs(const std::vector<std::string>& argv, const std::string& run_as,
+                     const std::string& log_path) {
+  return Spawn(argv, run_as, log_path);
+}
+
+int WaitForExit(pid_t pid, absl::Duration timeout) { return WaitExit(pid, timeout); }
+
+int FreeLoopbackPort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+bool PollUntil(const std::function<bool()>& condition, absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    if (condition()) return true;
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+}
+
+absl::StatusOr<int> RunCommand(const std::vector<std::string>& argv,
+                               const std::string& run_as,
+                               const std::string& log_path) {
+  pid_t pid = Spawn(argv, run_as, log_path);
+  if (pid < 0) return absl::InternalError("fork failed");
+  int code = WaitForExit(pid, absl::Minutes(5));
+  if (code < 0) {
+    kill(pid, SIGKILL);
+    WaitForExit(pid, absl::Seconds(10));
+    return absl::DeadlineExceededError(absl::StrCat(argv[0], " timed out"));
+  }
+  return code;
+}
+
+absl::Status StopProcess(pid_t* pid, int signal, absl::Duration timeout) {
+  if (*pid <= 0) return absl::OkStatus();
+  kill(*pid, signal);
+  if (WaitForExit(*pid, timeout) == -1) {
+    kill(*pid, SIGKILL);
+    WaitForExit(*pid, absl::Seconds(10));
+  }
+  *pid = -1;
+  return absl::OkStatus();
+}
+
+
+}  // namespace telemetry::local
