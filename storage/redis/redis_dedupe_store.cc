@@ -4,6 +4,7 @@
 #include <sys/time.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -142,7 +143,7 @@ absl::StatusOr<std::vector<RedisAddress>> ParseSentinelList(const std::string& l
 }
 
 RedisDedupeStore::RedisDedupeStore(RedisDedupeOptions options)
-    : options_(std::move(options)), sentinels_(options_.sentinels) {}
+    : options_(std::move(options)) {}
 
 RedisDedupeStore::~RedisDedupeStore() {
   MutexLock lock(&mu_);
@@ -161,9 +162,15 @@ void RedisDedupeStore::RecordError() {
   next_connect_attempt_ = absl::Now() + options_.reconnect_backoff;
 }
 
-absl::StatusOr<RedisAddress> RedisDedupeStore::AskSentinels() {
-  for (size_t i = 0; i < sentinels_.size(); ++i) {
-    const RedisAddress& sentinel = sentinels_[i];
+absl::StatusOr<RedisAddress> RedisDedupeStore::AskSentinels() const {
+  // Every sentinel, not the first that answers: one that missed the last
+  // failover still names the old primary, which may be back, empty and
+  // saying it is a primary until the others reconfigure it. The answer
+  // with the newest configuration (the highest config-epoch, Sentinel's
+  // own rule) wins; ties go to the earlier sentinel in the list.
+  std::optional<RedisAddress> best;
+  int64_t best_epoch = -1;
+  for (const RedisAddress& sentinel : options_.sentinels) {
     redisContext* c = redisConnectWithTimeout(sentinel.host.c_str(), sentinel.port,
                                               absl::ToTimeval(options_.connect_timeout));
     if (c == nullptr || c->err) {
@@ -173,39 +180,49 @@ absl::StatusOr<RedisAddress> RedisDedupeStore::AskSentinels() {
     // A sentinel answers from memory: the connect timeout bounds its reply
     // too, so that a hung one costs little (this runs on the write path).
     redisSetTimeout(c, absl::ToTimeval(options_.connect_timeout));
+    // The address from get-master-addr-by-name: during a failover it is
+    // already the promoted replica's, while SENTINEL master still shows the
+    // old primary's (with the new epoch).
     Append(c, {"SENTINEL", "get-master-addr-by-name", options_.master_name});
-    ReplyPtr r = NextReply(c);
+    Append(c, {"SENTINEL", "master", options_.master_name});
+    ReplyPtr addr = NextReply(c);
+    ReplyPtr master = NextReply(c);
     redisFree(c);
-    // Nil: this sentinel does not know the name; try the next.
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING) {
+    // Nil or an error: this sentinel does not know the name; try the next.
+    if (!addr || addr->type != REDIS_REPLY_ARRAY || addr->elements != 2 ||
+        addr->element[0]->type != REDIS_REPLY_STRING ||
+        addr->element[1]->type != REDIS_REPLY_STRING || !master ||
+        master->type != REDIS_REPLY_ARRAY) {
       continue;
     }
-    RedisAddress primary{std::string(r->element[0]->str, r->element[0]->len), 0};
-    if (!absl::SimpleAtoi(absl::string_view(r->element[1]->str, r->element[1]->len),
+    RedisAddress primary{std::string(addr->element[0]->str, addr->element[0]->len), 0};
+    if (!absl::SimpleAtoi(absl::string_view(addr->element[1]->str, addr->element[1]->len),
                           &primary.port)) {
       continue;
     }
-    // The client guidelines: the sentinel that answered is asked first next.
-    std::rotate(sentinels_.begin(), sentinels_.begin() + static_cast<std::ptrdiff_t>(i),
-                sentinels_.begin() + static_cast<std::ptrdiff_t>(i) + 1);
-    return primary;
+    int64_t epoch = -1;
+    for (size_t f = 0; f + 1 < master->elements; f += 2) {
+      const redisReply* key = master->element[f];
+      const redisReply* value = master->element[f + 1];
+      if (key->type == REDIS_REPLY_STRING && value->type == REDIS_REPLY_STRING &&
+          absl::string_view(key->str, key->len) == "config-epoch" &&
+          !absl::SimpleAtoi(absl::string_view(value->str, value->len), &epoch)) {
+        epoch = -1;
+      }
+    }
+    if (epoch > best_epoch) {
+      best = std::move(primary);
+      best_epoch = epoch;
+    }
   }
-  return absl::NotFoundError("no sentinel named a primary");
-}
-
-// The sentinel that named a server we cannot use (gone, or no primary)
-// goes last: the next attempt asks the others first.
-void RedisDedupeStore::DistrustFirstSentinel() {
-  if (sentinels_.size() > 1) {
-    std::rotate(sentinels_.begin(), sentinels_.begin() + 1, sentinels_.end());
-  }
+  if (!best.has_value()) return absl::NotFoundError("no sentinel named a primary");
+  return *std::move(best);
 }
 
 bool RedisDedupeStore::EnsureConnected() {
   if (ctx_) return true;
   if (absl::Now() < next_connect_attempt_) return false;
-  const bool via_sentinel = !sentinels_.empty();
+  const bool via_sentinel = !options_.sentinels.empty();
   RedisAddress target{options_.host, options_.port};
   if (via_sentinel) {
     absl::StatusOr<RedisAddress> primary = AskSentinels();
@@ -219,7 +236,6 @@ bool RedisDedupeStore::EnsureConnected() {
                                  absl::ToTimeval(options_.connect_timeout));
   if (ctx_ == nullptr || ctx_->err) {
     RecordError();
-    DistrustFirstSentinel();
     return false;
   }
   redisSetTimeout(ctx_, absl::ToTimeval(options_.command_timeout));
@@ -243,7 +259,6 @@ bool RedisDedupeStore::EnsureConnected() {
                            absl::string_view(r->element[0]->str, r->element[0]->len) == "master";
       if (!primary) {
         RecordError();
-        DistrustFirstSentinel();
         return false;
       }
     }

@@ -11,11 +11,11 @@
 // store does not try again for `reconnect_backoff`, so a dead Redis costs the
 // ingest path nothing but a flag check.
 //
-// With Redis Sentinel (`sentinels` set) every connect asks the sentinels for
-// the current primary of `master_name` (the one that answered is asked first
-// next time, unless the server it named could not be used) and checks with
-// ROLE that the server it reached is a primary, so a stale answer does not
-// lead to a replica. A server Sentinel demotes drops its clients; a
+// With Redis Sentinel (`sentinels` set) every connect asks each sentinel for
+// the current primary of `master_name`, takes the answer with the newest
+// configuration (highest config-epoch, so a sentinel that missed a failover
+// is outvoted), and checks with ROLE that the server it reached is a
+// primary, so a stale answer does not lead to a replica. A server Sentinel demotes drops its clients; a
 // failover shows as a lost connection or a -READONLY reply: the call fails
 // (the caller falls back to the database's key), and the next connect,
 // after the backoff, finds the new primary. ROLE needs the `role` command
@@ -83,17 +83,15 @@ class RedisDedupeStore : public DedupeStore {
 
  private:
   bool EnsureConnected() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The primary's address as a sentinel reports it; NotFound when none
-  // answers.
-  absl::StatusOr<RedisAddress> AskSentinels() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void DistrustFirstSentinel() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The primary's address in the newest configuration the sentinels
+  // report; NotFound when none names one.
+  absl::StatusOr<RedisAddress> AskSentinels() const;
   void Disconnect() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RecordError() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const RedisDedupeOptions options_;
   Mutex mu_;
   redisContext* ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
-  std::vector<RedisAddress> sentinels_ ABSL_GUARDED_BY(mu_);  // who answered last first
   absl::Time next_connect_attempt_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::atomic<int64_t> errors_{0};
   std::atomic<bool> healthy_{false};
