@@ -4,12 +4,18 @@
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/support/client_interceptor.h>
 
+#include <arpa/inet.h>
+
 #include <fstream>
 #include <sstream>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 
 namespace telemetry::client {
 namespace {
@@ -54,7 +60,52 @@ class BearerTokenInterceptorFactory
   const std::string header_;  // outlives the channel's interceptors
 };
 
+enum class Family { kIpv4, kIpv6, kNeither };
+
+// "1.2.3.4:50051" or "[::1]:50051"; its family when it is such a literal
+// with a valid port.
+Family AddressFamily(absl::string_view address) {
+  const size_t colon = address.rfind(':');
+  if (colon == absl::string_view::npos) return Family::kNeither;
+  uint32_t port = 0;
+  if (!absl::SimpleAtoi(address.substr(colon + 1), &port) || port == 0 || port > 65535) {
+    return Family::kNeither;
+  }
+  std::string host(address.substr(0, colon));
+  unsigned char buf[sizeof(in6_addr)];
+  if (inet_pton(AF_INET, host.c_str(), buf) == 1) return Family::kIpv4;
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']' &&
+      inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), buf) == 1) {
+    return Family::kIpv6;
+  }
+  return Family::kNeither;
+}
+
 }  // namespace
+
+absl::StatusOr<std::string> ChannelTarget(const std::string& addresses) {
+  std::vector<std::string> list;
+  for (absl::string_view a : absl::StrSplit(addresses, ',', absl::SkipWhitespace())) {
+    list.emplace_back(absl::StripAsciiWhitespace(a));
+  }
+  if (list.empty()) return absl::InvalidArgumentError("no address given");
+  if (list.size() == 1) return list[0];
+  const Family family = AddressFamily(list[0]);
+  for (const std::string& a : list) {
+    const Family f = AddressFamily(a);
+    if (f == Family::kNeither) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "in a list of addresses each must be an IP address with a port (1.2.3.4:50051 "
+          "or [::1]:50051), not \"", a, "\"; for host names use one DNS name with several "
+          "records"));
+    }
+    if (f != family) {
+      return absl::InvalidArgumentError(
+          "a list of addresses must be all IPv4 or all IPv6 (one DNS name can hold both)");
+    }
+  }
+  return absl::StrCat(family == Family::kIpv4 ? "ipv4:" : "ipv6:", absl::StrJoin(list, ","));
+}
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenChannel(const std::string& target,
                                                           const ChannelOptions& options) {
@@ -87,7 +138,12 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenChannel(const std::string& ta
     }
     creds = grpc::SslCredentials(ssl);
   }
+  absl::StatusOr<std::string> channel_target = ChannelTarget(target);
+  if (!channel_target.ok()) return channel_target.status();
   grpc::ChannelArguments args;
+  // Every address gets streams, not only the first that answers (gRPC's
+  // default, pick_first).
+  args.SetLoadBalancingPolicyName("round_robin");
   if (!options.server_name.empty()) {
     args.SetSslTargetNameOverride(options.server_name);
   }
@@ -98,7 +154,7 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenChannel(const std::string& ta
     interceptors.push_back(
         std::make_unique<BearerTokenInterceptorFactory>(options.bearer_token));
   }
-  return grpc::experimental::CreateCustomChannelWithInterceptors(target, creds, args,
+  return grpc::experimental::CreateCustomChannelWithInterceptors(*channel_target, creds, args,
                                                                  std::move(interceptors));
 }
 

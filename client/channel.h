@@ -35,8 +35,20 @@ struct ChannelOptions {
   bool dedicated_connection = false;
 };
 
+// `target` is one address ("host:port", a DNS name, or any gRPC target URI)
+// or a comma-separated list of IP addresses ("127.0.0.1:50051,127.0.0.1:
+// 50061", "[::1]:50051,[::1]:50061"), i.e. several gateways. Streams and
+// calls are spread over every address (gRPC's round_robin policy, also over
+// the several records of one DNS name); an address that stops answering is
+// skipped until it answers again, so a stream that lost its gateway resumes
+// on another.
 absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenChannel(const std::string& target,
                                                           const ChannelOptions& options);
+
+// The gRPC target for `addresses` as OpenChannel accepts them: one address
+// unchanged; a list as an "ipv4:" or "ipv6:" URI. InvalidArgument for a
+// list holding a host name, an address without a port, or both families.
+absl::StatusOr<std::string> ChannelTarget(const std::string& addresses);
 
 }  // namespace telemetry::client
 

@@ -56,7 +56,8 @@ ABSL_FLAG(bool, mtls, false, "no token: the device authenticates by a certificat
 ABSL_FLAG(std::string, scope, "read", "read (queries) or admin (also writes and AdminService)");
 ABSL_DECLARE_FLAG(std::string, sensors);  // read_commands.cc; device add uses it too
 ABSL_FLAG(std::string, target, "",
-          "gateway address (env INGEST_ADDRESS; default 127.0.0.1:50051); for health, any "
+          "gateway address, or several as a comma-separated list of IP:port (env "
+          "INGEST_ADDRESS; default 127.0.0.1:50051); for health, any "
           "service's address");
 ABSL_FLAG(std::string, file, "-", "send: the CSV file to read; range: the file to write; - is "
           "stdin/stdout");

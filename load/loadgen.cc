@@ -37,7 +37,9 @@
 #include "server/common/flags_env.h"
 #include "storage/pg/connection.h"
 
-ABSL_FLAG(std::string, target, "", "gateway address (env INGEST_ADDRESS; default 127.0.0.1:50051)");
+ABSL_FLAG(std::string, target, "",
+          "gateway address, or several as a comma-separated list of IP:port, streams "
+          "spread over them (env INGEST_ADDRESS; default 127.0.0.1:50051)");
 ABSL_FLAG(int, devices, 10, "simulated devices, one stream each");
 ABSL_FLAG(int, sensors, 10, "sensors per device");
 ABSL_FLAG(int, batch, 500, "readings per batch");
