@@ -13,6 +13,9 @@ TELEMETRY_PACKAGES=(
   postgresql-15 postgresql-client-15 redis-server
   prometheus python3 python3-yaml python3-grpcio python3-protobuf
   chromium  # the status pages' browser test (headless)
+  # The cluster (deploy/dev/cluster.sh and the cluster tests): PostgreSQL
+  # managed by Patroni on etcd, Redis watched by Sentinel.
+  patroni etcd-server etcd-client redis-sentinel
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -67,4 +70,53 @@ pg_bindir() {
 # refuses to run as root), as ourselves otherwise.
 as_pg_user() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# create_service_roles <superuser-url>: one login per service, each a member
+# of a group role the migrations made (trust authentication on loopback:
+# these are development clusters).
+create_service_roles() {
+  "$(pg_bindir)/psql" -q -v ON_ERROR_STOP=1 "$1" <<'SQL'
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ingest_gateway') THEN
+    CREATE ROLE ingest_gateway LOGIN IN ROLE telemetry_writer; END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'read_service') THEN
+    CREATE ROLE read_service LOGIN IN ROLE telemetry_reader; END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'maintenance_service') THEN
+    CREATE ROLE maintenance_service LOGIN IN ROLE telemetry_maintainer; END IF;
+END $$;
+SQL
+}
+
+# issue_dev_credentials <dir> <telemetryctl>: development credentials (both
+# services require them, as in production): a device allowed to write every
+# sensor, and an admin API token, in <dir>/dev-device.token and
+# <dir>/dev-admin.token. Issued once, re-issued when the files are missing;
+# the database keeps only hashes. Uses $DATABASE_URL.
+issue_dev_credentials() {
+  local dir="$1" ctl="$2"
+  DEV_DEVICE_TOKEN="$dir/dev-device.token"
+  DEV_API_TOKEN="$dir/dev-admin.token"
+  if [ ! -s "$DEV_DEVICE_TOKEN" ]; then
+    log "issuing the development device credential (dev-device)"
+    if ! "$ctl" device add dev-device --sensors='*' >"$DEV_DEVICE_TOKEN" 2>/dev/null; then
+      "$ctl" device rotate dev-device >"$DEV_DEVICE_TOKEN" 2>/dev/null
+    fi
+    chmod 600 "$DEV_DEVICE_TOKEN"
+  fi
+  if [ ! -s "$DEV_API_TOKEN" ]; then
+    log "issuing the development API token (dev-admin)"
+    "$(pg_bindir)/psql" -q "$DATABASE_URL" -c "DELETE FROM api_tokens WHERE name = 'dev-admin'" >/dev/null
+    "$ctl" token add dev-admin --scope=admin >"$DEV_API_TOKEN" 2>/dev/null
+    chmod 600 "$DEV_API_TOKEN"
+  fi
+}
+
+# wait_for_port <host:port>: up to 10 s for something to listen there.
+wait_for_port() {
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
 }

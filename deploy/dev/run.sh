@@ -86,47 +86,10 @@ done
 log "applying migrations"
 "$BUILD_DIR/client/telemetryctl" migrate apply
 
-# One login per service, each a member of a group role the migrations made
-# (trust authentication on loopback: this is a development cluster).
-"$PG_BIN/psql" -q -v ON_ERROR_STOP=1 "$DATABASE_URL" <<'SQL'
-DO $$ BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ingest_gateway') THEN
-    CREATE ROLE ingest_gateway LOGIN IN ROLE telemetry_writer; END IF;
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'read_service') THEN
-    CREATE ROLE read_service LOGIN IN ROLE telemetry_reader; END IF;
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'maintenance_service') THEN
-    CREATE ROLE maintenance_service LOGIN IN ROLE telemetry_maintainer; END IF;
-END $$;
-SQL
+create_service_roles "$DATABASE_URL"
 PG_HOSTPORT="127.0.0.1:$PG_PORT/postgres"
 
-# Development credentials (both services require them, as in production): a
-# device allowed to write every sensor, and an admin API token. Issued once,
-# re-issued when the token files are missing; the database keeps only hashes.
-DEV_DEVICE_TOKEN="$DEV_DIR/dev-device.token"
-DEV_API_TOKEN="$DEV_DIR/dev-admin.token"
-if [ ! -s "$DEV_DEVICE_TOKEN" ]; then
-  log "issuing the development device credential (dev-device)"
-  if ! "$BUILD_DIR/client/telemetryctl" device add dev-device --sensors='*' \
-      >"$DEV_DEVICE_TOKEN" 2>/dev/null; then
-    "$BUILD_DIR/client/telemetryctl" device rotate dev-device >"$DEV_DEVICE_TOKEN" 2>/dev/null
-  fi
-  chmod 600 "$DEV_DEVICE_TOKEN"
-fi
-if [ ! -s "$DEV_API_TOKEN" ]; then
-  log "issuing the development API token (dev-admin)"
-  "$PG_BIN/psql" -q "$DATABASE_URL" -c "DELETE FROM api_tokens WHERE name = 'dev-admin'" >/dev/null
-  "$BUILD_DIR/client/telemetryctl" token add dev-admin --scope=admin >"$DEV_API_TOKEN" 2>/dev/null
-  chmod 600 "$DEV_API_TOKEN"
-fi
-
-wait_for_port() {  # host:port
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
-}
+issue_dev_credentials "$DEV_DIR" "$BUILD_DIR/client/telemetryctl"
 
 log "starting ingest-gateway"
 DATABASE_URL="postgresql://ingest_gateway@$PG_HOSTPORT" \
