@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -75,6 +76,25 @@ inline double ProcessCpuSeconds(pid_t pid) {
   return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
+// CPU seconds used so far by the live processes whose working directory is
+// `dir`: every process of a PostgreSQL server runs in its data directory.
+// Short-lived backends that exited are not counted.
+inline double CpuSecondsOfProcessesIn(const std::string& dir) {
+  std::error_code ec;
+  const std::filesystem::path target = std::filesystem::canonical(dir, ec);
+  if (ec) return -1;
+  double total = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename();
+    if (name.empty() || name[0] < '0' || name[0] > '9') continue;
+    std::error_code link_ec;
+    if (std::filesystem::read_symlink(entry.path() / "cwd", link_ec) != target) continue;
+    const double cpu = ProcessCpuSeconds(static_cast<pid_t>(std::stol(name)));
+    if (cpu > 0) total += cpu;
+  }
+  return total;
+}
+
 // An ingest-gateway process with plaintext loopback listeners, device
 // authentication off, over `database_url` and `redis_url`.
 class GatewayProcess {
@@ -107,7 +127,7 @@ class GatewayProcess {
   void Stop() {
     if (pid_ <= 0) return;
     kill(pid_, SIGTERM);
-    if (local::WaitForExit(pid_, absl::Seconds(60)) < 0) {
+    if (local::WaitForExit(pid_, absl::Seconds(60)) == -1) {  // timed out
       kill(pid_, SIGKILL);
       local::WaitForExit(pid_, absl::Seconds(10));
     }
@@ -136,20 +156,21 @@ inline double JsonNumber(const std::string& json, const std::string& key) {
   return v;
 }
 
-// Runs loadgen (--plaintext --quiet --json plus `args`) against the gateway
-// on `port`, waits at most `timeout`, and returns its JSON summary line.
-// Ends the program unless loadgen verified its run ("ok":true). `loadgen`
-// is this build's unless a before/after run names another.
-inline std::string RunLoadgen(int port, const std::vector<std::string>& args,
-                              absl::Duration timeout,
-                              const std::string& loadgen = LOADGEN_PATH) {
+// Runs loadgen (--plaintext --quiet --json plus `args`) against the
+// gateways at `target` (one address or a comma-separated list), waits at
+// most `timeout`, and returns its JSON summary line. Ends the program
+// unless loadgen verified its run ("ok":true). `loadgen` is this build's
+// unless a before/after run names another.
+inline std::string RunLoadgenAt(const std::string& target, const std::vector<std::string>& args,
+                                absl::Duration timeout,
+                                const std::string& loadgen = LOADGEN_PATH) {
   const std::string out = "/tmp/tg-bench-loadgen.txt";
   std::vector<std::string> argv = {loadgen, "--plaintext", "--quiet", "--json",
-                                   absl::StrCat("--target=127.0.0.1:", port)};
+                                   absl::StrCat("--target=", target)};
   argv.insert(argv.end(), args.begin(), args.end());
   pid_t pid = local::SpawnProcess(argv, out);
   int code = local::WaitForExit(pid, timeout);
-  if (code < 0) {
+  if (code == -1) {  // timed out
     kill(pid, SIGKILL);
     local::WaitForExit(pid, absl::Seconds(10));
   }
@@ -163,6 +184,13 @@ inline std::string RunLoadgen(int port, const std::vector<std::string>& args,
                 "fleet");
   }
   return json;
+}
+
+// RunLoadgenAt for the one gateway on 127.0.0.1:`port`.
+inline std::string RunLoadgen(int port, const std::vector<std::string>& args,
+                              absl::Duration timeout,
+                              const std::string& loadgen = LOADGEN_PATH) {
+  return RunLoadgenAt(absl::StrCat("127.0.0.1:", port), args, timeout, loadgen);
 }
 
 }  // namespace telemetry::load

@@ -94,6 +94,7 @@ class RedisServer {
   absl::Status Pause();
   absl::Status Resume();
   bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
 
  private:
   RedisServer() = default;

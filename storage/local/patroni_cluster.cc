@@ -3,6 +3,7 @@
 #include <libpq-fe.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -48,16 +49,19 @@ pid_t ProcessGroupOf(pid_t pid) {
   return rest ? pgrp : -1;
 }
 
-bool ProcessAlive(pid_t pid) { return pid > 0 && kill(pid, 0) == 0; }
-
-// Whether `sql` (one write transaction) commits and is acknowledged within
-// `wait`, judged by the client: a server-side timeout would cancel a wait
-// for the synchronous standby and report the local commit as a success.
-bool CommitAcknowledged(const std::string& conninfo, const char* sql, const std::string& param,
-                        absl::Duration wait) {
+// What `sql` (one write transaction) got within `wait`, judged by the
+// client: a server-side timeout would cancel a wait for the synchronous
+// standby and report the local commit as a success.
+PatroniCluster::WriteOutcome CommitOutcome(const std::string& conninfo, const char* sql,
+                                           const std::string& param, absl::Duration wait) {
+  using Outcome = PatroniCluster::WriteOutcome;
   const absl::Time deadline = absl::Now() + wait;
   PGconn* conn = PQconnectStart(conninfo.c_str());
-  if (conn == nullptr) return false;
+  if (conn == nullptr) return Outcome::kNotConnected;
+  if (PQstatus(conn) == CONNECTION_BAD) {
+    PQfinish(conn);
+    return Outcome::kNotConnected;
+  }
   // The server's notices ("terminating connection due to immediate
   // shutdown") are expected here, not for stderr.
   PQsetNoticeProcessor(conn, [](void*, const char*) {}, nullptr);
@@ -67,7 +71,7 @@ bool CommitAcknowledged(const std::string& conninfo, const char* sql, const std:
     pollfd pfd{PQsocket(conn), static_cast<short>(for_write ? POLLOUT : POLLIN), 0};
     return poll(&pfd, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1) > 0;
   };
-  bool acknowledged = false;
+  Outcome outcome = Outcome::kNotConnected;
   PostgresPollingStatusType state = PGRES_POLLING_WRITING;
   while (state != PGRES_POLLING_OK && state != PGRES_POLLING_FAILED) {
     if (!wait_socket(state == PGRES_POLLING_WRITING)) break;
@@ -76,22 +80,26 @@ bool CommitAcknowledged(const std::string& conninfo, const char* sql, const std:
   const char* values[] = {param.c_str()};
   if (state == PGRES_POLLING_OK &&
       PQsendQueryParams(conn, sql, 1, nullptr, values, nullptr, nullptr, 0) == 1) {
-    bool failed = false;
-    while (!failed) {
-      while (!failed && PQisBusy(conn)) {
-        failed = !wait_socket(false) || PQconsumeInput(conn) == 0;
+    // Every result, then NULL once the server said ReadyForQuery (after the
+    // commit, so after any wait for the synchronous standby).
+    auto answer = [&]() -> Outcome {
+      bool ok = false;
+      while (true) {
+        while (PQisBusy(conn)) {
+          if (!wait_socket(false)) return Outcome::kUnanswered;
+          if (PQconsumeInput(conn) == 0) return Outcome::kRefused;  // it hung up
+        }
+        PGresult* res = PQgetResult(conn);
+        if (res == nullptr) return ok ? Outcome::kAcknowledged : Outcome::kRefused;
+        ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+        PQclear(res);
+        if (!ok) return Outcome::kRefused;
       }
-      if (failed) break;
-      PGresult* res = PQgetResult(conn);
-      if (res == nullptr) break;  // every statement answered
-      acknowledged = PQresultStatus(res) == PGRES_COMMAND_OK;
-      failed = !acknowledged;
-      PQclear(res);
-    }
-    acknowledged = acknowledged && !failed;
+    };
+    outcome = answer();
   }
   PQfinish(conn);  // a commit still waiting goes on waiting, unacknowledged
-  return acknowledged;
+  return outcome;
 }
 
 // Whether the server at `conninfo` answers and has finished recovery (a
@@ -132,7 +140,12 @@ absl::StatusOr<std::unique_ptr<EtcdCluster>> EtcdCluster::Start(int members) {
          "--listen-client-urls", client, "--advertise-client-urls", client,
          "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
          "--initial-cluster", cluster, "--initial-cluster-state", "new",
-         "--initial-cluster-token", fs::path(c->root_).filename().string(), "--logger", "zap",
+         "--initial-cluster-token", fs::path(c->root_).filename().string(),
+         // Slower than etcd's LAN defaults (100 ms / 1 s), so that a loaded
+         // test machine does not elect a new etcd leader mid-scenario.
+         "--heartbeat-interval", "250", "--election-timeout", "2500",
+         // Patroni uses etcd's v2 API (deploy/cluster/patroni.yml.in says why).
+         "--enable-v2=true", "--logger", "zap",
          "--log-level", "warn"},
         absl::StrCat(c->root_, "/e", i, ".log"));
     if (pid < 0) return absl::InternalError("fork failed");
@@ -147,7 +160,7 @@ absl::StatusOr<std::unique_ptr<EtcdCluster>> EtcdCluster::Start(int members) {
         }
         return true;
       },
-      absl::Seconds(60));
+      absl::Seconds(60), absl::Milliseconds(100));
   if (!healthy) {
     return absl::UnavailableError(absl::StrCat("etcd did not become healthy; see ", c->root_));
   }
@@ -208,7 +221,7 @@ absl::StatusOr<std::unique_ptr<PatroniCluster>> PatroniCluster::Start(const Etcd
   ChownTree(c->root_, PostgresUser());
   // The first member bootstraps (initdb) alone; the others then clone it.
   if (absl::Status st = c->Launch(0); !st.ok()) return st;
-  if (!PollUntil([&] { return c->Leader() == 0; }, absl::Seconds(90))) {
+  if (!PollUntil([&] { return c->Leader() == 0; }, absl::Seconds(90), absl::Milliseconds(100))) {
     return absl::UnavailableError(absl::StrCat("Patroni did not bootstrap a leader; see ",
                                                c->members_[0].dir, "/patroni.log"));
   }
@@ -252,7 +265,7 @@ std::string PatroniCluster::WritableConnInfo(const std::string& dbname) const {
 }
 
 bool PatroniCluster::Answering(int member) const {
-  return !members_[member].frozen && ProcessAlive(members_[member].patroni_pid);
+  return !members_[member].frozen && PatroniRunning(member);
 }
 
 int PatroniCluster::Leader() const {
@@ -289,7 +302,7 @@ absl::StatusOr<int> PatroniCluster::AwaitHealthy(int not_member, absl::Duration 
         }();
         return !wants_sync || any_sync;
       },
-      timeout);
+      timeout, absl::Milliseconds(100));
   if (!healthy) {
     return absl::DeadlineExceededError(
         absl::StrCat("the Patroni cluster did not become healthy (leader ", leader, "); see ",
@@ -298,63 +311,86 @@ absl::StatusOr<int> PatroniCluster::AwaitHealthy(int not_member, absl::Duration 
   return leader;
 }
 
+bool PatroniCluster::IsPostmasterOf(pid_t pid, int member) const {
+  if (pid <= 1) return false;
+  // postmaster.pid outlives a killed postmaster and its PID may be reused:
+  // only a process running with this member's data directory is it.
+  std::ifstream cmdline(absl::StrCat("/proc/", pid, "/cmdline"));
+  std::string args((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
+  return args.find(members_[member].dir + "/data") != std::string::npos;
+}
+
 pid_t PatroniCluster::PostmasterPid(int member) const {
   std::ifstream pidfile(members_[member].dir + "/data/postmaster.pid");
   pid_t pid = -1;
-  if (!(pidfile >> pid) || pid <= 1) return -1;
-  // The file outlives a killed postmaster and its PID may be reused: only
-  // a process running with this member's data directory is it.
-  std::ifstream cmdline(absl::StrCat("/proc/", pid, "/cmdline"));
-  std::string args((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
-  if (args.find(members_[member].dir + "/data") == std::string::npos) return -1;
+  if (!(pidfile >> pid) || !IsPostmasterOf(pid, member)) return -1;
   return pid;
 }
 
-void PatroniCluster::SignalMachine(int member, int signal) const {
-  if (members_[member].patroni_pid > 0) kill(members_[member].patroni_pid, signal);
-  const pid_t postmaster = PostmasterPid(member);
-  if (!ProcessAlive(postmaster)) return;
-  // Patroni starts the postmaster in a session of its own; its backends
-  // share the postmaster's group. Signal that group only when it is
-  // really this member's postmaster's (never our own, never init's).
-  const pid_t group = ProcessGroupOf(postmaster);
-  if (group > 1 && group != getpgrp()) {
-    kill(-group, signal);
-  } else {
-    kill(postmaster, signal);
+bool PatroniCluster::PatroniRunning(int member) const {
+  const pid_t pid = members_[member].patroni_pid;
+  return pid > 0 && waitpid(pid, nullptr, WNOHANG) == 0;  // our child, not exited
+}
+
+PatroniCluster::Machine PatroniCluster::FindMachine(int member) const {
+  Machine m;
+  if (PatroniRunning(member)) m.patroni = members_[member].patroni_pid;
+  m.postmaster = PostmasterPid(member);
+  if (m.postmaster > 0) {
+    // Patroni starts the postmaster from a helper that called setsid() and
+    // exited, so the group is the helper's; the backends share it. Only a
+    // group that is not ours (nor init's) is signalled as a whole.
+    const pid_t group = ProcessGroupOf(m.postmaster);
+    if (group > 1 && group != getpgrp()) m.group = group;
+  }
+  return m;
+}
+
+void PatroniCluster::Signal(const Machine& m, int signal) const {
+  if (m.patroni > 0) kill(m.patroni, signal);
+  if (m.group > 0) {
+    kill(-m.group, signal);
+  } else if (m.postmaster > 0) {
+    kill(m.postmaster, signal);
   }
 }
 
 absl::Status PatroniCluster::Kill(int member) {
-  SignalMachine(member, SIGCONT);  // a frozen member dies as well
-  SignalMachine(member, SIGKILL);
+  // Found once, before any signal: after SIGKILL the postmaster would be
+  // gone from the process table while its backends linger.
+  const Machine m = FindMachine(member);
+  Signal(m, SIGCONT);  // a frozen member dies as well
+  Signal(m, SIGKILL);
   members_[member].frozen = false;
-  (void)WaitForExit(members_[member].patroni_pid, absl::Seconds(10));
+  if (m.patroni > 0) (void)WaitForExit(m.patroni, absl::Seconds(10));
   members_[member].patroni_pid = -1;
-  const pid_t postmaster = PostmasterPid(member);
-  if (!PollUntil([&] { return !ProcessAlive(postmaster); }, absl::Seconds(30))) {
+  if (!PollUntil([&] { return !IsPostmasterOf(m.postmaster, member); }, absl::Seconds(30),
+                 absl::Milliseconds(50))) {
     return absl::DeadlineExceededError("the killed postmaster did not exit");
   }
   return absl::OkStatus();
 }
 
 absl::Status PatroniCluster::Freeze(int member) {
-  if (!ProcessAlive(members_[member].patroni_pid)) {
-    return absl::FailedPreconditionError("member is not running");
+  const Machine m = FindMachine(member);
+  // Stopping Patroni alone would let its PostgreSQL go on serving: a
+  // split brain made by the harness, not by the system under test.
+  if (m.patroni <= 0 || m.postmaster <= 0) {
+    return absl::FailedPreconditionError("the member's Patroni or PostgreSQL is not running");
   }
-  SignalMachine(member, SIGSTOP);
+  Signal(m, SIGSTOP);
   members_[member].frozen = true;
   return absl::OkStatus();
 }
 
 absl::Status PatroniCluster::Thaw(int member) {
-  SignalMachine(member, SIGCONT);
+  Signal(FindMachine(member), SIGCONT);
   members_[member].frozen = false;
   return absl::OkStatus();
 }
 
 absl::Status PatroniCluster::Restart(int member) {
-  if (ProcessAlive(members_[member].patroni_pid)) {
+  if (PatroniRunning(member)) {
     return absl::FailedPreconditionError("member is still running");
   }
   return Launch(member);
@@ -366,7 +402,7 @@ absl::Status PatroniCluster::Switchover(int candidate) {
   absl::StatusOr<int> rc = RunCommand(
       {"/usr/bin/patronictl", "-c", config_path_, "switchover", "--leader", name(leader),
        "--candidate", name(candidate), "--force"},
-      PostgresUser(), root_ + "/patronictl.log");
+      PostgresUser(), root_ + "/patronictl.log", absl::Seconds(90));
   if (!rc.ok()) return rc.status();
   if (*rc != 0) {
     return absl::InternalError(
@@ -375,10 +411,51 @@ absl::Status PatroniCluster::Switchover(int candidate) {
   return absl::OkStatus();
 }
 
-bool PatroniCluster::WriteAcknowledged(int member, const std::string& marker,
-                                       absl::Duration wait) const {
-  return CommitAcknowledged(ConnInfo(member), "INSERT INTO split_brain_probe VALUES ($1)", marker,
-                            wait);
+absl::Status PatroniCluster::SetSynchronous(bool synchronous) {
+  absl::StatusOr<int> rc = RunCommand(
+      {"/usr/bin/patronictl", "-c", config_path_, "edit-config", "--force", "--set",
+       absl::StrCat("synchronous_mode=", synchronous ? "true" : "false")},
+      PostgresUser(), root_ + "/patronictl.log", absl::Seconds(60));
+  if (!rc.ok()) return rc.status();
+  if (*rc != 0) {
+    return absl::InternalError(
+        absl::StrCat("patronictl edit-config failed (exit ", *rc, "); see ", root_));
+  }
+  options_.synchronous = synchronous;
+  // Synchronous: a standby becomes synchronous. Asynchronous: none stays so.
+  const bool settled = PollUntil(
+      [&] {
+        bool any_sync = false;
+        for (int i = 0; i < members(); ++i) {
+          if (!Answering(i)) continue;
+          absl::StatusOr<HttpResponse> sync = HttpFetch(members_[i].api_port, "/sync");
+          any_sync = any_sync || (sync.ok() && sync->status == 200);
+        }
+        return any_sync == synchronous;
+      },
+      absl::Seconds(60), absl::Milliseconds(100));
+  if (!settled) return absl::DeadlineExceededError("synchronous_mode did not take effect");
+  return AwaitHealthy().status();
+}
+
+PatroniCluster::WriteOutcome PatroniCluster::WriteDirectly(int member, const std::string& marker,
+                                                          absl::Duration wait) const {
+  return CommitOutcome(ConnInfo(member), "INSERT INTO split_brain_probe VALUES ($1)", marker,
+                       wait);
+}
+
+const char* PatroniCluster::WriteOutcomeName(WriteOutcome outcome) {
+  switch (outcome) {
+    case WriteOutcome::kNotConnected:
+      return "not connected";
+    case WriteOutcome::kRefused:
+      return "refused";
+    case WriteOutcome::kUnanswered:
+      return "sent, never answered";
+    case WriteOutcome::kAcknowledged:
+      return "acknowledged";
+  }
+  return "?";
 }
 
 absl::StatusOr<bool> PatroniCluster::HasWrite(int member, const std::string& marker) const {
@@ -397,15 +474,16 @@ absl::StatusOr<bool> PatroniCluster::HasWrite(int member, const std::string& mar
 
 PatroniCluster::~PatroniCluster() {
   for (int i = 0; i < members(); ++i) {
-    SignalMachine(i, SIGCONT);
+    Signal(FindMachine(i), SIGCONT);
     // Patroni stops its PostgreSQL on SIGTERM.
     (void)StopProcess(&members_[i].patroni_pid, SIGTERM, absl::Seconds(30));
   }
   for (int i = 0; i < members(); ++i) {
     const pid_t postmaster = PostmasterPid(i);
-    if (ProcessAlive(postmaster)) {  // its Patroni was killed, or stopped too slowly
-      kill(postmaster, SIGQUIT);     // immediate shutdown
-      (void)PollUntil([&] { return !ProcessAlive(postmaster); }, absl::Seconds(20));
+    if (postmaster > 0) {        // its Patroni was killed, or stopped too slowly
+      kill(postmaster, SIGQUIT);  // immediate shutdown
+      (void)PollUntil([&] { return !IsPostmasterOf(postmaster, i); }, absl::Seconds(20),
+                      absl::Milliseconds(50));
     }
   }
   RemoveTree(root_);

@@ -60,6 +60,9 @@ class PatroniCluster {
   // The member's Patroni log (which also holds PostgreSQL's), for a test
   // to show when it fails.
   std::string log_path(int member) const { return members_[member].dir + "/patroni.log"; }
+  // The member's PostgreSQL data directory (every PostgreSQL process of
+  // the member runs there).
+  std::string data_dir(int member) const { return members_[member].dir + "/data"; }
 
   // Superuser conninfo for `dbname` on one member.
   std::string ConnInfo(int member, const std::string& dbname = "postgres") const;
@@ -90,11 +93,21 @@ class PatroniCluster {
   absl::Status Restart(int member);
   // A planned switchover to `candidate` (patronictl switchover).
   absl::Status Switchover(int candidate);
+  // Turns Patroni's synchronous_mode on or off for the whole cluster
+  // (patronictl edit-config) and waits until the standbys reflect it.
+  absl::Status SetSynchronous(bool synchronous);
   // Writes `marker` into the member's database "postgres" directly (not
-  // through Patroni) and says whether the commit was acknowledged within
-  // `wait`. With HasWrite on the new primary, the split-brain check: a
-  // deposed primary may acknowledge a write only if it survives there.
-  bool WriteAcknowledged(int member, const std::string& marker, absl::Duration wait) const;
+  // through Patroni) and says what became of the commit within `wait`.
+  // With HasWrite on the new primary, the split-brain check: a deposed
+  // primary may acknowledge a write only if it survives there.
+  enum class WriteOutcome {
+    kNotConnected,  // no connection (a stopped server, say)
+    kRefused,       // an error, or the server hung up (read-only, shut down)
+    kUnanswered,    // sent, no answer within `wait` (a commit waiting for its standby)
+    kAcknowledged,  // committed and reported so
+  };
+  WriteOutcome WriteDirectly(int member, const std::string& marker, absl::Duration wait) const;
+  static const char* WriteOutcomeName(WriteOutcome outcome);
   absl::StatusOr<bool> HasWrite(int member, const std::string& marker) const;
 
  private:
@@ -108,13 +121,24 @@ class PatroniCluster {
   };
   PatroniCluster() = default;
   absl::Status Launch(int member);
+  // The processes of one member's machine, found before signalling them.
+  struct Machine {
+    pid_t patroni = -1;     // our child, running
+    pid_t postmaster = -1;  // this member's, running
+    pid_t group = -1;       // the postmaster's process group (its backends too)
+  };
   // Running and not frozen: its REST API can answer.
   bool Answering(int member) const;
+  // Whether Patroni, our child, is running (not exited, not reaped).
+  bool PatroniRunning(int member) const;
   // The member's postmaster PID from postmaster.pid, or -1.
   pid_t PostmasterPid(int member) const;
-  // Sends `signal` to the member's Patroni and its PostgreSQL's process
-  // group (the postmaster leads a session of its own).
-  void SignalMachine(int member, int signal) const;
+  // Whether `pid` is a running postmaster of this member's data directory.
+  bool IsPostmasterOf(pid_t pid, int member) const;
+  Machine FindMachine(int member) const;
+  // Sends `signal` to Patroni and to the postmaster's group (or the
+  // postmaster alone when its group cannot be told apart from ours).
+  void Signal(const Machine& machine, int signal) const;
 
   std::string root_;
   std::string config_path_;  // member 0's patroni.yml, for patronictl

@@ -14,6 +14,11 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <algorithm>
+#include <fstream>
+#include <mutex>
+#include <random>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -25,10 +30,14 @@ namespace fs = std::filesystem;
 
 // Resolves the uid/gid to run PostgreSQL as: ourselves unless we are root.
 bool LookupRunAs(const std::string& user, uid_t* uid, gid_t* gid) {
-  struct passwd* pw = getpwnam(user.c_str());
-  if (pw == nullptr) return false;
-  *uid = pw->pw_uid;
-  *gid = pw->pw_gid;
+  struct passwd pw;
+  struct passwd* found = nullptr;
+  std::vector<char> buf(16384);
+  if (getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &found) != 0 || found == nullptr) {
+    return false;
+  }
+  *uid = pw.pw_uid;
+  *gid = pw.pw_gid;
   return true;
 }
 
@@ -37,7 +46,9 @@ pid_t Spawn(const std::vector<std::string>& argv, const std::string& run_as,
             const std::string& log_path) {
   uid_t uid = 0;
   gid_t gid = 0;
-  bool switch_user = !run_as.empty() && LookupRunAs(run_as, &uid, &gid);
+  const bool switch_user = !run_as.empty();
+  // An unknown user is an error, not a reason to run as ourselves (root).
+  if (switch_user && !LookupRunAs(run_as, &uid, &gid)) return -1;
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -73,8 +84,11 @@ pid_t Spawn(const std::vector<std::string>& argv, const std::string& run_as,
   _exit(127);
 }
 
-// Waits for `pid` to exit, up to `timeout`. Returns its exit status or -1.
+// Waits for `pid` to exit, up to `timeout`. Returns its exit status, -1 on
+// timeout, kNotOurChild when `pid` is not (or no longer) a child of ours.
+// Never waits on "any child": waitpid(-1) would reap someone else's.
 int WaitExit(pid_t pid, absl::Duration timeout) {
+  if (pid <= 0) return kNotOurChild;
   int status = 0;
   int result = -1;
   PollUntil(
@@ -84,10 +98,62 @@ int WaitExit(pid_t pid, absl::Duration timeout) {
           result = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
           return true;
         }
-        return r < 0;  // not our child any more
+        if (r < 0) {
+          result = kNotOurChild;
+          return true;
+        }
+        return false;
       },
       timeout);
   return result;
+}
+
+// Whether `port` (0: any) can be bound on 127.0.0.1 right now; the bound
+// port, or 0.
+int BindProbe(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return 0;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  socklen_t len = sizeof(addr);
+  int bound = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    bound = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return bound;
+}
+
+// The lowest port the kernel picks for outgoing connections (and for
+// bind(0)); 32768 when unknown.
+int EphemeralLow() {
+  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+  int low = 0;
+  return (in >> low) && low > 2048 ? low : 32768;
+}
+
+// A port free on 127.0.0.1 below the ephemeral range: a port from bind(0)
+// is one the kernel may give, between our probe and the server's bind, to
+// any process's outgoing connection (tests run in parallel, and servers
+// are restarted on their port). Below the range only another listener can
+// take it.
+int ProbeFreeLoopbackPort() {
+  static std::mutex mu;
+  static std::mt19937* random = new std::mt19937(std::random_device{}());
+  const int high = EphemeralLow() - 1;
+  const int low = std::max(1024, high - 12000);
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    int candidate;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      candidate = std::uniform_int_distribution<int>(low, high)(*random);
+    }
+    if (BindProbe(candidate) == candidate) return candidate;
+  }
+  return BindProbe(0);  // a crowded range: take the kernel's
 }
 
 }  // namespace
@@ -127,37 +193,35 @@ pid_t SpawnProcessAs(const std::vector<std::string>& argv, const std::string& ru
 int WaitForExit(pid_t pid, absl::Duration timeout) { return WaitExit(pid, timeout); }
 
 int FreeLoopbackPort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
+  // The kernel may hand out a port again once its probe socket is closed:
+  // never give the same one twice in this process.
+  static std::mutex mu;
+  static std::set<int>* given = new std::set<int>();
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    const int port = ProbeFreeLoopbackPort();
+    std::lock_guard<std::mutex> lock(mu);
+    if (port > 0 && given->insert(port).second) return port;
   }
-  close(fd);
-  return port;
+  return 0;
 }
 
-bool PollUntil(const std::function<bool()>& condition, absl::Duration timeout) {
+bool PollUntil(const std::function<bool()>& condition, absl::Duration timeout,
+               absl::Duration interval) {
   absl::Time deadline = absl::Now() + timeout;
   while (true) {
     if (condition()) return true;
     if (absl::Now() >= deadline) return false;
-    absl::SleepFor(absl::Milliseconds(5));
+    absl::SleepFor(interval);
   }
 }
 
 absl::StatusOr<int> RunCommand(const std::vector<std::string>& argv,
                                const std::string& run_as,
-                               const std::string& log_path) {
+                               const std::string& log_path, absl::Duration timeout) {
   pid_t pid = Spawn(argv, run_as, log_path);
-  if (pid < 0) return absl::InternalError("fork failed");
-  int code = WaitForExit(pid, absl::Minutes(5));
-  if (code < 0) {
+  if (pid < 0) return absl::InternalError("cannot start the command (fork, or no such user)");
+  int code = WaitForExit(pid, timeout);
+  if (code == -1) {
     kill(pid, SIGKILL);
     WaitForExit(pid, absl::Seconds(10));
     return absl::DeadlineExceededError(absl::StrCat(argv[0], " timed out"));
@@ -167,8 +231,13 @@ absl::StatusOr<int> RunCommand(const std::vector<std::string>& argv,
 
 absl::Status StopProcess(pid_t* pid, int signal, absl::Duration timeout) {
   if (*pid <= 0) return absl::OkStatus();
+  // Only a child of ours: a reaped PID may belong to someone else by now.
+  if (waitpid(*pid, nullptr, WNOHANG) != 0) {
+    *pid = -1;
+    return absl::OkStatus();
+  }
   kill(*pid, signal);
-  if (WaitForExit(*pid, timeout) == -1) {
+  if (WaitForExit(*pid, timeout) == -1) {  // a timeout, not "not our child"
     kill(*pid, SIGKILL);
     WaitForExit(*pid, absl::Seconds(10));
   }

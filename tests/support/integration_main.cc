@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 
@@ -63,6 +64,9 @@ std::string QueryScalar(const std::string& conninfo, const std::string& sql) {
 }  // namespace telemetry::testing
 
 int main(int argc, char** argv) {
+  // Line by line, so that a test ctest kills on its timeout still shows how
+  // far it got (a pipe would otherwise hold the last few KiB).
+  setvbuf(stdout, nullptr, _IOLBF, 0);
   // The gateway, loadgen and telemetryctl these tests start keep abseil's
   // lock-order checking (storage/util/mutex.h).
   setenv("TELEMETRY_MUTEX_DEADLOCK_DETECTION", "on", 1);
