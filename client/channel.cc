@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -84,6 +85,11 @@ Family AddressFamily(absl::string_view address) {
 }  // namespace
 
 absl::StatusOr<std::string> ChannelTarget(const std::string& addresses) {
+  // A gRPC target URI is gRPC's to read, commas and all.
+  for (const char* scheme : {"ipv4:", "ipv6:", "dns:", "unix:", "unix-abstract:", "vsock:",
+                             "xds:"}) {
+    if (absl::StartsWith(addresses, scheme)) return addresses;
+  }
   std::vector<std::string> list;
   for (absl::string_view a : absl::StrSplit(addresses, ',', absl::SkipWhitespace())) {
     list.emplace_back(absl::StripAsciiWhitespace(a));
@@ -144,6 +150,13 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenChannel(const std::string& ta
   // Every address gets streams, not only the first that answers (gRPC's
   // default, pick_first).
   args.SetLoadBalancingPolicyName("round_robin");
+  if (*channel_target != target && !absl::StartsWith(target, "ipv")) {
+    // A list: the authority (and the name TLS checks, unless server_name
+    // says otherwise) is the first address, not the whole list.
+    std::vector<absl::string_view> first = absl::StrSplit(target, ',');
+    args.SetString(GRPC_ARG_DEFAULT_AUTHORITY,
+                   std::string(absl::StripAsciiWhitespace(first.front())));
+  }
   if (!options.server_name.empty()) {
     args.SetSslTargetNameOverride(options.server_name);
   }

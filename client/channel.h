@@ -46,7 +46,8 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenChannel(const std::string& ta
                                                           const ChannelOptions& options);
 
 // The gRPC target for `addresses` as OpenChannel accepts them: one address
-// unchanged; a list as an "ipv4:" or "ipv6:" URI. InvalidArgument for a
+// or a gRPC URI ("ipv4:", "dns:", ...) unchanged; a list as an "ipv4:" or
+// "ipv6:" URI (the channel's authority is then its first address). InvalidArgument for a
 // list holding a host name, an address without a port, or both families.
 absl::StatusOr<std::string> ChannelTarget(const std::string& addresses);
 

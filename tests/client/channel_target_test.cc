@@ -12,6 +12,8 @@ TEST(ChannelTargetTest, OneAddressOrNameIsUnchanged) {
   EXPECT_EQ(*ChannelTarget("gateways.example:50051"), "gateways.example:50051");
   EXPECT_EQ(*ChannelTarget("dns:///gateways.example:50051"), "dns:///gateways.example:50051");
   EXPECT_EQ(*ChannelTarget(" 127.0.0.1:50051 "), "127.0.0.1:50051");
+  // A URI list is gRPC's own syntax, passed through.
+  EXPECT_EQ(*ChannelTarget("ipv4:127.0.0.1:1,127.0.0.1:2"), "ipv4:127.0.0.1:1,127.0.0.1:2");
 }
 
 TEST(ChannelTargetTest, AListOfIpAddressesBecomesOneUri) {

@@ -157,6 +157,32 @@ TEST_F(SecurityTest, TlsGatewayServesTlsClientsAndRefusesPlaintextAndUnknownCas)
   EXPECT_EQ(Stored("tls-"), 2);
 }
 
+// Several gateway addresses in one channel over TLS: the certificate is
+// checked against the first address (the channel's authority), not
+// against the whole list, and a wrong CA is still refused.
+TEST_F(SecurityTest, TlsChannelToAListOfGatewaysVerifiesTheServer) {
+  StartGateway(/*mtls=*/false);
+  const std::string token = AddDevice(db_, "dev-list", "{tlslist-*}");
+  const std::string list =
+      absl::StrCat("127.0.0.1:", gateway_->port(), ",127.0.0.1:", gateway_->port());
+  auto good = client::OpenChannel(list, {.ca_file = pki_->ca_cert, .bearer_token = token});
+  ASSERT_TRUE(good.ok()) << good.status();
+  auto stub = v1::IngestService::NewStub(*good);
+  for (int i = 0; i < 4; ++i) {  // round_robin: more than one pick
+    const grpc::Status st =
+        Write(*stub, Batch(absl::StrCat("list-", i), {absl::StrCat("tlslist-", i)}));
+    EXPECT_TRUE(st.ok()) << st.error_message();
+  }
+  EXPECT_EQ(Stored("tlslist-"), 4);
+  auto rogue = client::OpenChannel(
+      list, {.ca_file = pki_->dir + "/rogue-ca.pem", .bearer_token = token});
+  ASSERT_TRUE(rogue.ok()) << rogue.status();
+  auto rogue_stub = v1::IngestService::NewStub(*rogue);
+  EXPECT_EQ(Write(*rogue_stub, Batch("list-rogue", {"tlslist-x"})).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(Stored("tlslist-"), 4);
+}
+
 TEST_F(SecurityTest, ARotatedServerCertificateIsServedWithoutARestart) {
   // The gateway serves copies of the first PKI's files; the test then puts a
   // second CA's certificate in their place, as a secret renewal would.
