@@ -210,7 +210,7 @@ absl::StatusOr<RedisAddress> RedisDedupeStore::AskSentinels() const {
         epoch = -1;
       }
     }
-    if (epoch > best_epoch) {
+    if (!best.has_value() || epoch > best_epoch) {
       best = std::move(primary);
       best_epoch = epoch;
     }

@@ -15,12 +15,13 @@
 // the current primary of `master_name`, takes the answer with the newest
 // configuration (highest config-epoch, so a sentinel that missed a failover
 // is outvoted), and checks with ROLE that the server it reached is a
-// primary, so a stale answer does not lead to a replica. A server Sentinel demotes drops its clients; a
-// failover shows as a lost connection or a -READONLY reply: the call fails
-// (the caller falls back to the database's key), and the next connect,
-// after the backoff, finds the new primary. ROLE needs the `role` command
-// in the ACL of a restricted user; sentinels with a password of their own
-// are not supported.
+// primary, so a stale answer does not lead to a replica. Asking costs up to
+// two connect timeouts per unreachable sentinel, on the caller's thread.
+// A server Sentinel demotes drops its clients; a failover shows as a lost
+// connection or a -READONLY reply: the call fails (the caller falls back to
+// the database's key), and the next connect, after the backoff, finds the
+// new primary. ROLE needs the `role` command in the ACL of a restricted
+// user; sentinels with a password of their own are not supported.
 #ifndef TELEMETRY_STORAGE_REDIS_REDIS_DEDUPE_STORE_H_
 #define TELEMETRY_STORAGE_REDIS_REDIS_DEDUPE_STORE_H_
 

@@ -189,15 +189,18 @@ TEST_F(SentinelTest, ASentinelThatMissedTheFailoverIsOutvoted) {
   // sentinel, still naming it (until its peers tell it otherwise).
   ASSERT_TRUE(primary_->Restart().ok());
   ASSERT_TRUE(sentinels_[0]->Restart().ok());
-  const bool stale = absl::StrContains(PrimaryNamedBy(sentinels_[0]->port()),
-                                       absl::StrCat(" ", primary_->port()));
+  if (!absl::StrContains(PrimaryNamedBy(sentinels_[0]->port()),
+                         absl::StrCat(" ", primary_->port()))) {
+    // Its peers told it within milliseconds (their hellos come every 2 s):
+    // nothing stale to outvote this time.
+    GTEST_SKIP() << "the restarted sentinel learned of the failover before the check";
+  }
   RedisDedupeStore fresh(StoreOptions());
   int64_t accepted = 0;
   EXPECT_EQ(ClaimOutcome(fresh, "batch-a", "t2", &accepted),
             DedupeStore::ClaimOutcome::kCommitted)
       << "the store used the empty old primary a stale sentinel named";
   EXPECT_EQ(accepted, 5);
-  std::printf("the restarted sentinel still named the old primary: %s\n", stale ? "yes" : "no");
 }
 
 TEST_F(SentinelTest, NeverUsesAServerThatIsNotThePrimaryEvenWhenTheSentinelsNameIt) {
