@@ -138,7 +138,7 @@ class Cluster {
          absl::StrCat("--metrics_listen=127.0.0.1:", metrics_ports_[i]), "--shutdown_grace=5s"},
         absl::StrCat(log_dir_, "/gateway-", i, ".log"));
     if (pids_[i] < 0) return absl::InternalError("fork failed");
-    if (!PollUntil([&] { return Ready(i); }, absl::Seconds(60))) {
+    if (!PollUntil([&] { return Ready(i); }, absl::Seconds(60), absl::Milliseconds(100))) {
       return absl::UnavailableError(absl::StrCat("gateway ", i, " never became ready"));
     }
     return absl::OkStatus();
@@ -171,6 +171,11 @@ class Cluster {
     }
     absl::StatusOr<std::string> metrics = local::HttpGet(metrics_ports_[i], "/metrics");
     return metrics.ok() && local::MetricValue(*metrics, "telemetry_redis_up") == 1;
+  }
+  // Streams open on gateway i now (telemetry_ingest_active_streams), or -1.
+  double ActiveStreams(int i) const {
+    absl::StatusOr<std::string> metrics = local::HttpGet(metrics_ports_[i], "/metrics");
+    return metrics.ok() ? local::MetricValue(*metrics, "telemetry_ingest_active_streams") : -1;
   }
   // The Redis primary's port as the first Sentinel names it, or -1.
   int SentinelsPrimaryPort() const {
@@ -208,6 +213,7 @@ struct FleetResult {
   bool clients_finished = true;
   uint64_t acknowledged = 0;  // accepted + duplicates, over every device
   uint64_t resends = 0;
+  uint64_t reconnects = 0;  // new streams the devices had to open
   int64_t stored = -1;    // rows of this scenario in the database
   int64_t distinct = -1;  // distinct (sensor, time) among them
 };
@@ -236,7 +242,7 @@ FleetResult RunFleet(const std::string& tag, const std::function<void()>& fault)
     devices.emplace_back([&, d] {
       for (int b = 0; b < kBatchesPerDevice; ++b) {
         if (b == kBatchesPerDevice / 2) {
-          (void)fault_done.WaitForNotificationWithTimeout(absl::Seconds(180));
+          (void)fault_done.WaitForNotificationWithTimeout(absl::Seconds(150));
         }
         (void)streams[d]->Send(IndexedBatch(absl::StrCat(tag, "-d", d, "-b", b),
                                             absl::StrCat(tag, "-dev", d), b * kPerBatch,
@@ -252,13 +258,17 @@ FleetResult RunFleet(const std::string& tag, const std::function<void()>& fault)
     const std::optional<std::string> n = TryQuery(database, count_sql);
     return n.has_value() && !n->empty() ? std::stoll(*n) : -1;
   };
-  EXPECT_TRUE(PollUntil([&] { return stored() >= kSentPerScenario / 4; }, absl::Seconds(120)))
+  EXPECT_TRUE(PollUntil([&] { return stored() >= kSentPerScenario / 4; }, absl::Seconds(90),
+                        absl::Milliseconds(100)))
       << "the fleet never got a quarter in";
   fault();
   fault_done.Notify();
   for (std::thread& t : devices) t.join();
+  // One deadline for every device's last acks, not one each.
+  const absl::Time close_by = absl::Now() + absl::Seconds(90);
   for (auto& stream : streams) {
-    absl::StatusOr<client::StreamStats> stats = stream->Close(absl::Seconds(120));
+    absl::StatusOr<client::StreamStats> stats =
+        stream->Close(std::max(close_by - absl::Now(), absl::ZeroDuration()));
     EXPECT_TRUE(stats.ok()) << stats.status();
     if (!stats.ok()) {
       result.clients_finished = false;
@@ -267,9 +277,11 @@ FleetResult RunFleet(const std::string& tag, const std::function<void()>& fault)
     result.clients_finished = result.clients_finished && stats->failed.empty();
     result.acknowledged += stats->accepted + stats->duplicates;
     result.resends += stats->resends;
+    result.reconnects += stats->reconnects;
   }
   // The database may still be settling after a fault: poll for an answer.
-  EXPECT_TRUE(PollUntil([&] { return (result.stored = stored()) >= 0; }, absl::Seconds(60)));
+  EXPECT_TRUE(PollUntil([&] { return (result.stored = stored()) >= 0; }, absl::Seconds(60),
+                        absl::Milliseconds(200)));
   const std::optional<std::string> distinct = TryQuery(
       database, absl::StrCat("SELECT count(DISTINCT (sensor_id, \"timestamp\")) "
                              "FROM sensor_readings WHERE sensor_id LIKE '", tag, "-dev%'"));
@@ -293,17 +305,34 @@ void ExpectExactlyOnce(const FleetResult& r, const char* scenario) {
   EXPECT_EQ(r.acknowledged, static_cast<uint64_t>(kSentPerScenario)) << scenario;
   EXPECT_EQ(r.stored, kSentPerScenario) << scenario << ": lost or duplicated readings";
   EXPECT_EQ(r.distinct, r.stored) << scenario << ": duplicates";
-  std::printf("%s: sent %d, acked %llu, stored %lld, distinct %lld, resent batches %llu\n",
+  std::printf("%s: sent %d, acked %llu, stored %lld, distinct %lld, resent batches %llu, "
+              "new streams %llu\n",
               scenario, kSentPerScenario, static_cast<unsigned long long>(r.acknowledged),
               static_cast<long long>(r.stored), static_cast<long long>(r.distinct),
-              static_cast<unsigned long long>(r.resends));
+              static_cast<unsigned long long>(r.resends),
+              static_cast<unsigned long long>(r.reconnects));
 }
 
 TEST(ClusterTest, GatewayKilledStreamsMoveToTheOthers) {
   Cluster& c = Cluster::Get();
-  const FleetResult r = RunFleet("gwkill", [&] { c.KillGateway(0); });
+  int killed = -1;
+  const FleetResult r = RunFleet("gwkill", [&] {
+    // The gateway carrying the most streams, so that the kill hits some.
+    double most = 0;
+    for (int i = 0; i < kGateways; ++i) {
+      if (const double n = c.ActiveStreams(i); n > most) {
+        most = n;
+        killed = i;
+      }
+    }
+    EXPECT_GE(killed, 0) << "no gateway carries a stream";
+    if (killed >= 0) c.KillGateway(killed);
+  });
   ExpectExactlyOnce(r, "kill -9 of one gateway of three");
-  EXPECT_TRUE(c.StartGateway(0).ok());
+  EXPECT_GT(r.reconnects, 0u) << "the kill interrupted no stream";
+  if (killed >= 0) {
+    EXPECT_TRUE(c.StartGateway(killed).ok());
+  }
 }
 
 TEST(ClusterTest, RedisPrimaryKilledSentinelPromotesAndGatewaysFollow) {
@@ -320,9 +349,12 @@ TEST(ClusterTest, RedisPrimaryKilledSentinelPromotesAndGatewaysFollow) {
   // asks the sentinels again after losing its primary).
   for (int i = 0; i < kGateways; ++i) {
     EXPECT_TRUE(PollUntil([&] { return c.RedisUpAfterProbe(i, "rediskill"); },
-                          absl::Seconds(30)))
+                          absl::Seconds(30), absl::Milliseconds(200)))
         << "gateway " << i << " did not reach the promoted Redis";
   }
+  // The old primary comes back; the sentinels make it the new primary's
+  // replica, so the cluster has one again for what follows.
+  EXPECT_TRUE(c.redis_primary()->Restart().ok());
 }
 
 TEST(ClusterTest, PostgresPrimaryKilledPatroniPromotesTheSynchronousStandby) {
@@ -337,7 +369,7 @@ TEST(ClusterTest, PostgresPrimaryKilledPatroniPromotesTheSynchronousStandby) {
     new_leader = leader.ok() ? *leader : -1;
   });
   ExpectExactlyOnce(r, "PostgreSQL primary killed, synchronous standby promoted by Patroni");
-  EXPECT_NE(new_leader, old_leader);
+  EXPECT_GE(new_leader, 0) << "no new leader";
   // The old primary rejoins as a standby (pg_rewind) for the next scenario.
   EXPECT_TRUE(c.pg().Restart(old_leader).ok());
   absl::StatusOr<int> healthy = c.pg().AwaitHealthy();
@@ -369,12 +401,14 @@ TEST(ClusterTest, FrozenPrimaryIsReplacedAndNeverActsAsASecondPrimary) {
   Cluster& c = Cluster::Get();
   const int old_leader = c.pg().Leader();
   ASSERT_GE(old_leader, 0);
-  bool deposed_acknowledged_a_write = false;
+  using WriteOutcome = local::PatroniCluster::WriteOutcome;
+  WriteOutcome deposed_write = WriteOutcome::kNotConnected;
   const std::string marker = absl::StrCat("after-thaw-", absl::ToUnixMicros(absl::Now()));
   const FleetResult r = RunFleet("freeze", [&] {
     // Longer than the leader key's 10 s lifetime: the standby takes over
     // while the old primary's processes still exist, unable to run.
-    EXPECT_TRUE(c.pg().Freeze(old_leader).ok());
+    const absl::Status frozen = c.pg().Freeze(old_leader);
+    EXPECT_TRUE(frozen.ok()) << frozen;
     absl::StatusOr<int> leader = c.pg().AwaitHealthy(/*not_member=*/old_leader);
     EXPECT_TRUE(leader.ok()) << leader.status();
     EXPECT_TRUE(c.pg().Thaw(old_leader).ok());
@@ -383,8 +417,7 @@ TEST(ClusterTest, FrozenPrimaryIsReplacedAndNeverActsAsASecondPrimary) {
     // synchronous standby, which is now the primary and streams from
     // nobody: it must never be acknowledged, unless it reached the new
     // primary all the same.
-    deposed_acknowledged_a_write =
-        c.pg().WriteAcknowledged(old_leader, marker, absl::Seconds(5));
+    deposed_write = c.pg().WriteDirectly(old_leader, marker, absl::Seconds(5));
   });
   ExpectExactlyOnce(r, "primary frozen (SIGSTOP) past the leader lifetime, then thawed");
   // Patroni demotes it and it rejoins as a standby.
@@ -393,15 +426,44 @@ TEST(ClusterTest, FrozenPrimaryIsReplacedAndNeverActsAsASecondPrimary) {
   EXPECT_NE(*healthy, old_leader);
   absl::StatusOr<bool> survived = c.pg().HasWrite(*healthy, marker);
   ASSERT_TRUE(survived.ok()) << survived.status();
-  if (deposed_acknowledged_a_write) {
+  if (deposed_write == WriteOutcome::kAcknowledged) {
     EXPECT_TRUE(*survived) << "split brain: the deposed primary acknowledged a write the new "
                               "primary does not have; its log:\n"
                            << Tail(c.pg().log_path(old_leader), 60);
   }
-  std::printf("deposed primary, a write straight to it after the thaw: %s, %s on the new "
+  std::printf("deposed primary, a write straight to it after the thaw: %s; %s on the new "
               "primary\n",
-              deposed_acknowledged_a_write ? "acknowledged" : "not acknowledged",
+              local::PatroniCluster::WriteOutcomeName(deposed_write),
               *survived ? "present" : "absent");
+}
+
+// Scenario 3 again with asynchronous replication, as a measurement: an
+// acknowledged batch whose WAL had not reached the standby is lost with
+// the primary (the device will not resend what was acknowledged). It is
+// why the cluster runs synchronous_mode; the count is printed, not
+// asserted, except that nothing is stored twice.
+TEST(ClusterTest, AsynchronousReplicationReportsWhatAFailoverLost) {
+  Cluster& c = Cluster::Get();
+  ASSERT_TRUE(c.pg().SetSynchronous(false).ok());
+  const int old_leader = c.pg().Leader();
+  ASSERT_GE(old_leader, 0);
+  const FleetResult r = RunFleet("asynckill", [&] {
+    EXPECT_TRUE(c.pg().Kill(old_leader).ok());
+    absl::StatusOr<int> leader = c.pg().AwaitHealthy(/*not_member=*/old_leader);
+    EXPECT_TRUE(leader.ok()) << leader.status();
+  });
+  EXPECT_TRUE(r.clients_finished);
+  EXPECT_EQ(r.acknowledged, static_cast<uint64_t>(kSentPerScenario));
+  EXPECT_LE(r.stored, kSentPerScenario);
+  EXPECT_EQ(r.distinct, r.stored) << "duplicates";
+  std::printf("asynchronous standby, primary killed: sent %d, acked %llu, stored %lld, "
+              "acked but lost %lld\n",
+              kSentPerScenario, static_cast<unsigned long long>(r.acknowledged),
+              static_cast<long long>(r.stored),
+              static_cast<long long>(static_cast<int64_t>(r.acknowledged) - r.stored));
+  // Back to the cluster's default, the old primary rewound into a standby.
+  EXPECT_TRUE(c.pg().Restart(old_leader).ok());
+  EXPECT_TRUE(c.pg().SetSynchronous(true).ok());
 }
 
 }  // namespace
