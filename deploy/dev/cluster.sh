@@ -5,10 +5,10 @@
 # ingest gateways and 2 read services. Ctrl-C stops everything.
 #
 # Settings (environment): TELEMETRY_CLUSTER_DIR (data, default
-# .cluster-data), CLUSTER_PORT_BASE (25000, below the ephemeral port range; the ports printed at start are
-# offsets from it), BUILD_DIR (build), CLUSTER_SYNCHRONOUS (true; false for
-# asynchronous replication); TELEMETRY_SKIP_SETUP=1 skips the package check
-# and the build.
+# .cluster-data), CLUSTER_PORT_BASE (25000, below the ephemeral port
+# range; the ports printed at start are offsets from it), BUILD_DIR
+# (build), CLUSTER_SYNCHRONOUS (true; false for asynchronous replication);
+# TELEMETRY_SKIP_SETUP=1 skips the package check and the build.
 #
 # It writes $TELEMETRY_CLUSTER_DIR/client.env: telemetryctl and loadgen then
 # spread their streams over the three gateways. Try a failover:
@@ -40,15 +40,39 @@ port() { echo $((BASE + $1)); }
 
 PIDS=()
 STOPPING=0
+# stop_pid <pid>: SIGTERM, up to 30 s to exit, then SIGKILL. Only PIDs in
+# PIDS, children of this script that it has not reaped yet.
+running() {  # <pid>: alive and not a zombie waiting for our `wait`
+  local stat
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+  stat="${stat##*) }"
+  [ "${stat%% *}" != Z ]
+}
+stop_pid() {
+  kill -TERM "$1" 2>/dev/null || return 0
+  for _ in $(seq 300); do
+    running "$1" || break
+    sleep 0.1
+  done
+  kill -KILL "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
 cleanup() {
   STOPPING=1
-  trap - INT TERM EXIT
+  trap - EXIT
+  trap '' INT TERM  # a second Ctrl-C must not cut the stop short
   log "stopping"
   # Newest first: gateways drain before Redis and PostgreSQL go away;
   # Patroni stops its PostgreSQL; etcd goes last.
   for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-    kill -TERM "${PIDS[i]}" 2>/dev/null || true
-    wait "${PIDS[i]}" 2>/dev/null || true
+    [ -n "${PIDS[i]}" ] && stop_pid "${PIDS[i]}"
+  done
+  # A PostgreSQL whose Patroni died (or was killed to try a failover)
+  # outlives it: stop it by its data directory.
+  for i in 0 1; do
+    if [ -f "$DIR/pg$i/data/postmaster.pid" ]; then
+      as_pg_user "$PG_BIN/pg_ctl" -D "$DIR/pg$i/data" -m fast -w stop >/dev/null 2>&1 || true
+    fi
   done
   log "stopped"
 }
@@ -69,7 +93,7 @@ exec_as_postgres() {
 # http_status <port> <path>: the HTTP status of GET http://127.0.0.1:<port><path>.
 http_status() {
   local line
-  exec 3<>"/dev/tcp/127.0.0.1/$1" 2>/dev/null || { echo 000; return; }
+  { exec 3<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || { echo 000; return; }
   printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
   read -r -t 5 _ line _ <&3 || line=000
   exec 3>&-
@@ -91,12 +115,14 @@ wait_until() {
 
 # ---------------------------------------------------------------- etcd ×3
 log "starting etcd (3 members)"
-ETCD_CLUSTER="e0=http://127.0.0.1:$(port 10),e1=http://127.0.0.1:$(port 11),e2=http://127.0.0.1:$(port 12)"
+ETCD_CLUSTER="e0=http://127.0.0.1:$(port 10),e1=http://127.0.0.1:$(port 11)"
+ETCD_CLUSTER="$ETCD_CLUSTER,e2=http://127.0.0.1:$(port 12)"
 ETCD_HOSTS="127.0.0.1:$(port 0),127.0.0.1:$(port 1),127.0.0.1:$(port 2)"
 for i in 0 1 2; do
   state=new
   [ -d "$DIR/etcd$i/member" ] && state=existing
   setsid etcd --name "e$i" --data-dir "$DIR/etcd$i" \
+    --heartbeat-interval 250 --election-timeout 2500 --enable-v2=true \
     --listen-client-urls "http://127.0.0.1:$(port $i)" \
     --advertise-client-urls "http://127.0.0.1:$(port $i)" \
     --listen-peer-urls "http://127.0.0.1:$(port $((10 + i)))" \
@@ -123,13 +149,22 @@ for i in 0 1; do
   if [ "$(id -u)" -eq 0 ]; then chown -R postgres "$DIR/pg$i"; fi
 done
 leader_is() { [ "$(http_status "$(port $((30 + $1)))" /primary)" = 200 ]; }
-# The first member bootstraps alone, the second then clones it.
-(exec_as_postgres setsid patroni "$DIR/pg0/patroni.yml" >>"$DIR/logs/patroni-pg0.log" 2>&1) &
-PIDS+=("$!")
+start_patroni() {  # <member>
+  (exec_as_postgres setsid patroni "$DIR/pg$1/patroni.yml" >>"$DIR/logs/patroni-pg$1.log" 2>&1) &
+  PIDS+=("$!")
+}
 any_leader() { leader_is 0 || leader_is 1; }
-wait_until 90 "a Patroni leader" any_leader
-(exec_as_postgres setsid patroni "$DIR/pg1/patroni.yml" >>"$DIR/logs/patroni-pg1.log" 2>&1) &
-PIDS+=("$!")
+if [ -f "$DIR/pg0/data/PG_VERSION" ] && [ -f "$DIR/pg1/data/PG_VERSION" ]; then
+  # Both exist: either may be the one that can lead now; start both.
+  start_patroni 0
+  start_patroni 1
+  wait_until 120 "a Patroni leader" any_leader
+else
+  # The first member bootstraps alone, the second then clones it.
+  start_patroni 0
+  wait_until 90 "a Patroni leader" any_leader
+  start_patroni 1
+fi
 replicas_ok() {
   local sync=0 i
   for i in 0 1; do
@@ -189,9 +224,10 @@ for i in 0 1 2; do
   REDIS_SENTINELS="$SENTINELS" REDIS_MASTER_NAME="$MASTER_NAME" \
   INGEST_LISTEN_ADDRESS="127.0.0.1:$(port $((60 + i)))" \
   INGEST_METRICS_ADDRESS="127.0.0.1:$(port $((70 + i)))" \
-    setsid "$BUILD_DIR/server/ingest-gateway" 2>>"$DIR/logs/ingest-gateway$i.log" &
+    setsid "$BUILD_DIR/server/ingest-gateway" >>"$DIR/logs/ingest-gateway$i.log" 2>&1 &
   PIDS+=("$!")
-  wait_for_port "127.0.0.1:$(port $((70 + i)))"
+  wait_for_port "127.0.0.1:$(port $((70 + i)))" \
+    || { echo "ingest-gateway $i did not start; see $DIR/logs/" >&2; exit 1; }
   GATEWAYS="${GATEWAYS:+$GATEWAYS,}127.0.0.1:$(port $((60 + i)))"
 done
 READERS=""
@@ -201,20 +237,21 @@ for i in 0 1; do
   MAINTENANCE_DATABASE_URL="$(db_url maintenance_service read-write)" \
   READ_LISTEN_ADDRESS="127.0.0.1:$(port $((80 + i)))" \
   READ_METRICS_ADDRESS="127.0.0.1:$(port $((90 + i)))" \
-    setsid "$BUILD_DIR/server/read-service" 2>>"$DIR/logs/read-service$i.log" &
+    setsid "$BUILD_DIR/server/read-service" >>"$DIR/logs/read-service$i.log" 2>&1 &
   PIDS+=("$!")
-  wait_for_port "127.0.0.1:$(port $((90 + i)))"
+  wait_for_port "127.0.0.1:$(port $((90 + i)))" \
+    || { echo "read-service $i did not start; see $DIR/logs/" >&2; exit 1; }
   READERS="${READERS:+$READERS,}127.0.0.1:$(port $((80 + i)))"
 done
 
-cat >"$DIR/client.env" <<ENV
-export TELEMETRY_PLAINTEXT=1
-export INGEST_ADDRESS=$GATEWAYS
-export READ_ADDRESS=$READERS
-export DATABASE_URL='$DATABASE_URL'
-export DEV_DEVICE_TOKEN=$DEV_DEVICE_TOKEN
-export TELEMETRY_TOKEN_FILE=$DEV_API_TOKEN
-ENV
+{
+  echo "export TELEMETRY_PLAINTEXT=1"
+  printf 'export INGEST_ADDRESS=%q\n' "$GATEWAYS"
+  printf 'export READ_ADDRESS=%q\n' "$READERS"
+  printf 'export DATABASE_URL=%q\n' "$DATABASE_URL"
+  printf 'export DEV_DEVICE_TOKEN=%q\n' "$DEV_DEVICE_TOKEN"
+  printf 'export TELEMETRY_TOKEN_FILE=%q\n' "$DEV_API_TOKEN"
+} >"$DIR/client.env"
 
 cat <<INFO
 
@@ -236,5 +273,10 @@ cat <<INFO
     build/client/telemetryctl jobs
 
 INFO
-wait -n "${PIDS[@]}" || true
+# -p: the component that exited is reaped, so its PID must not be signalled.
+done_pid=""
+wait -n -p done_pid "${PIDS[@]}" || true
+for i in "${!PIDS[@]}"; do
+  [ "${PIDS[i]}" = "$done_pid" ] && PIDS[i]=""
+done
 if [ "$STOPPING" -eq 0 ]; then log "a component exited; see $DIR/logs/"; fi

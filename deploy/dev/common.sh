@@ -1,5 +1,6 @@
-# Shared by run.sh and test.sh: installs what the project needs from Debian's
-# archive (only what is missing) and builds it. Sourced, not executed.
+# Shared by run.sh, cluster.sh and test.sh: installs what the project needs
+# from Debian's archive (only what is missing), builds it, and sets up the
+# development database. Sourced, not executed.
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
@@ -106,7 +107,8 @@ issue_dev_credentials() {
   fi
   if [ ! -s "$DEV_API_TOKEN" ]; then
     log "issuing the development API token (dev-admin)"
-    "$(pg_bindir)/psql" -q "$DATABASE_URL" -c "DELETE FROM api_tokens WHERE name = 'dev-admin'" >/dev/null
+    "$(pg_bindir)/psql" -q "$DATABASE_URL" \
+      -c "DELETE FROM api_tokens WHERE name = 'dev-admin'" >/dev/null
     "$ctl" token add dev-admin --scope=admin >"$DEV_API_TOKEN" 2>/dev/null
     chmod 600 "$DEV_API_TOKEN"
   fi
