@@ -74,7 +74,15 @@ LifecycleJobs::LifecycleJobs(const ReadContext* ctx, LifecycleOptions options,
                  .Add({})),
       rows_(GaugeFamily(registry, "telemetry_readings_estimated_rows",
                         "Planner estimate of the rows in sensor_readings")
-                .Add({})) {
+                .Add({})),
+      reader_standby_(GaugeFamily(registry, "telemetry_read_database_standby",
+                                  "1 if queries are answered by a streaming standby, 0 if "
+                                  "by the primary")
+                          .Add({})),
+      replica_lag_(GaugeFamily(registry, "telemetry_read_replica_lag_seconds",
+                               "How far behind its primary the standby answering queries may "
+                               "be (0: caught up and streaming; absent on a primary, or when "
+                               "the standby cannot tell)")) {
   refresh_.name = "refresh sensor_readings_summary_hourly";
   refresh_.schedule = options_.refresh_schedule;
   retention_.name = "retention sensor_readings";
@@ -332,6 +340,15 @@ void LifecycleJobs::CollectStats() {
     }
   } else {
     snapshot.error = std::string(r.status().message());
+  }
+  // Whether queries are answered by a standby, and how far behind it may be.
+  if (auto lag = ReadReplicaLag(**conn); lag.ok()) {
+    reader_standby_.Set(lag->standby ? 1 : 0);
+    SetOrRemove(replica_lag_, lag->standby && lag->lag.has_value(),
+                lag->lag.has_value() ? absl::ToDoubleSeconds(*lag->lag) : 0);
+    snapshot.replica = *lag;
+  } else {
+    snapshot.error = std::string(lag.status().message());
   }
 }
 

@@ -10,8 +10,9 @@
 // health from timescaledb_information.jobs / job_stats instead.
 //
 // In both modes the job health is exported as Prometheus gauges, together
-// with aggregate staleness and storage figures (partitions/chunks, bytes,
-// estimated rows, compression ratio), refreshed every `stats_interval`.
+// with aggregate staleness, storage figures (partitions/chunks, bytes,
+// estimated rows, compression ratio) and, when queries go to a standby, its
+// replica lag, refreshed every `stats_interval`.
 #ifndef TELEMETRY_SERVER_QUERY_LIFECYCLE_JOBS_H_
 #define TELEMETRY_SERVER_QUERY_LIFECYCLE_JOBS_H_
 
@@ -29,6 +30,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "server/query/read_context.h"
+#include "server/query/replica_lag.h"
 #include "storage/util/mutex.h"
 #include "telemetry/v1/query.pb.h"
 
@@ -86,6 +88,8 @@ class LifecycleJobs {
     bool watermark_read = false;
     // The aggregate is materialised up to here; unset: nothing yet.
     std::optional<absl::Time> watermark;
+    // The server answering queries; unset: never read.
+    std::optional<ReplicaLag> replica;
   };
   StatsSnapshot LastStats() const;
 
@@ -128,6 +132,8 @@ class LifecycleJobs {
   prometheus::Gauge& compressed_chunks_;
   prometheus::Gauge& bytes_;
   prometheus::Gauge& rows_;
+  prometheus::Gauge& reader_standby_;
+  prometheus::Family<prometheus::Gauge>& replica_lag_;  // present only on a standby
   // Runs counted into job_runs_ so far, per job and result: job stats are
   // cumulative totals, the counter is advanced by the difference.
   std::map<std::pair<std::string, std::string>, int64_t> runs_counted_

@@ -8,6 +8,7 @@
 #include "absl/time/clock.h"
 #include "server/common/text_checks.h"
 #include "server/query/drift_stats.h"
+#include "server/query/replica_lag.h"
 #include "server/query/sql_values.h"
 
 namespace telemetry::query {
@@ -253,8 +254,25 @@ grpc::Status QueryServiceImpl::HourlySummary(
 
   auto conn = ctx_.reader->Acquire();
   if (!conn.ok()) return scope.Done(conn.status());
+  // A standby says how stale its answer may be, and reads the watermark
+  // itself: a cached one may come from a server that has replayed more, and
+  // hours it calls materialised could still be missing from this one's
+  // aggregate. (A primary may use any cached value: none is newer than its
+  // own.)
+  const bool standby = OnHotStandby(**conn);
+  if (standby) {
+    auto lag = ReadReplicaLag(**conn);
+    if (!lag.ok()) return scope.Done(lag.status());
+    if (lag->standby && lag->lag.has_value()) {
+      const int64_t us = absl::ToInt64Microseconds(*lag->lag);
+      response->mutable_replica_lag()->set_seconds(us / 1'000'000);
+      response->mutable_replica_lag()->set_nanos(static_cast<int32_t>(us % 1'000'000) * 1000);
+    } else if (lag->standby) {
+      response->set_replica_lag_unknown(true);
+    }
+  }
   // The watermark: hours before it are materialised.
-  auto wm = Watermark(**conn);
+  auto wm = Watermark(**conn, /*may_use_cached=*/!standby);
   if (!wm.ok()) return scope.Done(wm.status());
   // Clamped to the request: [lo, watermark) materialised, [watermark, hi) raw.
   const int64_t watermark = std::clamp(*wm, lo, hi);
@@ -346,8 +364,10 @@ grpc::Status QueryServiceImpl::HourlySummary(
   return scope.Done(absl::OkStatus());
 }
 
-absl::StatusOr<int64_t> QueryServiceImpl::Watermark(pg::Connection& conn) {
-  if (std::optional<int64_t> cached = ctx_.watermark->Get()) return *cached;
+absl::StatusOr<int64_t> QueryServiceImpl::Watermark(pg::Connection& conn, bool may_use_cached) {
+  if (may_use_cached) {
+    if (std::optional<int64_t> cached = ctx_.watermark->Get()) return *cached;
+  }
   // Both modes define telemetry_summary_watermark() (migrations 0010, 0012).
   auto r = conn.Query(absl::StrCat("SELECT ", TimestampToMicrosSql("w"),
                                    " FROM telemetry_summary_watermark() w WHERE w > '-infinity'"));

@@ -43,8 +43,11 @@ class QueryServiceImpl final : public telemetry::v1::QueryService::Service {
                             telemetry::v1::Sensor* response) override;
 
  private:
-  // Hours before this are materialised (INT64_MIN: none). Cached briefly.
-  absl::StatusOr<int64_t> Watermark(pg::Connection& conn);
+  // Hours before this are materialised (INT64_MIN: none), as `conn`'s
+  // server sees it; from the cache when `may_use_cached` and it is fresh.
+  // Either way the cache is updated (a value read on a standby is never
+  // newer than the primary's, so a primary may use it).
+  absl::StatusOr<int64_t> Watermark(pg::Connection& conn, bool may_use_cached);
 
   const ReadContext& ctx_;
 };

@@ -27,6 +27,18 @@ StatusSection DependencySection(const ReadStatusInputs& in, absl::Time now) {
            : std::string("unreachable: queries answer UNAVAILABLE"),
        in.database_answers ? Health::kGood : Health::kBad, "dep-postgres"});
   const LifecycleJobs::StatsSnapshot& st = in.stats;
+  if (st.replica.has_value()) {
+    std::string answered = "the primary";
+    Health health = Health::kNeutral;
+    if (st.replica->standby && st.replica->lag.has_value()) {
+      answered = absl::StrCat("a standby, behind by at most ", HumanDuration(*st.replica->lag));
+      health = *st.replica->lag > in.replica_lag_after ? Health::kBad : Health::kGood;
+    } else if (st.replica->standby) {
+      answered = "a standby that cannot tell its lag (not streaming)";
+      health = Health::kBad;
+    }
+    s.fields.push_back({"queries answered by", answered, health, "replica-lag"});
+  }
   s.fields.push_back({"figures below read", st.collected == absl::InfinitePast()
                                                 ? std::string("not yet")
                                                 : TimeAndAge(st.collected, now),

@@ -27,6 +27,9 @@ struct ReadStatusInputs {
   // threshold: normal lag is the refresh end offset plus up to a bucket and
   // a schedule period).
   absl::Duration stale_after = absl::Hours(3);
+  // A standby further behind is shown as lagging (TelemetryReplicaLagging's
+  // threshold).
+  absl::Duration replica_lag_after = absl::Seconds(30);
   LifecycleJobs::StatsSnapshot stats;
   size_t max_chunks_shown = 10;
 };
