@@ -110,6 +110,16 @@ class ReadReplicaTest : public ::testing::Test {
     return resp;
   }
 
+  // Polls until the standby's answer has `hours` buckets and a lag of zero
+  // (it has replayed all it received and is streaming).
+  bool CaughtUpWith(int hours) {
+    return PollUntil([&] {
+      v1::HourlySummaryResponse r = Summary();
+      return r.buckets_size() == hours && r.has_replica_lag() &&
+             LagOf(r) == absl::ZeroDuration();
+    });
+  }
+
   std::string Metrics() {
     reader_->jobs().CollectStats();
     auto body = local::HttpGet(reader_->metrics_port(), "/metrics");
@@ -135,10 +145,7 @@ TEST_F(ReadReplicaTest, AStandbysAnswerSaysHowStaleItMayBe) {
   StartReadService(*standby_);
   ASSERT_NO_FATAL_FAILURE(WriteHour(0));
   // Caught up and streaming: the first hour is there, and the lag is zero.
-  ASSERT_TRUE(PollUntil([&] {
-    v1::HourlySummaryResponse r = Summary();
-    return r.buckets_size() == 1 && r.has_replica_lag() && LagOf(r) == absl::ZeroDuration();
-  })) << Summary().DebugString();
+  ASSERT_TRUE(CaughtUpWith(1)) << Summary().DebugString();
   std::string metrics = Metrics();
   EXPECT_EQ(MetricValue(metrics, "telemetry_read_database_standby"), 1);
   EXPECT_EQ(MetricValue(metrics, "telemetry_read_replica_lag_seconds"), 0);
@@ -164,10 +171,7 @@ TEST_F(ReadReplicaTest, AStandbysAnswerSaysHowStaleItMayBe) {
 
   // Replay resumed: the write appears and the lag returns to zero.
   ASSERT_EQ(OnStandby("SELECT pg_wal_replay_resume()"), "");
-  EXPECT_TRUE(PollUntil([&] {
-    v1::HourlySummaryResponse r = Summary();
-    return r.buckets_size() == 2 && r.has_replica_lag() && LagOf(r) == absl::ZeroDuration();
-  })) << Summary().DebugString();
+  EXPECT_TRUE(CaughtUpWith(2)) << Summary().DebugString();
 
   // A refresh is a write: it runs on the primary (the standby would refuse
   // it), and the standby then serves the materialised hours by its own
@@ -188,10 +192,7 @@ TEST_F(ReadReplicaTest, AStandbysAnswerSaysHowStaleItMayBe) {
 TEST_F(ReadReplicaTest, AStandbyCutOffFromItsPrimaryIsNotCalledCurrent) {
   StartReadService(*standby_);
   ASSERT_NO_FATAL_FAILURE(WriteHour(0));
-  ASSERT_TRUE(PollUntil([&] {
-    v1::HourlySummaryResponse r = Summary();
-    return r.buckets_size() == 1 && r.has_replica_lag() && LagOf(r) == absl::ZeroDuration();
-  })) << Summary().DebugString();
+  ASSERT_TRUE(CaughtUpWith(1)) << Summary().DebugString();
   // All it received is replayed, but nothing more can arrive: the lag is
   // the time since the last replayed commit, and grows.
   ASSERT_TRUE(primary_->Kill().ok());
