@@ -259,10 +259,12 @@ grpc::Status QueryServiceImpl::HourlySummary(
   // hours it calls materialised could still be missing from this one's
   // aggregate. (A primary may use any cached value: none is newer than its
   // own.)
-  const bool standby = OnHotStandby(**conn);
-  if (standby) {
+  const std::optional<bool> reported = OnHotStandby(**conn);
+  bool standby = reported.value_or(false);
+  if (!reported.has_value() || *reported) {
     auto lag = ReadReplicaLag(**conn);
     if (!lag.ok()) return scope.Done(lag.status());
+    standby = lag->standby;
     if (lag->standby && lag->lag.has_value()) {
       const int64_t us = absl::ToInt64Microseconds(*lag->lag);
       response->mutable_replica_lag()->set_seconds(us / 1'000'000);

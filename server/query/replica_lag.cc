@@ -6,9 +6,10 @@
 
 namespace telemetry::query {
 
-bool OnHotStandby(pg::Connection& conn) {
+std::optional<bool> OnHotStandby(pg::Connection& conn) {
   const char* value = PQparameterStatus(conn.raw(), "in_hot_standby");
-  return value != nullptr && std::strcmp(value, "on") == 0;
+  if (value == nullptr) return std::nullopt;
+  return std::strcmp(value, "on") == 0;
 }
 
 absl::StatusOr<ReplicaLag> ReadReplicaLag(pg::Connection& conn) {

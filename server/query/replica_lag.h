@@ -35,8 +35,9 @@ struct ReplicaLag {
 
 // Whether `conn` is on a hot standby, from the in_hot_standby parameter the
 // server reports to libpq (PostgreSQL 14+; updated at promotion), without
-// a round trip. False when the server does not report it.
-bool OnHotStandby(pg::Connection& conn);
+// a round trip. nullopt when it is not reported (an older server, or a
+// pooler that does not pass it on): then ask ReadReplicaLag.
+std::optional<bool> OnHotStandby(pg::Connection& conn);
 
 // One round trip on `conn`.
 absl::StatusOr<ReplicaLag> ReadReplicaLag(pg::Connection& conn);
