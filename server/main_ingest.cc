@@ -50,6 +50,14 @@ ABSL_FLAG(double, device_max_readings_per_second, 0,
 ABSL_FLAG(int, device_burst_readings, 0,
           "Readings a device may write at once after being idle (never below "
           "--max_batch_readings; 0: one second's worth)");
+ABSL_FLAG(std::string, device_limit_scope, "",
+          "Where --device_max_readings_per_second holds: 'cluster' (default: one rate per "
+          "device across every gateway sharing the Redis, which they report usage to) or "
+          "'gateway' (that rate at each gateway). Without Redis it is per gateway. "
+          "Env DEVICE_LIMIT_SCOPE");
+ABSL_FLAG(absl::Duration, device_usage_interval, absl::Seconds(1),
+          "How often a gateway shares device usage through Redis (cluster scope): how long "
+          "a device over its rate through several gateways may exceed it");
 ABSL_FLAG(int, device_max_streams, 16,
           "Open StreamReadings calls one device may hold (0: unlimited)");
 ABSL_FLAG(bool, migrate, false, "Apply pending migrations at start-up");
@@ -144,6 +152,20 @@ int main(int argc, char** argv) {
       absl::GetFlag(FLAGS_device_max_readings_per_second);
   o.service.device_limits.burst_readings = absl::GetFlag(FLAGS_device_burst_readings);
   o.service.device_limits.max_streams = absl::GetFlag(FLAGS_device_max_streams);
+  const std::string scope =
+      telemetry::FlagOrEnv(FLAGS_device_limit_scope, "DEVICE_LIMIT_SCOPE", "cluster");
+  if (scope == "gateway") {
+    o.device_limit_scope = telemetry::ingest::IngestServerOptions::DeviceLimitScope::kGateway;
+  } else if (scope != "cluster") {
+    Log(LogLevel::kError, "--device_limit_scope must be 'cluster' or 'gateway'",
+        {{"value", scope}});
+    return 2;
+  }
+  o.device_usage_interval = absl::GetFlag(FLAGS_device_usage_interval);
+  if (o.device_usage_interval <= absl::ZeroDuration()) {
+    Log(LogLevel::kError, "--device_usage_interval must be positive");
+    return 2;
+  }
   o.service.max_stream_window = absl::GetFlag(FLAGS_stream_window);
   o.pipeline.max_queued_readings =
       static_cast<size_t>(absl::GetFlag(FLAGS_queue_readings));

@@ -12,22 +12,29 @@ DeviceLimiter::DeviceLimiter(DeviceLimits limits, size_t max_batch_readings)
       capacity_(std::max({limits.burst_readings, limits.readings_per_second,
                           static_cast<double>(max_batch_readings)})) {}
 
+void DeviceLimiter::Refill(State& s, absl::Time now) const {
+  if (s.refilled == absl::InfinitePast()) {
+    s.tokens = capacity_;
+  } else if (now > s.refilled) {
+    const double refilled =
+        s.tokens + absl::ToDoubleSeconds(now - s.refilled) * limits_.readings_per_second;
+    s.overflow += std::max(0.0, refilled - capacity_);
+    s.tokens = std::min(capacity_, refilled);
+  }
+  s.refilled = std::max(s.refilled, now);
+}
+
 absl::Duration DeviceLimiter::AdmitReadings(absl::string_view key, size_t readings,
                                             absl::Time now) {
   if (limits_.readings_per_second <= 0) return absl::ZeroDuration();
   MutexLock lock(&mu_);
   if (++ops_ % 4096 == 0) Prune(now);
   State& s = states_[key];
-  if (s.refilled == absl::InfinitePast()) {
-    s.tokens = capacity_;
-  } else if (now > s.refilled) {
-    s.tokens = std::min(capacity_, s.tokens + absl::ToDoubleSeconds(now - s.refilled) *
-                                                  limits_.readings_per_second);
-  }
-  s.refilled = std::max(s.refilled, now);
+  Refill(s, now);
   const double need = std::min(static_cast<double>(readings), capacity_);
   if (s.tokens >= need) {
     s.tokens -= need;
+    if (limits_.report_usage) unreported_[key] += static_cast<int64_t>(readings);
     return absl::ZeroDuration();
   }
   // Round up to the millisecond: a hint of "0 ms" would invite a busy retry.
@@ -54,6 +61,54 @@ void DeviceLimiter::CloseStream(absl::string_view key) {
   MutexLock lock(&mu_);
   auto it = states_.find(key);
   if (it != states_.end() && it->second.streams > 0) --it->second.streams;
+}
+
+std::vector<UsageDelta> DeviceLimiter::TakeUnreported() {
+  std::vector<UsageDelta> out;
+  if (!limits_.report_usage) return out;
+  absl::flat_hash_map<std::string, int64_t> taken;
+  {
+    MutexLock lock(&mu_);
+    taken.swap(unreported_);
+  }
+  out.reserve(taken.size());
+  for (auto& [key, readings] : taken) out.push_back(UsageDelta{key, readings});
+  return out;
+}
+
+void DeviceLimiter::ChargeClusterUsage(const std::vector<UsageDelta>& reported,
+                                       const std::vector<int64_t>& totals, absl::Time now) {
+  if (limits_.readings_per_second <= 0) return;
+  // In slices, so that admissions wait for at most one slice, however many
+  // devices the report holds.
+  constexpr size_t kSlice = 1024;
+  const size_t n = std::min(reported.size(), totals.size());
+  for (size_t begin = 0; begin < n; begin += kSlice) {
+    MutexLock lock(&mu_);
+    for (size_t i = begin; i < std::min(n, begin + kSlice); ++i) {
+      auto it = states_.find(reported[i].key);
+      if (it == states_.end()) continue;  // pruned meanwhile: a new baseline next time
+      State& s = it->second;
+      const int64_t others =
+          s.cluster_total < 0 ? -1 : totals[i] - s.cluster_total - reported[i].amount;
+      s.cluster_total = totals[i];
+      // Both the others' usage and the overflow span the time since this
+      // gateway's previous report: the overflow is what the cluster's
+      // bucket had to spare meanwhile, so it pays first.
+      Refill(s, now);
+      const double owed = std::max(0.0, static_cast<double>(others) - s.overflow);
+      s.overflow = 0;
+      if (others > 0) s.tokens = std::max(-capacity_, s.tokens - owed);
+    }
+  }
+}
+
+void DeviceLimiter::ReportFailed(const std::vector<UsageDelta>& reported) {
+  MutexLock lock(&mu_);
+  for (const UsageDelta& d : reported) {
+    auto it = states_.find(d.key);
+    if (it != states_.end()) it->second.cluster_total = -1;
+  }
 }
 
 void DeviceLimiter::Prune(absl::Time now) {

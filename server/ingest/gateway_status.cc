@@ -25,6 +25,26 @@ Health FillHealth(double fraction) {
   return Health::kGood;
 }
 
+StatusField DeviceRateField(const GatewayStatusInputs& in) {
+  if (in.device_rate <= 0 || !in.device_auth) {
+    return {"device rate limit", in.device_auth ? "none" : "none (device authentication is off)",
+            Health::kNeutral, "device-rate"};
+  }
+  const std::string rate = absl::StrCat(GroupedInt(static_cast<int64_t>(in.device_rate)),
+                                        " readings/s per device");
+  if (!in.device_rate_cluster_wide) {
+    return {"device rate limit", absl::StrCat(rate, " at each gateway"), Health::kNeutral,
+            "device-rate"};
+  }
+  if (in.usage_reports_ok.has_value() && !*in.usage_reports_ok) {
+    return {"device rate limit",
+            absl::StrCat(rate, " at each gateway for now: usage cannot be reported to Redis"),
+            Health::kWarning, "device-rate"};
+  }
+  return {"device rate limit", absl::StrCat(rate, " across the cluster (usage shared in Redis)"),
+          Health::kNeutral, "device-rate"};
+}
+
 StatusSection DependencySection(const GatewayStatusInputs& in) {
   StatusSection s{"Dependencies", {}, {}};
   s.fields.push_back({"PostgreSQL",
@@ -47,6 +67,7 @@ StatusSection DependencySection(const GatewayStatusInputs& in) {
     absl::StrAppend(&redis, " (the primary of '", in.redis_master_name, "', through Sentinel)");
   }
   s.fields.push_back({"Redis (dedupe)", redis, redis_health, "dep-redis"});
+  s.fields.push_back(DeviceRateField(in));
   return s;
 }
 

@@ -25,6 +25,11 @@ struct GatewayStatusInputs {
   std::string redis_master_name;  // set: the primary is found through Sentinel
   std::string transport;          // "TLS", "mutual TLS", "plaintext"
   bool device_auth = true;
+  // The per-device rate limit (0: none) and where it holds: across the
+  // cluster while usage reports reach Redis, else at this gateway alone.
+  double device_rate = 0;
+  bool device_rate_cluster_wide = false;  // --device_limit_scope=cluster with a Redis
+  std::optional<bool> usage_reports_ok;   // unset: no report yet
   int grpc_port = 0;
   int writers = 0;
   const IngestMetrics* metrics = nullptr;

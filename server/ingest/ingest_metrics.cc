@@ -100,6 +100,14 @@ IngestMetrics::IngestMetrics(prometheus::Registry& r)
               .Add({})),
       redis_up(Gauge(r, "telemetry_redis_up",
                      "1 when the last dedupe store operation reached Redis")),
+      device_usage_reports_ok(
+          Counters(r, "telemetry_ingest_device_usage_reports_total",
+                   "Reports of per-device usage to the cluster's counters in Redis, by "
+                   "outcome (failed: device rate limits are per gateway meanwhile)")
+              .Add({{"outcome", "ok"}})),
+      device_usage_reports_failed(
+          Counters(r, "telemetry_ingest_device_usage_reports_total", "")
+              .Add({{"outcome", "failed"}})),
       postgres_errors(Counters(r, "telemetry_postgres_errors_total",
                                "Failed PostgreSQL connects and statements")
                           .Add({})),

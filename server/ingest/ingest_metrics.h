@@ -52,6 +52,10 @@ class IngestMetrics : public pg::WriteObserver {
   prometheus::Counter& redis_errors;
   prometheus::Counter& dedupe_db_fallback_batches;
   prometheus::Gauge& redis_up;
+  // Reports of device usage to the cluster's counters (Redis), by outcome:
+  // failing reports mean each gateway holds devices to the rate alone.
+  prometheus::Counter& device_usage_reports_ok;
+  prometheus::Counter& device_usage_reports_failed;
   // PostgreSQL errors seen by writers.
   prometheus::Counter& postgres_errors;
   // Calls refused as unauthenticated and batches refused as not permitted.

@@ -19,6 +19,7 @@
 #include "storage/pg/copy_writer.h"
 #include "storage/pg/schema_mode.h"
 #include "storage/redis/redis_dedupe_store.h"
+#include "storage/redis/redis_usage_counters.h"
 
 namespace telemetry::ingest {
 namespace {
@@ -87,6 +88,29 @@ class DeferredCopyWriter final : public TelemetrySink {
   const std::function<std::optional<pg::StorageMode>()> mode_;
   std::unique_ptr<pg::CopyWriter> writer_;
 };
+
+// The Redis to use (directly or through Sentinel); nullopt: none configured.
+absl::StatusOr<std::optional<RedisConnectionOptions>> RedisFromOptions(
+    const IngestServerOptions& o) {
+  if (!o.redis_master_name.empty() && o.redis_sentinels.empty()) {
+    return absl::InvalidArgumentError(
+        "a Redis master name is used only with sentinels (--redis_sentinels)");
+  }
+  if (o.redis_url.empty() && o.redis_sentinels.empty()) return std::nullopt;
+  absl::StatusOr<RedisConnectionOptions> redis =
+      o.redis_url.empty() ? RedisConnectionOptions{} : ParseRedisUrl(o.redis_url);
+  if (!redis.ok()) return redis.status();
+  if (!o.redis_sentinels.empty()) {
+    absl::StatusOr<std::vector<RedisAddress>> sentinels = ParseSentinelList(o.redis_sentinels);
+    if (!sentinels.ok()) return sentinels.status();
+    if (o.redis_master_name.empty()) {
+      return absl::InvalidArgumentError("Redis sentinels need a master name (--redis_master_name)");
+    }
+    redis->sentinels = *std::move(sentinels);
+    redis->master_name = o.redis_master_name;
+  }
+  return *std::move(redis);
+}
 
 }  // namespace
 
@@ -165,24 +189,18 @@ absl::StatusOr<std::unique_ptr<IngestServer>> IngestServer::Start(
   s->registry_ = std::make_shared<prometheus::Registry>();
   RegisterBuildInfo(*s->registry_, "ingest-gateway");
   s->metrics_ = std::make_unique<IngestMetrics>(*s->registry_);
-  if (!o.redis_master_name.empty() && o.redis_sentinels.empty()) {
-    return absl::InvalidArgumentError("a Redis master name is used only with sentinels (--redis_sentinels)");
+  absl::StatusOr<std::optional<RedisConnectionOptions>> redis = RedisFromOptions(o);
+  if (!redis.ok()) return redis.status();
+  if (o.dedupe && redis->has_value()) {
+    s->dedupe_ = std::make_unique<RedisDedupeStore>(RedisDedupeOptions(**redis));
   }
-  if (o.dedupe && (!o.redis_url.empty() || !o.redis_sentinels.empty())) {
-    absl::StatusOr<RedisDedupeOptions> redis =
-        o.redis_url.empty() ? RedisDedupeOptions{} : ParseRedisUrl(o.redis_url);
-    if (!redis.ok()) return redis.status();
-    if (!o.redis_sentinels.empty()) {
-      absl::StatusOr<std::vector<RedisAddress>> sentinels = ParseSentinelList(o.redis_sentinels);
-      if (!sentinels.ok()) return sentinels.status();
-      if (o.redis_master_name.empty()) {
-        return absl::InvalidArgumentError("Redis sentinels need a master name (--redis_master_name)");
-      }
-      redis->sentinels = *std::move(sentinels);
-      redis->master_name = o.redis_master_name;
-    }
-    s->dedupe_ = std::make_unique<RedisDedupeStore>(*redis);
-  }
+  IngestServiceOptions service_options = o.service;
+  service_options.max_message_bytes = o.max_message_bytes;
+  const bool cluster_limits =
+      o.device_limit_scope == IngestServerOptions::DeviceLimitScope::kCluster &&
+      redis->has_value() && o.require_device_auth &&
+      service_options.device_limits.readings_per_second > 0;
+  service_options.device_limits.report_usage = cluster_limits;
 
   s->caches_ = std::make_unique<pg::WriterCaches>();
   pg::CopyWriterOptions writer_options;
@@ -209,10 +227,15 @@ absl::StatusOr<std::unique_ptr<IngestServer>> IngestServer::Start(
         DatabaseCredentialSource(o.database_url, CredentialTable::kDevices), o.credential_refresh);
     s->credentials_->StartBackgroundRefresh();
   }
-  IngestServiceOptions service_options = o.service;
-  service_options.max_message_bytes = o.max_message_bytes;
   s->service_ = std::make_unique<IngestServiceImpl>(service_options, s->pipeline_.get(), metrics,
                                                     s->credentials_.get());
+  if (cluster_limits) {
+    s->usage_counters_ = std::make_unique<RedisUsageCounters>(RedisUsageOptions(**redis));
+    s->usage_sync_ = std::make_unique<DeviceUsageSync>(&s->service_->admission().limiter(),
+                                                       s->usage_counters_.get(),
+                                                       o.device_usage_interval, metrics);
+    s->usage_sync_->Start();
+  }
 
   auto credentials = MakeServerCredentials(o.transport);
   if (!credentials.ok()) {
@@ -306,6 +329,9 @@ absl::StatusOr<std::unique_ptr<IngestServer>> IngestServer::Start(
         mode.ok() ? std::string(pg::StorageModeName(*mode)) : std::string("not known yet")},
        {"transport", std::string(TransportName(o.transport))},
        {"device_auth", o.require_device_auth ? "required" : "off"},
+       {"device_rate_limit", o.service.device_limits.readings_per_second <= 0 ? "none"
+                             : s->usage_sync_                              ? "cluster-wide"
+                                                                           : "per gateway"},
        {"database", pg::RedactConninfo(o.database_url)},
        {"dedupe", !s->dedupe_                   ? "database"
                   : o.redis_sentinels.empty() ? "redis"
@@ -336,6 +362,7 @@ void IngestServer::Shutdown(absl::Duration grace) {
     if (shut_down_) return;
     shut_down_ = true;
   }
+  if (usage_sync_) usage_sync_->Stop();
   if (!server_) {  // Start() failed part-way
     stop_maintenance_.Notify();
     if (maintenance_.joinable()) maintenance_.join();
@@ -381,6 +408,9 @@ StatusReport IngestServer::Status() const {
   if (!options_.redis_sentinels.empty()) in.redis_master_name = options_.redis_master_name;
   in.transport = std::string(TransportName(options_.transport));
   in.device_auth = options_.require_device_auth;
+  in.device_rate = options_.service.device_limits.readings_per_second;
+  in.device_rate_cluster_wide = usage_sync_ != nullptr;
+  if (usage_sync_) in.usage_reports_ok = usage_sync_->last_report_ok();
   in.grpc_port = port_;
   in.writers = options_.pipeline.flushers;
   in.metrics = metrics_.get();

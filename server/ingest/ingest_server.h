@@ -15,6 +15,7 @@
 #include "server/common/health_server.h"
 #include "server/common/readiness.h"
 #include "server/common/transport_security.h"
+#include "server/ingest/device_usage_sync.h"
 #include "server/ingest/ingest_pipeline.h"
 #include "server/ingest/ingest_service.h"
 #include "storage/pg/migrator.h"
@@ -31,6 +32,7 @@ class Registry;
 namespace telemetry {
 class MetricsHttpServer;
 class RedisDedupeStore;
+class RedisUsageCounters;
 struct StatusReport;
 namespace pg {
 class WriterCaches;
@@ -61,6 +63,16 @@ struct IngestServerOptions {
   // Batch-key deduplication in Redis (the database's primary key always
   // deduplicates readings regardless).
   bool dedupe = true;
+  // Where service.device_limits.readings_per_second holds: kCluster (with a
+  // Redis configured) is one rate per device across every gateway sharing
+  // that Redis; kGateway, or no Redis, is that rate at each gateway (N
+  // gateways admit up to N times it). Stream limits are per gateway.
+  enum class DeviceLimitScope { kCluster, kGateway };
+  DeviceLimitScope device_limit_scope = DeviceLimitScope::kCluster;
+  // How often a gateway reports device usage to, and learns the others'
+  // from, Redis: the lag before a device over its rate through several
+  // gateways is held to it.
+  absl::Duration device_usage_interval = absl::Seconds(1);
   // Apply pending migrations at start-up (development convenience).
   bool migrate_on_start = false;
   pg::MigratorOptions migrator;
@@ -133,6 +145,10 @@ class IngestServer {
   std::unique_ptr<CredentialStore> credentials_;
   std::unique_ptr<IngestPipeline> pipeline_;
   std::unique_ptr<IngestServiceImpl> service_;
+  // Cluster-wide device limits; null with kGateway, no Redis or no rate.
+  // After service_: it charges the service's limiter.
+  std::unique_ptr<RedisUsageCounters> usage_counters_;
+  std::unique_ptr<DeviceUsageSync> usage_sync_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<telemetry::HealthServer> health_;  // null unless health_address
   std::unique_ptr<DatabaseReadiness> readiness_;

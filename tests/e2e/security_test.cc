@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -70,6 +71,16 @@ class SecurityTest : public ::testing::Test {
   void StartGateway(bool mtls, absl::Duration credential_refresh = absl::Minutes(10),
                     ingest::DeviceLimits limits = {}, size_t max_batch_readings = 10000) {
     db_ = MigratedDatabase();
+    auto s = ingest::IngestServer::Start(
+        GatewayOptions(mtls, credential_refresh, limits, max_batch_readings));
+    ASSERT_TRUE(s.ok()) << s.status();
+    gateway_ = *std::move(s);
+  }
+
+  // A TLS gateway over db_ and the shared Redis.
+  ingest::IngestServerOptions GatewayOptions(bool mtls, absl::Duration credential_refresh,
+                                             ingest::DeviceLimits limits,
+                                             size_t max_batch_readings) {
     ingest::IngestServerOptions o;
     o.service.device_limits = limits;
     o.service.validation.max_batch_readings = max_batch_readings;
@@ -81,16 +92,18 @@ class SecurityTest : public ::testing::Test {
     o.transport.key_file = pki_->server_key;
     if (mtls) o.transport.client_ca_file = pki_->ca_cert;
     o.credential_refresh = credential_refresh;
-    auto s = ingest::IngestServer::Start(o);
-    ASSERT_TRUE(s.ok()) << s.status();
-    gateway_ = *std::move(s);
+    return o;
+  }
+
+  std::unique_ptr<v1::IngestService::Stub> StubFor(int port, client::ChannelOptions o) {
+    if (!o.plaintext && o.ca_file.empty()) o.ca_file = pki_->ca_cert;
+    auto ch = client::OpenChannel(absl::StrCat("127.0.0.1:", port), o);
+    EXPECT_TRUE(ch.ok()) << ch.status();
+    return v1::IngestService::NewStub(*ch);
   }
 
   std::unique_ptr<v1::IngestService::Stub> IngestStub(client::ChannelOptions o) {
-    if (!o.plaintext && o.ca_file.empty()) o.ca_file = pki_->ca_cert;
-    auto ch = client::OpenChannel(absl::StrCat("127.0.0.1:", gateway_->port()), o);
-    EXPECT_TRUE(ch.ok()) << ch.status();
-    return v1::IngestService::NewStub(*ch);
+    return StubFor(gateway_->port(), o);
   }
 
   grpc::Status Write(v1::IngestService::Stub& stub, const v1::ReadingBatch& b,
@@ -464,6 +477,86 @@ TEST_F(SecurityTest, DeviceOverItsRateGetsResourceExhaustedWithAHintAndTheClient
   EXPECT_TRUE(stats->failed.empty());
   EXPECT_EQ(Stored("rate"), 10 * admitted + static_cast<int64_t>(raw_accepted) + 50);
 }
+
+// What one device got through two gateways in one run: the readings
+// admitted (all of them stored: checked), the seconds it took, and the
+// calls each gateway refused as over the rate.
+struct TwoGatewayRun {
+  int64_t admitted = 0;
+  double seconds = 0;
+  int refused_by[2] = {0, 0};
+};
+
+// Two gateways on one database and one Redis; one device writes through
+// both at once (two connections, as fast as they answer) for four seconds.
+TEST_F(SecurityTest, ADeviceRateIsOneLimitAcrossGatewaysUnlessScopedPerGateway) {
+  constexpr double kRate = 200;  // readings/s, and a bucket of as many
+  ingest::DeviceLimits limits;
+  limits.readings_per_second = kRate;
+  limits.burst_readings = kRate;
+  db_ = MigratedDatabase();
+  auto run = [&](ingest::IngestServerOptions::DeviceLimitScope scope,
+                 const std::string& device) -> TwoGatewayRun {
+    std::unique_ptr<ingest::IngestServer> gateways[2];
+    for (auto& g : gateways) {
+      ingest::IngestServerOptions o = GatewayOptions(false, absl::Minutes(10), limits, 10);
+      o.device_limit_scope = scope;
+      o.device_usage_interval = absl::Milliseconds(100);
+      auto s = ingest::IngestServer::Start(o);
+      EXPECT_TRUE(s.ok()) << s.status();
+      if (!s.ok()) return {};
+      g = *std::move(s);
+    }
+    const std::string token = AddDevice(db_, device, absl::StrCat("{", device, "-*}"));
+    std::atomic<int64_t> admitted{0};
+    TwoGatewayRun out;
+    const absl::Time start = absl::Now(), end = start + absl::Seconds(4);
+    std::thread writers[2];
+    for (int w = 0; w < 2; ++w) {
+      writers[w] = std::thread([&, w] {
+        auto stub = StubFor(gateways[w]->port(), {.bearer_token = token});
+        for (int i = 0; i < 100'000 && absl::Now() < end; ++i) {
+          const std::string key = absl::StrCat("g", w, "-", i);
+          v1::BatchAck ack;
+          grpc::ClientContext ctx;
+          ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+          grpc::Status st =
+              stub->WriteBatch(&ctx, TenReadings(key, absl::StrCat(device, "-", key)), &ack);
+          if (st.ok()) {
+            admitted += 10;
+          } else if (st.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+            ++out.refused_by[w];
+          }
+        }
+      });
+    }
+    for (auto& t : writers) t.join();
+    out.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+    out.admitted = admitted.load();
+    for (auto& g : gateways) g->Shutdown(absl::Seconds(2));
+    EXPECT_EQ(Stored(device), out.admitted);
+    return out;
+  };
+
+  const TwoGatewayRun cluster =
+      run(ingest::IngestServerOptions::DeviceLimitScope::kCluster, "rate-cluster");
+  const TwoGatewayRun alone =
+      run(ingest::IngestServerOptions::DeviceLimitScope::kGateway, "rate-alone");
+  // One rate and one bucket, plus what the other gateway admits before it
+  // hears (a bucket and an interval), with a bucket to spare for a slow
+  // report: at most the rate's time plus three buckets.
+  const double cluster_bound = kRate * cluster.seconds + 3 * kRate;
+  EXPECT_LE(cluster.admitted, cluster_bound)
+      << "over " << cluster.seconds << " s, refused " << cluster.refused_by[0] << "/"
+      << cluster.refused_by[1];
+  EXPECT_GE(cluster.admitted, kRate * 2);  // the device was not shut out
+  EXPECT_GT(cluster.refused_by[0], 0);
+  EXPECT_GT(cluster.refused_by[1], 0);
+  // Per gateway, each holds it to the rate alone: the same bound fails.
+  EXPECT_GT(alone.admitted, kRate * alone.seconds + 3 * kRate)
+      << "over " << alone.seconds << " s";
+}
+
 
 TEST_F(SecurityTest, DeviceStreamCapRefusesTheExtraStreamUntilOneCloses) {
   ingest::DeviceLimits limits;

@@ -12,11 +12,12 @@ using Outcome = DedupeStore::ClaimOutcome;
 using telemetry::testing::Redis;
 
 RedisDedupeOptions Options(const std::string& prefix) {
-  auto o = ParseRedisUrl(Redis().Url());
-  EXPECT_TRUE(o.ok());
-  o->key_prefix = prefix;
-  o->reconnect_backoff = absl::ZeroDuration();
-  return *o;
+  auto url = ParseRedisUrl(Redis().Url());
+  EXPECT_TRUE(url.ok());
+  RedisDedupeOptions o(*url);
+  o.key_prefix = prefix;
+  o.reconnect_backoff = absl::ZeroDuration();
+  return o;
 }
 
 TEST(RedisDedupeStoreTest, AGroupIsClaimedInOneCallWithEachKeyAnsweredForItself) {
