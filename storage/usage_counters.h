@@ -27,9 +27,14 @@ class UsageCounters {
   virtual ~UsageCounters() = default;
 
   // Adds each delta to its key's counter and returns the counters' new
-  // totals, in order, in one round trip. Unavailable when the store cannot
-  // be reached (none of the deltas then counts, or all of them did: the
-  // caller cannot tell, and re-baselines). Thread-safe.
+  // totals, in order, in one round trip. A key whose counter could not be
+  // updated (it holds something else) has a total of -1; the others count.
+  // Errors:
+  //  - Unavailable: nothing was sent (the store is unreachable); none of
+  //    the deltas counts, and the caller may send them again.
+  //  - Unknown: sent, but the answer was lost or refused; any part of the
+  //    deltas may have counted, so the caller re-baselines.
+  // Thread-safe.
   virtual absl::StatusOr<std::vector<int64_t>> AddAll(const std::vector<UsageDelta>& deltas) = 0;
 };
 

@@ -6,6 +6,13 @@
 #include "storage/util/mutex.h"
 
 namespace telemetry::ingest {
+namespace {
+
+// Reports are walked in slices of this many devices, each under mu_ once,
+// so that admissions wait for at most one slice however large the report.
+constexpr size_t kReportSlice = 1024;
+
+}  // namespace
 
 DeviceLimiter::DeviceLimiter(DeviceLimits limits, size_t max_batch_readings)
     : limits_(limits),
@@ -70,6 +77,7 @@ std::vector<UsageDelta> DeviceLimiter::TakeUnreported() {
   {
     MutexLock lock(&mu_);
     taken.swap(unreported_);
+    unreported_.reserve(taken.size());  // no rehashing under mu_ as it refills
   }
   out.reserve(taken.size());
   for (auto& [key, readings] : taken) out.push_back(UsageDelta{key, readings});
@@ -79,16 +87,17 @@ std::vector<UsageDelta> DeviceLimiter::TakeUnreported() {
 void DeviceLimiter::ChargeClusterUsage(const std::vector<UsageDelta>& reported,
                                        const std::vector<int64_t>& totals, absl::Time now) {
   if (limits_.readings_per_second <= 0) return;
-  // In slices, so that admissions wait for at most one slice, however many
-  // devices the report holds.
-  constexpr size_t kSlice = 1024;
   const size_t n = std::min(reported.size(), totals.size());
-  for (size_t begin = 0; begin < n; begin += kSlice) {
+  for (size_t begin = 0; begin < n; begin += kReportSlice) {
     MutexLock lock(&mu_);
-    for (size_t i = begin; i < std::min(n, begin + kSlice); ++i) {
+    for (size_t i = begin; i < std::min(n, begin + kReportSlice); ++i) {
       auto it = states_.find(reported[i].key);
       if (it == states_.end()) continue;  // pruned meanwhile: a new baseline next time
       State& s = it->second;
+      if (totals[i] < 0) {  // this counter failed: start again next time
+        s.cluster_total = -1;
+        continue;
+      }
       const int64_t others =
           s.cluster_total < 0 ? -1 : totals[i] - s.cluster_total - reported[i].amount;
       s.cluster_total = totals[i];
@@ -104,10 +113,22 @@ void DeviceLimiter::ChargeClusterUsage(const std::vector<UsageDelta>& reported,
 }
 
 void DeviceLimiter::ReportFailed(const std::vector<UsageDelta>& reported) {
-  MutexLock lock(&mu_);
-  for (const UsageDelta& d : reported) {
-    auto it = states_.find(d.key);
-    if (it != states_.end()) it->second.cluster_total = -1;
+  for (size_t begin = 0; begin < reported.size(); begin += kReportSlice) {
+    MutexLock lock(&mu_);
+    for (size_t i = begin; i < std::min(reported.size(), begin + kReportSlice); ++i) {
+      auto it = states_.find(reported[i].key);
+      if (it != states_.end()) it->second.cluster_total = -1;
+    }
+  }
+}
+
+void DeviceLimiter::ReturnUnreported(const std::vector<UsageDelta>& reported) {
+  if (!limits_.report_usage) return;
+  for (size_t begin = 0; begin < reported.size(); begin += kReportSlice) {
+    MutexLock lock(&mu_);
+    for (size_t i = begin; i < std::min(reported.size(), begin + kReportSlice); ++i) {
+      if (reported[i].amount > 0) unreported_[reported[i].key] += reported[i].amount;
+    }
   }
 }
 

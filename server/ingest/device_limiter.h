@@ -60,12 +60,15 @@ class DeviceLimiter {
   // away meanwhile (the rate the cluster had to spare), then from its
   // tokens, down to one bucket of debt at most. A device's first report
   // here, or a total that shrank (its counter expired), only sets the
-  // baseline.
+  // baseline, as does a negative total (the counter could not be updated).
   void ChargeClusterUsage(const std::vector<UsageDelta>& reported,
                           const std::vector<int64_t>& totals, absl::Time now);
   // `reported` may or may not have reached the counters: the next report of
   // each of its devices sets a new baseline.
   void ReportFailed(const std::vector<UsageDelta>& reported);
+  // `reported` never reached the counters: it is added back, to go out
+  // with the next report (the baselines stay valid).
+  void ReturnUnreported(const std::vector<UsageDelta>& reported);
 
  private:
   struct State {

@@ -1,5 +1,6 @@
 #include "server/ingest/device_usage_sync.h"
 
+#include <algorithm>
 #include <string>
 #include <utility>
 #include <vector>
@@ -36,7 +37,11 @@ absl::Status DeviceUsageSync::SyncOnce() {
         .Increment();
   }
   if (!ok) {
-    limiter_->ReportFailed(reported);
+    if (absl::IsUnavailable(totals.status())) {
+      limiter_->ReturnUnreported(reported);  // not sent: it goes with the next
+    } else {
+      limiter_->ReportFailed(reported);  // may have counted: new baselines
+    }
     if (state_.exchange(kFailing) != kFailing) {
       Log(LogLevel::kWarning,
           "cannot report device usage to Redis: each gateway holds devices to the rate "
@@ -56,7 +61,12 @@ absl::Status DeviceUsageSync::SyncOnce() {
 }
 
 void DeviceUsageSync::Loop() {
-  while (!stop_.WaitForNotificationWithTimeout(interval_)) (void)SyncOnce();
+  // On a fixed schedule: a slow report does not push the next ones back.
+  absl::Time next = absl::Now() + interval_;
+  while (!stop_.WaitForNotificationWithTimeout(next - absl::Now())) {
+    (void)SyncOnce();
+    next = std::max(next + interval_, absl::Now());
+  }
 }
 
 }  // namespace telemetry::ingest

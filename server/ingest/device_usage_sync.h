@@ -9,7 +9,8 @@
 // and one interval of the rate (see docs/operations.md). While the counters
 // cannot be reached, every gateway holds devices to the rate by itself.
 //
-// Thread-safe; Stop() (or the destructor) joins the thread.
+// Start, Stop and last_report_ok are thread-safe; Stop() (or the
+// destructor) joins the thread.
 #ifndef TELEMETRY_SERVER_INGEST_DEVICE_USAGE_SYNC_H_
 #define TELEMETRY_SERVER_INGEST_DEVICE_USAGE_SYNC_H_
 
@@ -19,11 +20,11 @@
 #include <thread>
 
 #include "absl/status/status.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "server/ingest/device_limiter.h"
 #include "server/ingest/ingest_metrics.h"
 #include "storage/usage_counters.h"
+#include "storage/util/mutex.h"
 
 namespace telemetry::ingest {
 
@@ -38,7 +39,8 @@ class DeviceUsageSync {
   // Stops the thread after its current report. Idempotent.
   void Stop();
 
-  // One report and its charges (the thread's step; tests call it).
+  // One report and its charges: the thread's step, for tests that do not
+  // Start() the thread (two at once would apply totals out of order).
   absl::Status SyncOnce();
 
   // Whether the last report reached the counters (the status page); unset
@@ -56,7 +58,7 @@ class DeviceUsageSync {
   UsageCounters* const counters_;
   const absl::Duration interval_;
   IngestMetrics* const metrics_;
-  absl::Notification stop_;
+  Notification stop_;
   std::thread thread_;
   // What the last report did; each change is logged once.
   enum State { kNotYet, kReporting, kFailing };

@@ -5,6 +5,7 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <prometheus/registry.h>
 
+#include <algorithm>
 #include <exception>
 #include <functional>
 #include <optional>
@@ -230,7 +231,11 @@ absl::StatusOr<std::unique_ptr<IngestServer>> IngestServer::Start(
   s->service_ = std::make_unique<IngestServiceImpl>(service_options, s->pipeline_.get(), metrics,
                                                     s->credentials_.get());
   if (cluster_limits) {
-    s->usage_counters_ = std::make_unique<RedisUsageCounters>(RedisUsageOptions(**redis));
+    RedisUsageOptions usage_options(**redis);
+    // A counter must outlive many intervals, or reports would only ever
+    // find it expired and take new baselines.
+    usage_options.ttl = std::max(usage_options.ttl, 10 * o.device_usage_interval);
+    s->usage_counters_ = std::make_unique<RedisUsageCounters>(usage_options);
     s->usage_sync_ = std::make_unique<DeviceUsageSync>(&s->service_->admission().limiter(),
                                                        s->usage_counters_.get(),
                                                        o.device_usage_interval, metrics);
@@ -362,8 +367,8 @@ void IngestServer::Shutdown(absl::Duration grace) {
     if (shut_down_) return;
     shut_down_ = true;
   }
-  if (usage_sync_) usage_sync_->Stop();
   if (!server_) {  // Start() failed part-way
+    if (usage_sync_) usage_sync_->Stop();
     stop_maintenance_.Notify();
     if (maintenance_.joinable()) maintenance_.join();
     if (pipeline_) pipeline_->Shutdown();
@@ -387,6 +392,9 @@ void IngestServer::Shutdown(absl::Duration grace) {
   // Calls still waiting for their authentication's load end now.
   if (credentials_) credentials_->Stop();
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  // After the drain: a report in flight (a Redis timeout) must not delay
+  // NOT_SERVING, and the drain keeps cluster-wide accounting.
+  if (usage_sync_) usage_sync_->Stop();
   pipeline_->Shutdown();
   readiness_.reset();
   if (starter_.joinable()) starter_.join();  // before maintenance_: it may start it

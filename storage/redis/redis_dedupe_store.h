@@ -44,8 +44,8 @@ class RedisDedupeStore : public DedupeStore {
 
   // Number of failed Redis operations (connects and commands) so far, and
   // whether the last one reached Redis. (Atomics of the connection: no lock.)
-  int64_t errors() const ABSL_NO_THREAD_SAFETY_ANALYSIS { return redis_.errors(); }
-  bool healthy() const ABSL_NO_THREAD_SAFETY_ANALYSIS { return redis_.healthy(); }
+  int64_t errors() const { return ABSL_TS_UNCHECKED_READ(redis_).errors(); }
+  bool healthy() const { return ABSL_TS_UNCHECKED_READ(redis_).healthy(); }
 
  private:
   const RedisDedupeOptions options_;

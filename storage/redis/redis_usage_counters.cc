@@ -12,13 +12,21 @@ namespace telemetry {
 namespace {
 
 // Adds ARGV[i] to KEYS[i], keeps it for ARGV[#KEYS + 1] ms, answers the
-// new totals in order.
+// new totals in order. A key that cannot be incremented (it holds
+// something else) answers -1 and does not stop the others; a read-only
+// replica refuses the first INCRBY, and the whole script with it.
 constexpr const char* kAddScript =
     "local ttl = ARGV[#KEYS + 1] "
     "local out = {} "
     "for i, k in ipairs(KEYS) do "
-    "  out[i] = redis.call('INCRBY', k, ARGV[i]) "
-    "  redis.call('PEXPIRE', k, ttl) "
+    "  local total = redis.pcall('INCRBY', k, ARGV[i]) "
+    "  if type(total) == 'table' and total.err then "
+    "    if string.sub(total.err, 1, 8) == 'READONLY' then return redis.error_reply(total.err) end "
+    "    out[i] = -1 "
+    "  else "
+    "    out[i] = total "
+    "    redis.call('PEXPIRE', k, ttl) "
+    "  end "
     "end "
     "return out";
 
@@ -52,7 +60,7 @@ absl::StatusOr<std::vector<int64_t>> RedisUsageCounters::AddAll(
     RedisReplyPtr r = NextRedisReply(ctx);
     if (!r) {  // the connection is gone: no more replies to read
       redis_.Fail();
-      return absl::UnavailableError("Redis did not answer the usage report");
+      return absl::UnknownError("Redis did not answer the usage report");
     }
     if (r->type != REDIS_REPLY_ARRAY || r->elements != n) {
       ok = false;  // keep reading, so the pipeline stays in step
@@ -68,9 +76,9 @@ absl::StatusOr<std::vector<int64_t>> RedisUsageCounters::AddAll(
     }
   }
   if (!ok) {
-    // A key holding something else, a -READONLY replica, a script error.
+    // A -READONLY replica, a script error: find the primary again.
     redis_.Fail();
-    return absl::UnavailableError("Redis refused the usage report");
+    return absl::UnknownError("Redis refused the usage report");
   }
   redis_.Succeeded();
   return totals;

@@ -37,7 +37,7 @@ class RedisUsageCounters : public UsageCounters {
   absl::StatusOr<std::vector<int64_t>> AddAll(const std::vector<UsageDelta>& deltas) override;
 
   // Whether the last report reached Redis. (An atomic: no lock.)
-  bool healthy() const ABSL_NO_THREAD_SAFETY_ANALYSIS { return redis_.healthy(); }
+  bool healthy() const { return ABSL_TS_UNCHECKED_READ(redis_).healthy(); }
 
  private:
   const RedisUsageOptions options_;

@@ -51,7 +51,7 @@ TEST(RedisUsageCountersTest, ManyDevicesAreAnsweredInOrderAcrossScriptChunks) {
 
 TEST(RedisUsageCountersTest, CountersExpireAfterTheirTimeToLive) {
   RedisUsageOptions o = Options("u3:");
-  o.ttl = absl::Milliseconds(100);
+  o.ttl = absl::Seconds(2);  // long enough to see, under a sanitizer's pace too
   RedisUsageCounters counters(o);
   ASSERT_TRUE(counters.AddAll({{"d", 50}}).ok());
   redisContext* c = redisConnect("127.0.0.1", Redis().port());
@@ -59,7 +59,7 @@ TEST(RedisUsageCountersTest, CountersExpireAfterTheirTimeToLive) {
   auto* ttl = static_cast<redisReply*>(redisCommand(c, "PTTL u3:d"));
   ASSERT_NE(ttl, nullptr);
   EXPECT_GT(ttl->integer, 0);
-  EXPECT_LE(ttl->integer, 100);
+  EXPECT_LE(ttl->integer, 2000);
   freeReplyObject(ttl);
   // (Asked directly: every report, even of zero, keeps the counter alive.)
   EXPECT_TRUE(telemetry::local::PollUntil(
@@ -69,34 +69,38 @@ TEST(RedisUsageCountersTest, CountersExpireAfterTheirTimeToLive) {
         if (exists != nullptr) freeReplyObject(exists);
         return gone;
       },
-      absl::Seconds(5)));
+      absl::Seconds(20)));
   redisFree(c);
   auto total = counters.AddAll({{"d", 0}});
   ASSERT_TRUE(total.ok()) << total.status();
   EXPECT_EQ((*total)[0], 0);  // a new count: its gateways take a new baseline
 }
 
-TEST(RedisUsageCountersTest, AKeyHoldingSomethingElseFailsTheReportClearly) {
+TEST(RedisUsageCountersTest, AKeyHoldingSomethingElseFailsOnlyThatDevice) {
   RedisUsageCounters counters(Options("u4:"));
   redisContext* c = redisConnect("127.0.0.1", Redis().port());
   ASSERT_TRUE(c != nullptr && c->err == 0);
   freeReplyObject(redisCommand(c, "SET u4:d not-a-number"));
+  auto totals = counters.AddAll({{"ok", 1}, {"d", 1}, {"ok2", 3}});
+  ASSERT_TRUE(totals.ok()) << totals.status();
+  EXPECT_EQ(*totals, (std::vector<int64_t>{1, -1, 3}));
+  EXPECT_TRUE(counters.healthy());  // the connection answered; it is kept
+  auto* kept = static_cast<redisReply*>(redisCommand(c, "GET u4:d"));
+  ASSERT_NE(kept, nullptr);
+  EXPECT_STREQ(kept->str, "not-a-number");  // left as it was
+  freeReplyObject(kept);
   redisFree(c);
-  auto totals = counters.AddAll({{"ok", 1}, {"d", 1}});
-  EXPECT_EQ(totals.status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_FALSE(counters.healthy());
-  // The connection is usable again afterwards.
-  auto next = counters.AddAll({{"ok", 1}});
-  ASSERT_TRUE(next.ok()) << next.status();
-  EXPECT_GE((*next)[0], 1);
 }
 
-TEST(RedisUsageCountersTest, UnavailableWhileRedisIsDownThenRecovers) {
+TEST(RedisUsageCountersTest, FailsWhileRedisIsDownThenRecovers) {
   RedisUsageCounters counters(Options("u5:"));
   ASSERT_TRUE(counters.AddAll({{"d", 1}}).ok());
   ASSERT_TRUE(Redis().Stop().ok());
-  EXPECT_EQ(counters.AddAll({{"d", 1}}).status().code(), absl::StatusCode::kUnavailable);
+  // Sent on the old connection: it may have counted.
+  EXPECT_EQ(counters.AddAll({{"d", 1}}).status().code(), absl::StatusCode::kUnknown);
   EXPECT_FALSE(counters.healthy());
+  // No connection: nothing sent.
+  EXPECT_EQ(counters.AddAll({{"d", 1}}).status().code(), absl::StatusCode::kUnavailable);
   ASSERT_TRUE(Redis().Restart().ok());
   auto after = counters.AddAll({{"d", 1}});
   ASSERT_TRUE(after.ok()) << after.status();

@@ -263,6 +263,47 @@ TEST(DeviceLimiterClusterTest, AFirstReportAShrunkTotalOrAFailedReportOnlySetBas
   EXPECT_EQ(b.AdmitReadings("d", 100, kStart + absl::Seconds(3)), absl::ZeroDuration());
 }
 
+TEST(DeviceLimiterClusterTest, AFailedCounterOnlySetsThatDevicesBaseline) {
+  FakeCounters counters;
+  DeviceLimiter b(ClusterLimits(100, 100), 10);
+  (void)b.AdmitReadings("d", 10, kStart);
+  Sync(b, counters, kStart);  // baseline 10
+  counters.AddAll({{"d", 1'000}});  // elsewhere
+  std::vector<UsageDelta> reported = b.TakeUnreported();
+  EXPECT_TRUE(reported.empty());
+  (void)b.AdmitReadings("d", 10, kStart);
+  reported = b.TakeUnreported();
+  // The counter could not be updated (-1): no charge, and a new baseline
+  // from the next total.
+  b.ChargeClusterUsage(reported, {-1}, kStart);
+  EXPECT_EQ(b.AdmitReadings("d", 80, kStart), absl::ZeroDuration());
+}
+
+TEST(DeviceLimiterClusterTest, UsageThatWasNeverSentGoesWithTheNextReport) {
+  const double rate = 100;
+  FakeCounters counters;
+  DeviceLimiter a(ClusterLimits(rate, 100), 10), b(ClusterLimits(rate, 100), 10);
+  for (DeviceLimiter* g : {&a, &b}) {
+    (void)g->AdmitReadings("d", 10, kStart);
+    Sync(*g, counters, kStart);  // baselines
+  }
+  // a admits 60; its report cannot be sent, so it is handed back...
+  EXPECT_EQ(a.AdmitReadings("d", 60, kStart), absl::ZeroDuration());
+  std::vector<UsageDelta> unsent = a.TakeUnreported();
+  a.ReturnUnreported(unsent);
+  EXPECT_EQ(a.AdmitReadings("d", 20, kStart), absl::ZeroDuration());
+  // ...and goes with the next one, whole: 80, and b is charged all of it.
+  std::vector<UsageDelta> next = a.TakeUnreported();
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].amount, 80);
+  a.ChargeClusterUsage(next, counters.AddAll(next), kStart);
+  // b (90 left) admits 5 more, reports, and is charged a's 80: 5 left.
+  EXPECT_EQ(b.AdmitReadings("d", 5, kStart), absl::ZeroDuration());
+  Sync(b, counters, kStart);
+  EXPECT_NE(b.AdmitReadings("d", 10, kStart), absl::ZeroDuration());
+  EXPECT_EQ(b.AdmitReadings("d", 5, kStart), absl::ZeroDuration());
+}
+
 TEST(DeviceLimiterClusterTest, UnreportedUsageSurvivesPruningAndIsTakenOnce) {
   DeviceLimiter limiter(ClusterLimits(10, 10), 10);
   EXPECT_EQ(limiter.AdmitReadings("quiet", 7, kStart), absl::ZeroDuration());
