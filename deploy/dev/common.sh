@@ -9,6 +9,7 @@ TELEMETRY_PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libpq-dev libhiredis-dev libabsl-dev prometheus-cpp-dev libcivetweb-dev libssl-dev openssl
+  zlib1g-dev  # the edge spool's checksums (CRC-32)
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
   postgresql-15 postgresql-client-15 redis-server

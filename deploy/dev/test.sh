@@ -18,7 +18,7 @@ export TELEMETRY_REQUIRE_BROWSER=1
 build_project "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTELEMETRY_WERROR=ON
 
 # A short, bounded libFuzzer pass over the request validator, the COPY
-# encoder and the CSV parser (clang build of just those; corpus in
+# encoder, the CSV parser and the spool's segment decoder (clang build of just those; corpus in
 # tests/fuzz/corpus). FUZZ_SECONDS=0 skips it.
 FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
 if [ "$FUZZ_SECONDS" -gt 0 ]; then
