@@ -20,6 +20,8 @@
 // "grpc-retry-pushback-ms" trailer of a refused call).
 //
 // Thread-safety: Send and Close may be called from one producer thread.
+// Close may also come from another thread to end a Send that waits for the
+// window (that Send then returns FailedPrecondition).
 // The ack callback runs inside the stream's read reaction, on a gRPC
 // thread, never with the library's lock held; one stream's callbacks never
 // overlap, and none runs after Close returns. It must not block (a slow

@@ -1,0 +1,264 @@
+#include "client/edge_agent.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <deque>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "client/channel_flags.h"
+#include "client/csv_readings.h"
+#include "storage/util/mutex.h"
+
+namespace telemetry::client {
+namespace {
+
+int Fail(absl::string_view message, int code) {
+  std::cerr << "edge-agent: " << message << "\n";
+  return code;
+}
+
+// What the reader thread hands over: a reading and the input offset after
+// it, an unparsable line, or the end of the input.
+struct Item {
+  enum Kind { kReading, kUnparsable, kEnd } kind = kEnd;
+  telemetry::v1::Reading reading;
+  std::string error;
+  int64_t offset_after = -1;  // -1: not seekable (stdin)
+};
+
+// The reader thread's state, shared so that the thread may outlive the
+// call when it is stuck in a read of stdin at shutdown (it is detached).
+struct Input {
+  std::ifstream file;
+  std::istream* in = &std::cin;
+  std::optional<CsvReadingParser> parser;
+
+  Mutex mu;
+  std::deque<Item> items ABSL_GUARDED_BY(mu);
+  bool stop ABSL_GUARDED_BY(mu) = false;
+  size_t capacity = 0;
+
+  void Read() {
+    std::vector<std::string> cells;
+    for (;;) {
+      Item item;
+      if (!ReadCsvRecord(*in, &cells)) {
+        item.kind = Item::kEnd;
+      } else if (cells.size() == 1 && cells[0].empty()) {
+        continue;  // a blank line
+      } else if (auto reading = parser->Parse(cells); reading.ok()) {
+        item.kind = Item::kReading;
+        item.reading = *std::move(reading);
+      } else {
+        item.kind = Item::kUnparsable;
+        item.error = std::string(reading.status().message());
+      }
+      if (in == &file) {
+        std::streampos at = file.tellg();
+        if (at < 0 && file.eof()) {  // the last line: tellg fails at the end
+          file.clear();
+          at = file.tellg();
+        }
+        item.offset_after = static_cast<int64_t>(at);
+      }
+      const bool end = item.kind == Item::kEnd;
+      MutexLock lock(&mu);
+      auto room = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+        return stop || items.size() < capacity;
+      };
+      mu.Await(absl::Condition(&room));
+      if (stop) return;
+      items.push_back(std::move(item));
+      if (end) return;
+    }
+  }
+};
+
+// "<device>:<inode>:<offset>" of the input file.
+std::string Cursor(const struct stat& st, int64_t offset) {
+  return absl::StrCat(st.st_dev, ":", st.st_ino, ":", offset);
+}
+
+// The offset a cursor names in the same file, if it does.
+std::optional<int64_t> ResumeOffset(const std::string& cursor, const struct stat& st) {
+  std::vector<std::string> parts = absl::StrSplit(cursor, ':');
+  uint64_t dev, ino;
+  int64_t offset;
+  if (parts.size() != 3 || !absl::SimpleAtoi(parts[0], &dev) ||
+      !absl::SimpleAtoi(parts[1], &ino) || !absl::SimpleAtoi(parts[2], &offset)) {
+    return std::nullopt;
+  }
+  if (dev != static_cast<uint64_t>(st.st_dev) || ino != static_cast<uint64_t>(st.st_ino) ||
+      offset < 0 || offset > st.st_size) {
+    return std::nullopt;
+  }
+  return offset;
+}
+
+void PrintStatus(const char* when, const Spool& spool, const SpooledStream& stream,
+                 uint64_t read) {
+  const SpoolStats s = spool.stats();
+  const SpooledStreamStats a = stream.stats();
+  std::cerr << "edge-agent: " << when << ": read " << read << " readings; backlog "
+            << s.pending_batches << " batches (" << s.pending_readings << " readings, "
+            << s.bytes << " bytes on disk); answered " << a.batches_answered << " batches ("
+            << a.accepted << " stored, " << a.duplicates << " duplicates, " << a.rejected
+            << " rejected); dropped " << s.dropped_batches << " batches\n";
+}
+
+}  // namespace
+
+int RunEdgeAgent(const EdgeAgentOptions& options) {
+  if (options.batch_size == 0) return Fail("--batch_size must be positive", 2);
+  auto input = std::make_shared<Input>();
+  input->capacity = 4 * options.batch_size;
+  struct stat file_stat {};
+  if (options.input != "-") {
+    input->file.open(options.input, std::ios::binary);
+    if (!input->file || ::stat(options.input.c_str(), &file_stat) != 0) {
+      return Fail(absl::StrCat("cannot open ", options.input), 2);
+    }
+    input->in = &input->file;
+  }
+  std::vector<std::string> header;
+  if (!ReadCsvRecord(*input->in, &header)) return Fail("the CSV input is empty", 2);
+  auto parser = CsvReadingParser::Create(header);
+  if (!parser.ok()) return Fail(absl::StrCat("line 1: ", parser.status().message()), 2);
+  input->parser = *std::move(parser);
+
+  auto spool = Spool::Open(options.spool);
+  if (!spool.ok()) return Fail(spool.status().ToString(), 2);
+  const SpoolRecovery& recovered = (*spool)->recovery();
+  if (recovered.segments > 0) {
+    std::cerr << "edge-agent: spool " << options.spool.directory << ": "
+              << recovered.pending_batches << " batches (" << recovered.pending_readings
+              << " readings) to send again; cut " << recovered.tail_bytes_cut
+              << " bytes of torn tail, skipped " << recovered.damaged_spans
+              << " damaged stretches, " << recovered.unreadable_segments
+              << " unreadable segments set aside\n";
+  }
+  if (options.input != "-") {
+    if (auto offset = ResumeOffset((*spool)->cursor(), file_stat)) {
+      input->file.seekg(*offset);
+      std::cerr << "edge-agent: resuming " << options.input << " at byte " << *offset << "\n";
+    }
+  }
+
+  // Without a connection check: a device starts whether or not its link is up.
+  auto channel = OpenChannelFromFlags(options.target);
+  if (!channel.ok()) return Fail(channel.status().message(), 2);
+  SpooledStream stream(*channel, spool->get(), options.stream);
+  std::thread([input] { input->Read(); }).detach();
+
+  uint64_t read = 0, unparsable = 0;
+  telemetry::v1::ReadingBatch batch;
+  std::string cursor;
+  absl::Time batch_started = absl::InfiniteFuture();
+  absl::Time next_status = options.progress_interval > absl::ZeroDuration()
+                               ? absl::Now() + options.progress_interval
+                               : absl::InfiniteFuture();
+  auto stopping = [&] { return options.stop != nullptr && options.stop->load(); };
+  absl::Status refused;
+  auto flush = [&]() -> bool {
+    if (batch.readings_size() == 0) return true;
+    batch.set_idempotency_key(ContentKey(batch));
+    for (;;) {  // a full spool (kBlock) waits here: the input waits with it
+      auto appended = stream.Send(batch, cursor, absl::Now() + absl::Seconds(1));
+      if (appended.ok()) break;
+      if (!absl::IsResourceExhausted(appended.status()) || stopping()) {
+        refused = appended.status();
+        return false;
+      }
+    }
+    batch.Clear();
+    batch_started = absl::InfiniteFuture();
+    return true;
+  };
+  bool ended = false;
+  while (!ended && !stopping()) {
+    std::optional<Item> item;
+    {
+      MutexLock lock(&input->mu);
+      auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(input->mu) {
+        return !input->items.empty();
+      };
+      const absl::Time wake = std::min({batch_started + options.flush_interval, next_status,
+                                        absl::Now() + absl::Milliseconds(200)});
+      if (input->mu.AwaitWithDeadline(absl::Condition(&ready), wake)) {
+        item = std::move(input->items.front());
+        input->items.pop_front();
+      }
+    }
+    if (item) {
+      switch (item->kind) {
+        case Item::kEnd:
+          ended = true;
+          break;
+        case Item::kUnparsable:
+          if (++unparsable <= 10) std::cerr << "edge-agent: unparsable line: " << item->error << "\n";
+          break;
+        case Item::kReading:
+          ++read;
+          if (batch.readings_size() == 0) batch_started = absl::Now();
+          *batch.add_readings() = std::move(item->reading);
+          break;
+      }
+      if (item->offset_after >= 0) cursor = Cursor(file_stat, item->offset_after);
+    }
+    const bool full = static_cast<size_t>(batch.readings_size()) >= options.batch_size;
+    if ((full || ended || absl::Now() >= batch_started + options.flush_interval) && !flush()) {
+      break;
+    }
+    if (absl::Now() >= next_status) {
+      PrintStatus("status", **spool, stream, read);
+      next_status = absl::Now() + options.progress_interval;
+    }
+  }
+  if (refused.ok() && stopping()) (void)flush();  // what was read goes to disk
+  {
+    MutexLock lock(&input->mu);
+    input->stop = true;  // the reader ends (or, stuck in a read, is left behind)
+  }
+  // The drain: status lines go on while the backlog is sent.
+  absl::Time drain_until =
+      absl::Now() + (stopping() ? options.stop_drain_timeout : options.drain_timeout);
+  while (refused.ok() && (*spool)->stats().pending_batches > 0 && absl::Now() < drain_until &&
+         !stopping()) {
+    absl::SleepFor(std::min(absl::Milliseconds(50), drain_until - absl::Now()));
+    if (absl::Now() >= next_status) {
+      PrintStatus("status", **spool, stream, read);
+      next_status = absl::Now() + options.progress_interval;
+    }
+  }
+  if (stopping()) {
+    drain_until = std::min(drain_until, absl::Now() + options.stop_drain_timeout);
+  }
+  auto closed = stream.Close(refused.ok() ? std::max(drain_until - absl::Now(), absl::ZeroDuration())
+                                          : absl::ZeroDuration());
+  PrintStatus("done", **spool, stream, read);
+  const SpoolStats s = (*spool)->stats();
+  const SpooledStreamStats a = stream.stats();
+  std::cout << "edge-agent: read " << read << " readings (" << unparsable
+            << " unparsable lines); answered " << a.batches_answered << " batches: "
+            << a.accepted << " stored, " << a.duplicates << " duplicates, " << a.rejected
+            << " rejected, " << a.batches_failed << " batches refused; spool: "
+            << s.pending_batches << " batches pending, " << s.dropped_batches
+            << " dropped (" << s.dropped_readings << " readings)\n"
+            << std::flush;
+  if (!refused.ok()) return Fail(absl::StrCat("cannot spool: ", refused.ToString()), 1);
+  if (!closed.ok()) return Fail(closed.status().message(), 1);
+  return a.batches_failed == 0 && s.dropped_batches == 0 && unparsable == 0 ? 0 : 1;
+}
+
+}  // namespace telemetry::client
