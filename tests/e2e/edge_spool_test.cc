@@ -50,7 +50,7 @@ int64_t Stored(const std::string& db, const std::string& prefix) {
 }
 int64_t StoredDistinct(const std::string& db, const std::string& prefix) {
   return std::stoll(QueryScalar(
-      db, absl::StrCat("SELECT count(DISTINCT (sensor_id, time)) FROM sensor_readings "
+      db, absl::StrCat("SELECT count(DISTINCT (sensor_id, \"timestamp\")) FROM sensor_readings "
                        "WHERE sensor_id LIKE '",
                        prefix, "-%'")));
 }
