@@ -6,6 +6,7 @@
 #include <deque>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -23,10 +24,30 @@
 namespace telemetry::client {
 namespace {
 
-int Fail(absl::string_view message, int code) {
-  std::cerr << "edge-agent: " << message << "\n";
+int Fail(absl::string_view program, absl::string_view message, int code) {
+  std::cerr << program << ": " << message << "\n";
   return code;
 }
+
+// Why readings were refused, with how many each (the reasons are the
+// gateway's stable texts, so they are few). Filled from the stream's thread.
+class RejectionTally {
+ public:
+  void Add(const telemetry::v1::BatchAck& ack) {
+    MutexLock lock(&mu_);
+    for (const auto& r : ack.rejections()) ++counts_[r.reason()];
+  }
+  void Print(absl::string_view program) {
+    MutexLock lock(&mu_);
+    for (const auto& [reason, count] : counts_) {
+      std::cerr << program << ": rejected " << count << " readings: " << reason << "\n";
+    }
+  }
+
+ private:
+  Mutex mu_;
+  std::map<std::string, uint64_t> counts_ ABSL_GUARDED_BY(mu_);
+};
 
 // What the reader thread hands over: a reading and the input offset after
 // it, an unparsable line, or the end of the input.
@@ -34,6 +55,7 @@ struct Item {
   enum Kind { kReading, kUnparsable, kEnd } kind = kEnd;
   telemetry::v1::Reading reading;
   std::string error;
+  uint64_t line = 0;          // where a reading or an unparsable record starts
   int64_t offset_after = -1;  // -1: not seekable (stdin)
 };
 
@@ -43,6 +65,7 @@ struct Input {
   std::ifstream file;
   std::istream* in = &std::cin;
   std::optional<CsvReadingParser> parser;
+  int64_t resumed_at = -1;  // lines are counted from this byte when >= 0
 
   Mutex mu;
   std::deque<Item> items ABSL_GUARDED_BY(mu);
@@ -51,9 +74,13 @@ struct Input {
 
   void Read() {
     std::vector<std::string> cells;
+    uint64_t line = resumed_at >= 0 ? 0 : 1;  // the header's, or none before the resume
     for (;;) {
       Item item;
-      if (!ReadCsvRecord(*in, &cells)) {
+      const bool got = ReadCsvRecord(*in, &cells);
+      item.line = ++line;
+      for (const std::string& c : cells) line += std::count(c.begin(), c.end(), '\n');
+      if (!got) {
         item.kind = Item::kEnd;
       } else if (cells.size() == 1 && cells[0].empty()) {
         continue;  // a blank line
@@ -106,11 +133,11 @@ std::optional<int64_t> ResumeOffset(const std::string& cursor, const struct stat
   return offset;
 }
 
-void PrintStatus(const char* when, const Spool& spool, const SpooledStream& stream,
-                 uint64_t read) {
+void PrintStatus(absl::string_view program, const char* when, const Spool& spool,
+                 const SpooledStream& stream, uint64_t read) {
   const SpoolStats s = spool.stats();
   const SpooledStreamStats a = stream.stats();
-  std::cerr << "edge-agent: " << when << ": read " << read << " readings; backlog "
+  std::cerr << program << ": " << when << ": read " << read << " readings; backlog "
             << s.pending_batches << " batches (" << s.pending_readings << " readings, "
             << s.bytes << " bytes on disk); answered " << a.batches_answered << " batches ("
             << a.accepted << " stored, " << a.duplicates << " duplicates, " << a.rejected
@@ -120,28 +147,29 @@ void PrintStatus(const char* when, const Spool& spool, const SpooledStream& stre
 }  // namespace
 
 int RunEdgeAgent(const EdgeAgentOptions& options) {
-  if (options.batch_size == 0) return Fail("--batch_size must be positive", 2);
+  const std::string& program = options.program_name;
+  if (options.batch_size == 0) return Fail(program, "--batch_size must be positive", 2);
   auto input = std::make_shared<Input>();
   input->capacity = 4 * options.batch_size;
   struct stat file_stat {};
   if (options.input != "-") {
     input->file.open(options.input, std::ios::binary);
     if (!input->file || ::stat(options.input.c_str(), &file_stat) != 0) {
-      return Fail(absl::StrCat("cannot open ", options.input), 2);
+      return Fail(program, absl::StrCat("cannot open ", options.input), 2);
     }
     input->in = &input->file;
   }
   std::vector<std::string> header;
-  if (!ReadCsvRecord(*input->in, &header)) return Fail("the CSV input is empty", 2);
+  if (!ReadCsvRecord(*input->in, &header)) return Fail(program, "the CSV input is empty", 2);
   auto parser = CsvReadingParser::Create(header);
-  if (!parser.ok()) return Fail(absl::StrCat("line 1: ", parser.status().message()), 2);
+  if (!parser.ok()) return Fail(program, absl::StrCat("line 1: ", parser.status().message()), 2);
   input->parser = *std::move(parser);
 
   auto spool = Spool::Open(options.spool);
-  if (!spool.ok()) return Fail(spool.status().ToString(), 2);
+  if (!spool.ok()) return Fail(program, spool.status().ToString(), 2);
   const SpoolRecovery& recovered = (*spool)->recovery();
   if (recovered.segments > 0) {
-    std::cerr << "edge-agent: spool " << options.spool.directory << ": "
+    std::cerr << program << ": spool " << options.spool.directory << ": "
               << recovered.pending_batches << " batches (" << recovered.pending_readings
               << " readings) to send again; cut " << recovered.tail_bytes_cut
               << " bytes of torn tail, skipped " << recovered.damaged_spans
@@ -151,14 +179,17 @@ int RunEdgeAgent(const EdgeAgentOptions& options) {
   if (options.input != "-") {
     if (auto offset = ResumeOffset((*spool)->cursor(), file_stat)) {
       input->file.seekg(*offset);
-      std::cerr << "edge-agent: resuming " << options.input << " at byte " << *offset << "\n";
+      input->resumed_at = *offset;
+      std::cerr << program << ": resuming " << options.input << " at byte " << *offset << "\n";
     }
   }
 
   // Without a connection check: a device starts whether or not its link is up.
   auto channel = OpenChannelFromFlags(options.target);
-  if (!channel.ok()) return Fail(channel.status().message(), 2);
-  SpooledStream stream(*channel, spool->get(), options.stream);
+  if (!channel.ok()) return Fail(program, channel.status().message(), 2);
+  RejectionTally rejections;
+  SpooledStream stream(*channel, spool->get(), options.stream,
+                       [&rejections](const telemetry::v1::BatchAck& ack) { rejections.Add(ack); });
   std::thread([input] { input->Read(); }).detach();
 
   uint64_t read = 0, unparsable = 0;
@@ -206,7 +237,11 @@ int RunEdgeAgent(const EdgeAgentOptions& options) {
           ended = true;
           break;
         case Item::kUnparsable:
-          if (++unparsable <= 10) std::cerr << "edge-agent: unparsable line: " << item->error << "\n";
+          if (++unparsable <= 10) {
+            std::cerr << program << ": line " << item->line;
+            if (input->resumed_at >= 0) std::cerr << " (counted from byte " << input->resumed_at << ")";
+            std::cerr << ": unparsable: " << item->error << "\n";
+          }
           break;
         case Item::kReading:
           ++read;
@@ -221,7 +256,7 @@ int RunEdgeAgent(const EdgeAgentOptions& options) {
       break;
     }
     if (absl::Now() >= next_status) {
-      PrintStatus("status", **spool, stream, read);
+      PrintStatus(program, "status", **spool, stream, read);
       next_status = absl::Now() + options.progress_interval;
     }
   }
@@ -237,7 +272,7 @@ int RunEdgeAgent(const EdgeAgentOptions& options) {
          !stopping()) {
     absl::SleepFor(std::min(absl::Milliseconds(50), drain_until - absl::Now()));
     if (absl::Now() >= next_status) {
-      PrintStatus("status", **spool, stream, read);
+      PrintStatus(program, "status", **spool, stream, read);
       next_status = absl::Now() + options.progress_interval;
     }
   }
@@ -246,19 +281,25 @@ int RunEdgeAgent(const EdgeAgentOptions& options) {
   }
   auto closed = stream.Close(refused.ok() ? std::max(drain_until - absl::Now(), absl::ZeroDuration())
                                           : absl::ZeroDuration());
-  PrintStatus("done", **spool, stream, read);
+  PrintStatus(program, "done", **spool, stream, read);
   const SpoolStats s = (*spool)->stats();
   const SpooledStreamStats a = stream.stats();
-  std::cout << "edge-agent: read " << read << " readings (" << unparsable
+  rejections.Print(program);
+  if (unparsable > 10) {
+    std::cerr << program << ": " << unparsable - 10 << " more unparsable lines not listed\n";
+  }
+  std::cout << program << ": read " << read << " readings (" << unparsable
             << " unparsable lines); answered " << a.batches_answered << " batches: "
             << a.accepted << " stored, " << a.duplicates << " duplicates, " << a.rejected
             << " rejected, " << a.batches_failed << " batches refused; spool: "
             << s.pending_batches << " batches pending, " << s.dropped_batches
             << " dropped (" << s.dropped_readings << " readings)\n"
             << std::flush;
-  if (!refused.ok()) return Fail(absl::StrCat("cannot spool: ", refused.ToString()), 1);
-  if (!closed.ok()) return Fail(closed.status().message(), 1);
-  return a.batches_failed == 0 && s.dropped_batches == 0 && unparsable == 0 ? 0 : 1;
+  if (!refused.ok()) return Fail(program, absl::StrCat("cannot spool: ", refused.ToString()), 1);
+  if (!closed.ok()) return Fail(program, closed.status().message(), 1);
+  return a.batches_failed == 0 && s.dropped_batches == 0 && unparsable == 0 && a.rejected == 0
+             ? 0
+             : 1;
 }
 
 }  // namespace telemetry::client

@@ -23,6 +23,7 @@
 namespace telemetry::client {
 
 struct EdgeAgentOptions {
+  std::string program_name = "edge-agent";  // what messages start with
   std::string target;      // the gateway(s), as OpenChannelFromFlags takes them
   std::string input = "-";  // a CSV file, or - for stdin
   size_t batch_size = 500;
@@ -43,9 +44,11 @@ struct EdgeAgentOptions {
 };
 
 // Runs to the end of the input (or *stop) and prints a summary on stdout.
-// Exit code: 0 when everything read was answered (stored, duplicate, or
-// refused reading by reading), 1 when batches stay in the spool or were
-// refused as a whole, 2 for unusable options or input.
+// Exit code: 0 when every reading read (and every one spooled by an earlier
+// run) was stored or was a duplicate; 1 when some were rejected (reasons
+// counted on stderr), unparsable (listed by line), dropped by a full spool,
+// refused as a whole batch, or are still in the spool; 2 for unusable
+// options or input.
 int RunEdgeAgent(const EdgeAgentOptions& options);
 
 }  // namespace telemetry::client

@@ -13,6 +13,7 @@
 #include "client/channel_flags.h"
 #include "client/connect_check.h"
 #include "client/csv_readings.h"
+#include "client/edge_agent.h"
 #include "client/progress.h"
 #include "client/telemetry_client.h"
 #include "storage/util/mutex.h"
@@ -171,6 +172,20 @@ int RunSend(const SendOptions& options) {
               << f.status_message() << " [request_id=" << f.correlation_id() << "]\n";
   }
   return (stats->failed.empty() && unparsable_count == 0 && stats->rejected == 0) ? 0 : 1;
+}
+
+int RunSpooledSend(const SendOptions& options, const std::string& spool_directory) {
+  EdgeAgentOptions agent;
+  agent.program_name = "telemetryctl send";
+  agent.target = options.target;
+  agent.input = options.file;
+  agent.batch_size = options.batch_size;
+  agent.spool.directory = spool_directory;
+  // One operator's run, not a fleet coming back at once: no start jitter.
+  agent.stream.start_jitter = absl::ZeroDuration();
+  agent.drain_timeout = options.timeout;
+  agent.progress_interval = options.progress ? absl::Seconds(2) : absl::ZeroDuration();
+  return RunEdgeAgent(agent);
 }
 
 }  // namespace telemetry::client

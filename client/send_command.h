@@ -23,6 +23,13 @@ struct SendOptions {
 // any was rejected, unparsable or not acknowledged, 2 for unusable input.
 int RunSend(const SendOptions& options);
 
+// send --spool=DIR: the same input through the edge agent's spool
+// (client/edge_agent.h): what a killed run spooled, and what a run that
+// timed out left unanswered, is sent by the next run with the same spool;
+// a file is read on from where the spooled part ends. Exit codes as
+// RunEdgeAgent's.
+int RunSpooledSend(const SendOptions& options, const std::string& spool_directory);
+
 }  // namespace telemetry::client
 
 #endif  // TELEMETRY_CLIENT_SEND_COMMAND_H_

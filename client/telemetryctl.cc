@@ -64,6 +64,9 @@ ABSL_FLAG(std::string, file, "-", "send: the CSV file to read; range: the file t
 ABSL_FLAG(int, batch_size, 1000, "readings per batch");
 ABSL_FLAG(absl::Duration, timeout, absl::Minutes(5),
           "give up on batches not acknowledged this long after the last was sent");
+ABSL_FLAG(std::string, spool, "",
+          "send: spool every batch in this directory before sending it, and send what an "
+          "earlier run left there first (store and forward, as edge-agent does)");
 ABSL_FLAG(std::string, service, "",
           "the gRPC service to ask about (e.g. telemetry.v1.IngestService); empty: the "
           "server as a whole");
@@ -91,7 +94,7 @@ constexpr const char* kGroups[] = {"Ingest", "Read", "Records", "Operations", "D
 
 const std::vector<Command>& Commands() {
   static const auto* commands = new std::vector<Command>{
-      {"send", "Ingest", "send [--file=F] [--batch_size=N]",
+      {"send", "Ingest", "send [--file=F] [--batch_size=N] [--spool=DIR]",
        "stream CSV readings to the gateway, exactly once",
        "Reads CSV with a header naming its columns, in any order:\n"
        "  sensor_id,timestamp,value[,sensor_type][,unit][,quality][,metadata]\n"
@@ -99,8 +102,12 @@ const std::vector<Command>& Commands() {
        "derived from their content, so sending a file again stores nothing twice (what\n"
        "was stored comes back as duplicates). Rejected and unparsable readings are\n"
        "listed by line. `range` writes this format, so an export reads back as it was.\n"
+       "With --spool=DIR, every batch is written to a crash-safe spool before it is sent\n"
+       "and leaves it when answered: a run that is killed, or finds the gateway away,\n"
+       "is finished by the next run with the same --spool (a file goes on from where it\n"
+       "was; docs/spool.md). edge-agent is the same, for a device that runs for good.\n"
        "Exit status: 0 every reading stored, 1 some rejected or not acknowledged.",
-       {"file", "batch_size", "timeout"}, Needs::kGateway, false},
+       {"file", "batch_size", "timeout", "spool"}, Needs::kGateway, false},
       {"latest", "Read", "latest --sensor=S [--limit=N]", "a sensor's newest readings", "",
        {"sensor", "limit"}, Needs::kReadService, true},
       {"range", "Read", "range [--sensor=S] --start=T [--end=T] [--file=F]",
@@ -434,6 +441,8 @@ int RunCommand(const Command& c, const std::vector<std::string>& args) {
     o.timeout = absl::GetFlag(FLAGS_timeout);
     o.connect_timeout = context.connect_timeout;
     o.progress = context.progress;
+    const std::string spool = absl::GetFlag(FLAGS_spool);
+    if (!spool.empty()) return client::RunSpooledSend(o, spool);
     return client::RunSend(o);
   }
   if (name == "health") {
