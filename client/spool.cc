@@ -583,12 +583,19 @@ absl::StatusOr<SpoolEntry> Spool::ReadNext(absl::Time deadline) {
     // Everything written is read: wait for more.
     MutexLock lock(&mu_);
     auto more = [this, appended_seen]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return closed_ || stats_.appended_batches + next_segment_id_ != appended_seen;
+      return closed_ || wake_reader_ ||
+             stats_.appended_batches + next_segment_id_ != appended_seen;
     };
-    if (!mu_.AwaitWithDeadline(absl::Condition(&more), deadline)) {
+    if (!mu_.AwaitWithDeadline(absl::Condition(&more), deadline) || wake_reader_) {
+      wake_reader_ = false;
       return absl::DeadlineExceededError("no batch to send yet");
     }
   }
+}
+
+void Spool::WakeReader() {
+  MutexLock lock(&mu_);
+  wake_reader_ = true;
 }
 
 void Spool::Close() {

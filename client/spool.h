@@ -132,6 +132,11 @@ class Spool {
   // `deadline` (DeadlineExceeded); Cancelled once Close is called.
   absl::StatusOr<SpoolEntry> ReadNext(absl::Time deadline) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Ends a ReadNext that is waiting (or the next one, if none is) at once
+  // with DeadlineExceeded, as if its deadline had come: a sender that is
+  // asked to stop need not wait out its poll.
+  void WakeReader() ABSL_LOCKS_EXCLUDED(mu_);
+
   // The batch needs no more sending. Unknown and repeated sequences are
   // ignored. No I/O: the mark is written with the next housekeeping.
   void MarkDone(uint64_t sequence) ABSL_LOCKS_EXCLUDED(mu_);
@@ -195,6 +200,7 @@ class Spool {
   uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t next_segment_id_ ABSL_GUARDED_BY(mu_) = 1;
   std::string cursor_ ABSL_GUARDED_BY(mu_);
+  bool wake_reader_ ABSL_GUARDED_BY(mu_) = false;  // WakeReader, not yet seen
   uint64_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
   // Done marks not yet on disk, and what ReadNext returned last.
   std::vector<uint64_t> unwritten_done_ ABSL_GUARDED_BY(mu_);

@@ -144,13 +144,17 @@ absl::StatusOr<SpooledStreamStats> SpooledStream::Close(absl::Duration timeout) 
     mu_.AwaitWithDeadline(absl::Condition(&answered), deadline);
     stopping_ = true;  // wakes a pacing sender
   }
+  spool_->WakeReader();  // and one waiting for a batch
   // Unblocks a sender waiting for the window, and ends the call: what it
   // still carries stays pending in the spool.
   const absl::StatusOr<StreamStats> stream_stats =
       stream_->Close(std::max(deadline - absl::Now(), absl::ZeroDuration()));
   if (sender_.joinable()) sender_.join();
   MutexLock lock(&mu_);
-  if (stream_stats.ok()) stats_.reconnects = stream_stats->reconnects;
+  if (stream_stats.ok()) {
+    stats_.reconnects = stream_stats->reconnects;
+    stats_.resends = stream_stats->resends;
+  }
   if (!fatal_.ok()) return fatal_;
   const uint64_t left = spool_->stats().pending_batches;
   if (left > 0) {

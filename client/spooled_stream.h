@@ -61,7 +61,8 @@ struct SpooledStreamStats {
   uint64_t duplicates = 0;        // readings the gateway had already
   uint64_t rejected = 0;          // readings refused (invalid)
   uint64_t batches_failed = 0;    // batches refused as a whole, for good
-  uint64_t reconnects = 0;
+  uint64_t reconnects = 0;        // Close's: new streams after the first
+  uint64_t resends = 0;           // Close's: batches sent again (throttled, broken stream)
 };
 
 class SpooledStream {

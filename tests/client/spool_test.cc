@@ -422,5 +422,25 @@ TEST_F(SpoolTest, CloseWakesAWaitingSender) {
             absl::StatusCode::kFailedPrecondition);
 }
 
+TEST_F(SpoolTest, WakeReaderEndsOneWaitButNeverHidesABatch) {
+  auto spool = OpenOrDie(Options());
+  ASSERT_NE(spool, nullptr);
+  // Before or during the wait, it does not matter: the wake is kept.
+  absl::Status read_status;
+  std::thread sender([&] { read_status = spool->ReadNext(absl::InfiniteFuture()).status(); });
+  spool->WakeReader();
+  sender.join();
+  EXPECT_EQ(read_status.code(), absl::StatusCode::kDeadlineExceeded);
+  // A wake with a batch there: the batch comes first, the wake is spent on
+  // the next wait.
+  ASSERT_TRUE(spool->Append(Batch(1), "", Soon()).ok());
+  spool->WakeReader();
+  auto entry = spool->ReadNext(absl::InfiniteFuture());
+  ASSERT_TRUE(entry.ok()) << entry.status();
+  EXPECT_EQ(entry->batch.idempotency_key(), Batch(1).idempotency_key());
+  EXPECT_EQ(spool->ReadNext(absl::InfiniteFuture()).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+}
+
 }  // namespace
 }  // namespace telemetry::client
