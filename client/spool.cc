@@ -57,6 +57,7 @@ int WriteAll(int fd, absl::string_view bytes, uint64_t offset) {
     const ssize_t n = ::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(offset));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return errno;
+    if (n == 0) return EIO;  // no progress: never loop on it
     bytes.remove_prefix(static_cast<size_t>(n));
     offset += static_cast<uint64_t>(n);
   }
@@ -142,7 +143,12 @@ absl::Status Spool::Recover() {
   {
     MutexLock lock(&mu_);
     uint64_t highest_batch = 0;
-    for (const auto& [id, path] : files) {
+    // The cursor is where a producer re-reads its input from: never past
+    // a batch that is lost (damage, a hole, a segment set aside), whose
+    // readings the input may still hold. Once one is, it stays put.
+    bool lost = false;
+    for (size_t file = 0; file < files.size(); ++file) {
+      const auto& [id, path] = files[file];
       next_segment_id_ = std::max(next_segment_id_, id + 1);
       absl::StatusOr<std::string> bytes = ReadWholeFile(path);
       if (!bytes.ok()) return bytes.status();
@@ -155,6 +161,7 @@ absl::Status Spool::Recover() {
         } else {
           ++recovery_.unreadable_segments;
           fs::rename(path, path + ".bad", ec);
+          lost = true;
         }
         continue;
       }
@@ -164,11 +171,20 @@ absl::Status Spool::Recover() {
       segment.bytes = decoded.intact_end;
       segment.sealed = true;
       bool has_slots = false;
+      uint64_t expected_offset = spool::kSegmentHeaderBytes;
       for (const Record& r : decoded.records) {
+        if (r.offset != expected_offset) lost = true;  // a damaged stretch before it
+        expected_offset = r.offset + r.size;
+        // A batch number skipped: written, then not on disk (power loss
+        // with a lazy sync can keep later writes and lose earlier ones).
+        if ((r.type == RecordType::kOrigin || r.type == RecordType::kBatch) &&
+            highest_batch > 0 && r.sequence > highest_batch + 1) {
+          lost = true;
+        }
         switch (r.type) {
           case RecordType::kOrigin:
             next_sequence_ = std::max(next_sequence_, r.sequence);
-            cursor_ = std::string(r.cursor);
+            if (!lost) cursor_ = std::string(r.cursor);
             break;
           case RecordType::kDone:
             if (r.count <= UINT64_MAX - r.sequence) {
@@ -190,20 +206,26 @@ absl::Status Spool::Recover() {
             telemetry::v1::ReadingBatch batch;
             const bool parsed = batch.ParseFromArray(r.batch.data(), static_cast<int>(r.batch.size())) &&
                                 !batch.idempotency_key().empty();
-            if (!parsed) ++recovery_.unparsable_batches;
+            if (!parsed) {
+              ++recovery_.unparsable_batches;
+              lost = true;
+            }
             segment.pending.push_back(parsed);
             segment.readings.push_back(static_cast<uint32_t>(batch.readings_size()));
             if (parsed) ++segment.pending_count;
             highest_batch = r.sequence;
             next_sequence_ = std::max(next_sequence_, r.sequence + 1);
-            cursor_ = std::string(r.cursor);
+            if (!lost) cursor_ = std::string(r.cursor);
             break;
           }
         }
       }
       if (!has_slots) segment.first_sequence = highest_batch + 1;
       if (decoded.tail_bytes > 0) {
-        // Cut a torn or damaged tail, so that it is never read again.
+        // Cut a torn or damaged tail, so that it is never read again. In
+        // the newest segment it is the append a crash cut short; in an
+        // older one, batches lost before later ones.
+        if (file + 1 < files.size()) lost = true;
         recovery_.tail_bytes_cut += decoded.tail_bytes;
         if (::truncate(path.c_str(), static_cast<off_t>(decoded.intact_end)) != 0) {
           return ErrnoStatus("cannot cut the damaged tail of", path, errno);
@@ -235,6 +257,7 @@ absl::Status Spool::Recover() {
       }
     }
     recovery_.segments = segments_.size();
+    recovery_.cursor_before_loss = lost;
     stats_.pending_batches = recovery_.pending_batches;
     stats_.pending_readings = recovery_.pending_readings;
   }
@@ -245,6 +268,11 @@ absl::Status Spool::Recover() {
 }
 
 absl::Status Spool::StartSegment() {
+  // What the old segment holds must reach the disk before the new one can:
+  // a power cut must not keep later batches and lose earlier ones.
+  if (active_fd_ >= 0 && unsynced_ && options_.sync != SpoolOptions::Sync::kNone) {
+    if (absl::Status synced = SyncActive(); !synced.ok()) return synced;
+  }
   uint64_t id, next_sequence;
   std::string cursor;
   {
@@ -317,16 +345,44 @@ absl::StatusOr<uint64_t> Spool::Append(const telemetry::v1::ReadingBatch& batch,
   if (!batch.SerializeToString(&serialized)) {
     return absl::InvalidArgumentError("the batch cannot be serialised");
   }
-  if (serialized.size() + 64 > options_.max_bytes / 2) {
+  if (serialized.size() + 64 > options_.max_bytes / 2 ||
+      serialized.size() + cursor.size() + 4 > spool::kMaxPayloadBytes) {
     return absl::InvalidArgumentError("the batch is larger than the spool can hold");
   }
-  MutexLock write_lock(&write_mu_);
+  const auto readings = static_cast<uint32_t>(batch.readings_size());
   bool waited = false;
+  for (;;) {
+    AppendAttempt attempt = TryAppend(serialized, readings, cursor, waited);
+    if (!attempt.full) return std::move(attempt.result);
+    if (absl::Now() >= deadline) {
+      return absl::ResourceExhaustedError(
+          attempt.err != 0
+              ? absl::StrCat("the spool's disk is full: ", std::strerror(attempt.err))
+              : "the spool is full: nothing acknowledged frees space yet");
+    }
+    waited = true;
+    // Wait for an answer to free space (for a full disk, maybe someone
+    // else frees it): re-checked at least every 100 ms. Without write_mu_:
+    // the housekeeper (interval syncs, done marks) goes on meanwhile.
+    MutexLock lock(&mu_);
+    auto changed = [this, seen = attempt.done_seen]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return closed_ || stats_.done_batches != seen;
+    };
+    ++stats_.appends_waiting;
+    mu_.AwaitWithDeadline(absl::Condition(&changed),
+                          std::min(deadline, absl::Now() + absl::Milliseconds(100)));
+    --stats_.appends_waiting;
+  }
+}
+
+Spool::AppendAttempt Spool::TryAppend(const std::string& serialized, uint32_t readings,
+                                      absl::string_view cursor, bool waited) {
+  MutexLock write_lock(&write_mu_);
   for (;;) {
     uint64_t sequence, active_bytes, active_slots, total, done_seen;
     {
       MutexLock lock(&mu_);
-      if (closed_) return absl::FailedPreconditionError("the spool is closed");
+      if (closed_) return {absl::FailedPreconditionError("the spool is closed")};
       sequence = next_sequence_;
       active_bytes = segments_.back().bytes;
       active_slots = segments_.back().pending.size();
@@ -339,7 +395,7 @@ absl::StatusOr<uint64_t> Spool::Append(const telemetry::v1::ReadingBatch& batch,
     if (!full && active_slots > 0 && active_bytes + record.size() > options_.segment_bytes) {
       absl::Status started = StartSegment();
       if (started.ok()) continue;
-      if (!absl::IsResourceExhausted(started)) return started;
+      if (!absl::IsResourceExhausted(started)) return {started};
       full = true;  // the disk is full
       err = ENOSPC;
     }
@@ -347,8 +403,13 @@ absl::StatusOr<uint64_t> Spool::Append(const telemetry::v1::ReadingBatch& batch,
       err = WriteActive(record);
       if (err == 0) {
         if (options_.sync == SpoolOptions::Sync::kEveryBatch) {
-          // Not committed unless durable: the next append overwrites it.
-          if (absl::Status synced = SyncActive(); !synced.ok()) return synced;
+          // Not committed unless synced: cut it again. (A crash before the
+          // cut may keep it; that only sends a batch whose Append failed,
+          // and its readings lie after the cursor, so none is lost.)
+          if (absl::Status synced = SyncActive(); !synced.ok()) {
+            (void)::ftruncate(active_fd_, static_cast<off_t>(active_bytes));
+            return {synced};
+          }
         } else {
           unsynced_ = true;
         }
@@ -357,17 +418,19 @@ absl::StatusOr<uint64_t> Spool::Append(const telemetry::v1::ReadingBatch& batch,
         active.bytes += record.size();
         bytes_ += record.size();
         active.pending.push_back(true);
-        active.readings.push_back(static_cast<uint32_t>(batch.readings_size()));
+        active.readings.push_back(readings);
         ++active.pending_count;
         next_sequence_ = sequence + 1;
         cursor_ = std::string(cursor);
         ++stats_.appended_batches;
         ++stats_.pending_batches;
-        stats_.pending_readings += static_cast<uint64_t>(batch.readings_size());
+        stats_.pending_readings += readings;
         if (waited) ++stats_.full_waits;
-        return sequence;
+        return {sequence};
       }
-      if (!IsFullError(err)) return ErrnoStatus("cannot write the spool", options_.directory, err);
+      if (!IsFullError(err)) {
+        return {ErrnoStatus("cannot write the spool", options_.directory, err)};
+      }
     }
     // Full: our bound, or the disk itself.
     DeleteFinished();
@@ -376,22 +439,7 @@ absl::StatusOr<uint64_t> Spool::Append(const telemetry::v1::ReadingBatch& batch,
       if (bytes_ < total) continue;  // finished segments freed space
     }
     if (options_.when_full == SpoolOptions::WhenFull::kDropOldest && DropOldest()) continue;
-    if (absl::Now() >= deadline) {
-      return absl::ResourceExhaustedError(
-          err != 0 ? absl::StrCat("the spool's disk is full: ", std::strerror(err))
-                   : "the spool is full: nothing acknowledged frees space yet");
-    }
-    waited = true;
-    // Wait for an answer to free space (for a full disk, maybe someone
-    // else frees it): re-checked at least every 100 ms.
-    MutexLock lock(&mu_);
-    auto changed = [this, done_seen]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return closed_ || stats_.done_batches != done_seen;
-    };
-    ++stats_.appends_waiting;
-    mu_.AwaitWithDeadline(absl::Condition(&changed),
-                          std::min(deadline, absl::Now() + absl::Milliseconds(100)));
-    --stats_.appends_waiting;
+    return {absl::ResourceExhaustedError("full"), /*full=*/true, err, done_seen};
   }
 }
 
@@ -493,6 +541,7 @@ absl::Status Spool::WriteDoneMarks() {
 
 absl::Status Spool::Flush() {
   MutexLock write_lock(&write_mu_);
+  if (active_fd_ < 0) return absl::OkStatus();  // never opened (Open failed)
   absl::Status status = WriteDoneMarks();
   DeleteFinished();
   if (unsynced_ && options_.sync != SpoolOptions::Sync::kNone && active_fd_ >= 0) {
@@ -538,9 +587,14 @@ absl::StatusOr<SpoolEntry> Spool::ReadNext(absl::Time deadline) {
     if (found) {
       if (read_fd_ < 0) {
         read_fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-        if (read_fd_ < 0) {  // deleted meanwhile: on to the next
-          ++read_segment_;
-          continue;
+        if (read_fd_ < 0) {
+          if (errno == ENOENT) {  // deleted meanwhile (dropped): on to the next
+            ++read_segment_;
+            continue;
+          }
+          // Out of descriptors, say: its batches are still there, so try
+          // again later rather than skip them.
+          return WaitAfterReadError(ErrnoStatus("cannot open", path, errno), deadline);
         }
       }
       while (read_bytes_.size() < segment_bytes) {
@@ -548,7 +602,8 @@ absl::StatusOr<SpoolEntry> Spool::ReadNext(absl::Time deadline) {
         const size_t want = std::min<size_t>(sizeof(buffer), segment_bytes - read_bytes_.size());
         const ssize_t n = ::pread(read_fd_, buffer, want, static_cast<off_t>(read_bytes_.size()));
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
+        if (n < 0) return WaitAfterReadError(ErrnoStatus("cannot read", path, errno), deadline);
+        if (n == 0) break;  // cut by a failed write after we looked: read it later
         read_bytes_.append(buffer, static_cast<size_t>(n));
       }
       Record r;
@@ -591,6 +646,26 @@ absl::StatusOr<SpoolEntry> Spool::ReadNext(absl::Time deadline) {
       return absl::DeadlineExceededError("no batch to send yet");
     }
   }
+}
+
+absl::Status Spool::WaitAfterReadError(absl::Status error, absl::Time deadline) {
+  MutexLock lock(&mu_);
+  auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return closed_ || wake_reader_; };
+  mu_.AwaitWithDeadline(absl::Condition(&woken), deadline);
+  wake_reader_ = false;
+  if (closed_) return absl::CancelledError("the spool is closed");
+  return error;
+}
+
+void Spool::RewindReader() {
+  MutexLock read_lock(&read_mu_);
+  if (read_fd_ >= 0) ::close(read_fd_);
+  read_fd_ = -1;
+  read_loaded_ = 0;  // no segment has id 0: the first is loaded again
+  read_bytes_.clear();
+  read_segment_ = 0;
+  MutexLock lock(&mu_);
+  read_after_ = 0;
 }
 
 void Spool::WakeReader() {

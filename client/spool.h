@@ -84,6 +84,10 @@ struct SpoolRecovery {
   uint64_t damaged_bytes = 0;
   uint64_t unreadable_segments = 0;  // no valid header: set aside as *.bad
   uint64_t unparsable_batches = 0;   // checksum fine, protobuf not: skipped
+  // Batches were lost with later ones intact: cursor() is the last one's
+  // before the first loss, so a producer re-reads what was lost (and what
+  // follows it, which the gateway answers as duplicates).
+  bool cursor_before_loss = false;
 };
 
 struct SpoolStats {
@@ -115,7 +119,8 @@ class Spool {
 
   const SpoolRecovery& recovery() const { return recovery_; }
   // The cursor of the last batch appended, recovered by Open: where a
-  // producer reading a file resumes. Empty for a new spool.
+  // producer reading a file resumes (before a loss: recovery()). Empty for
+  // a new spool.
   std::string cursor() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Appends `batch` (it must carry an idempotency key) with the producer's
@@ -131,6 +136,11 @@ class Spool {
   // order; after Open, the first pending). Waits until one is appended or
   // `deadline` (DeadlineExceeded); Cancelled once Close is called.
   absl::StatusOr<SpoolEntry> ReadNext(absl::Time deadline) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // ReadNext starts again from the oldest pending batch: a new sender on
+  // this spool resends what an earlier one sent but never had answered.
+  // Not while a ReadNext runs.
+  void RewindReader() ABSL_LOCKS_EXCLUDED(mu_, read_mu_);
 
   // Ends a ReadNext that is waiting (or the next one, if none is) at once
   // with DeadlineExceeded, as if its deadline had come: a sender that is
@@ -164,6 +174,18 @@ class Spool {
   };
 
   explicit Spool(SpoolOptions options);
+  // One try at appending, under write_mu_. `full`: there is no room now
+  // (err: the disk's errno, or 0 for our bound); the caller waits for an
+  // answer that changes done_batches from done_seen, and tries again.
+  struct AppendAttempt {
+    absl::StatusOr<uint64_t> result;
+    bool full = false;
+    int err = 0;
+    uint64_t done_seen = 0;
+  };
+  AppendAttempt TryAppend(const std::string& serialized, uint32_t readings,
+                          absl::string_view cursor, bool waited)
+      ABSL_LOCKS_EXCLUDED(mu_, write_mu_);
   absl::Status Recover() ABSL_LOCKS_EXCLUDED(mu_, write_mu_);
   // Starts a new active segment (header and origin record, synced).
   absl::Status StartSegment() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
@@ -184,6 +206,10 @@ class Spool {
   absl::Status WriteDoneMarks() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_)
       ABSL_LOCKS_EXCLUDED(mu_);
   void Housekeep();  // the background thread: interval syncs, done marks
+  // ReadNext after an I/O error: waits until `deadline` (or a wake, or
+  // Close), then returns `error` (Cancelled after Close).
+  absl::Status WaitAfterReadError(absl::Status error, absl::Time deadline)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   const SpoolOptions options_;
   SpoolRecovery recovery_;

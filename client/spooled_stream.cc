@@ -24,6 +24,8 @@ SpooledStream::SpooledStream(std::shared_ptr<grpc::Channel> channel, Spool* spoo
                              SpooledStreamOptions options,
                              BatchStream::AckCallback on_final_ack)
     : spool_(spool), options_(std::move(options)), on_final_ack_(std::move(on_final_ack)) {
+  // What an earlier stream on this spool sent without an answer goes again.
+  spool_->RewindReader();
   stream_ = std::make_unique<BatchStream>(
       std::move(channel), Unlimited(options_.stream),
       [this](const telemetry::v1::BatchAck& ack) { OnFinalAck(ack); });

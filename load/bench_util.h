@@ -18,6 +18,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "storage/local/local_servers.h"
+#include "storage/pg/connection.h"
 
 namespace telemetry::load {
 
@@ -100,6 +101,33 @@ inline std::string PostgresBindir() {
     if (std::filesystem::exists(std::string(d) + "/pgbench")) return d;
   }
   return "";
+}
+
+// A private PostgreSQL (with a migrated database) and Redis on loopback,
+// and a superuser connection to that database.
+struct BenchStack {
+  std::unique_ptr<local::PostgresServer> pg;
+  std::unique_ptr<local::RedisServer> redis;
+  std::string conninfo;
+  std::unique_ptr<pg::Connection> conn;
+};
+
+// Starts a BenchStack; ends the program if any part does not come up.
+inline BenchStack StartBenchStack(local::PostgresServer::Options options) {
+  BenchStack s;
+  auto pg = local::PostgresServer::Start(options);
+  DieUnlessOk(pg.status(), "postgres");
+  s.pg = *std::move(pg);
+  auto redis = local::RedisServer::Start();
+  DieUnlessOk(redis.status(), "redis");
+  s.redis = *std::move(redis);
+  auto db = local::CreateMigratedDatabase(*s.pg);
+  DieUnlessOk(db.status(), "database");
+  s.conninfo = s.pg->ConnInfo(*db);
+  auto conn = pg::Connection::Open(s.conninfo);
+  DieUnlessOk(conn.status(), "connect");
+  s.conn = *std::move(conn);
+  return s;
 }
 
 }  // namespace telemetry::load

@@ -125,11 +125,8 @@ double SpoolAlone(SpoolOptions::Sync sync, const std::vector<telemetry::v1::Read
   return seconds;
 }
 
-struct Fixture {
-  std::unique_ptr<local::PostgresServer> pg;
-  std::unique_ptr<local::RedisServer> redis;
-  std::string conninfo;
-  std::unique_ptr<pg::Connection> conn;
+// The servers, and what the parts do with them.
+struct Fixture : BenchStack {
 
   std::unique_ptr<ingest::IngestServer> StartGateway() const {
     ingest::IngestServerOptions o;
@@ -371,18 +368,7 @@ int Run() {
   if (!absl::StrContains(parts, '2') && !absl::StrContains(parts, '3')) return 0;
   std::fprintf(stderr, "starting private PostgreSQL and Redis on loopback...\n");
   Fixture f;
-  auto pg = local::PostgresServer::Start();
-  DieUnlessOk(pg.status(), "postgres");
-  f.pg = *std::move(pg);
-  auto redis = local::RedisServer::Start();
-  DieUnlessOk(redis.status(), "redis");
-  f.redis = *std::move(redis);
-  auto db = local::CreateMigratedDatabase(*f.pg);
-  DieUnlessOk(db.status(), "database");
-  f.conninfo = f.pg->ConnInfo(*db);
-  auto conn = pg::Connection::Open(f.conninfo);
-  DieUnlessOk(conn.status(), "connect");
-  f.conn = *std::move(conn);
+  static_cast<BenchStack&>(f) = StartBenchStack({});
   if (absl::StrContains(parts, '2')) EndToEndPart(f, reps);
   if (absl::StrContains(parts, '3')) ReplayPart(f, reps);
   return 0;

@@ -20,7 +20,9 @@
 #include <random>
 #include <set>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 
 namespace telemetry::local {
@@ -245,5 +247,21 @@ absl::Status StopProcess(pid_t* pid, int signal, absl::Duration timeout) {
   return absl::OkStatus();
 }
 
+
+int64_t ResidentKib(pid_t pid) {
+  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) {
+      int64_t kib = -1;
+      return absl::SimpleAtoi(absl::StripAsciiWhitespace(
+                                  absl::StripSuffix(line.substr(6), "kB")),
+                              &kib)
+                 ? kib
+                 : -1;
+    }
+  }
+  return -1;
+}
 
 }  // namespace telemetry::local

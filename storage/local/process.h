@@ -7,6 +7,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -66,6 +67,9 @@ absl::StatusOr<int> RunCommand(const std::vector<std::string>& argv,
                                const std::string& run_as = "",
                                const std::string& log_path = "",
                                absl::Duration timeout = absl::Minutes(5));
+
+// The resident set of process `pid` in KiB (VmRSS in /proc), or -1.
+int64_t ResidentKib(pid_t pid);
 
 }  // namespace telemetry::local
 

@@ -422,6 +422,59 @@ TEST_F(SpoolTest, CloseWakesAWaitingSender) {
             absl::StatusCode::kFailedPrecondition);
 }
 
+// A batch lost in the middle (its bytes damaged, later ones intact): the
+// cursor is the one before it, so a producer re-reads the lost readings
+// from its input instead of resuming past them.
+TEST_F(SpoolTest, AfterALossInTheMiddleTheCursorIsTheOneBeforeIt) {
+  {
+    auto spool = OpenOrDie(Options());
+    ASSERT_NE(spool, nullptr);
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_TRUE(spool->Append(Batch(i), absl::StrCat("offset-", i), Soon()).ok());
+    }
+  }
+  ASSERT_EQ(Segments().size(), 1u);
+  std::string bytes;
+  {
+    std::ifstream in(Segments()[0], std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  // The second batch's record: find its key, flip a byte in it.
+  const size_t at = bytes.find("key-1");
+  ASSERT_NE(at, std::string::npos);
+  bytes[at] ^= 0x20;
+  {
+    std::ofstream out(Segments()[0], std::ios::binary | std::ios::trunc);
+    out << bytes;
+  }
+  auto spool = OpenOrDie(Options());
+  ASSERT_NE(spool, nullptr);
+  EXPECT_TRUE(spool->recovery().cursor_before_loss);
+  EXPECT_EQ(spool->recovery().damaged_spans, 1u);
+  EXPECT_EQ(spool->cursor(), "offset-0");
+  EXPECT_EQ(DrainKeys(*spool), (std::vector<std::string>{"key-0", "key-2"}));
+}
+
+TEST_F(SpoolTest, AnOpenThatFailsLeavesNothingBehindToCrashOn) {
+  auto first = OpenOrDie(Options());
+  ASSERT_NE(first, nullptr);
+  // The second Open fails on the lock; its half-built spool is destroyed.
+  EXPECT_EQ(Spool::Open(Options()).status().code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(first->Append(Batch(1), "", Soon()).ok());
+}
+
+TEST_F(SpoolTest, ARewoundReaderSendsAgainWhatWasReadButNotAnswered) {
+  auto spool = OpenOrDie(Options());
+  ASSERT_NE(spool, nullptr);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(spool->Append(Batch(i), "", Soon()).ok());
+  auto first = spool->ReadNext(Soon());
+  ASSERT_TRUE(first.ok());
+  spool->MarkDone(first->sequence);
+  ASSERT_TRUE(spool->ReadNext(Soon()).ok());  // read, never answered
+  spool->RewindReader();
+  EXPECT_EQ(DrainKeys(*spool), Keys(1, 3));
+}
+
 TEST_F(SpoolTest, WakeReaderEndsOneWaitButNeverHidesABatch) {
   auto spool = OpenOrDie(Options());
   ASSERT_NE(spool, nullptr);

@@ -57,16 +57,6 @@ int64_t Count(const std::string& db) {
   return std::stoll(QueryScalar(db, "SELECT count(*) FROM sensor_readings"));
 }
 
-// Resident set of `pid` in KiB, from /proc.
-int64_t RssKib(pid_t pid) {
-  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
-  }
-  return -1;
-}
-
 int OpenFds(pid_t pid) {
   int n = 0;
   std::error_code ec;
@@ -277,7 +267,7 @@ TEST(ChurnSoakTest, ConnectDisconnectForMinutesLeavesFdsAndMemoryFlatAndDataExac
           return steady;
         },
         absl::Seconds(10));
-    return {last, RssKib(gateway)};
+    return {last, local::ResidentKib(gateway)};
   };
 
   // Warm-up: thread pools, arenas and connection pools reach their size.

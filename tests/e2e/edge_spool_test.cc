@@ -152,16 +152,6 @@ constexpr bool kSanitized = false;
 constexpr bool kSanitized = false;
 #endif
 
-// The resident set of `pid` in KiB, or -1.
-int64_t RssKib(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
-  }
-  return -1;
-}
-
 TEST_F(EdgeSpoolTest, AGatewayAwayForAWhileGetsTheWholeBacklogOnceFromDiskNotMemory) {
   const std::string input = dir_ + "/readings.csv", spool = dir_ + "/spool";
   constexpr int kReadings = 400'000;  // 2,000 batches, about 15 MB on disk
@@ -175,12 +165,12 @@ TEST_F(EdgeSpoolTest, AGatewayAwayForAWhileGetsTheWholeBacklogOnceFromDiskNotMem
   ASSERT_TRUE(PollUntil([&] { return ReadFile(log).find("backlog 1") != std::string::npos; },
                         absl::Seconds(120), absl::Milliseconds(20)))
       << ReadFile(log);
-  const int64_t rss_early_kib = RssKib(agent_);
+  const int64_t rss_early_kib = local::ResidentKib(agent_);
   const std::string all_read = absl::StrCat("read ", kReadings, " readings; backlog 2000 batches");
   ASSERT_TRUE(PollUntil([&] { return ReadFile(log).find(all_read) != std::string::npos; },
                         absl::Seconds(240), absl::Milliseconds(100)))
       << ReadFile(log);
-  const int64_t rss_kib = RssKib(agent_);
+  const int64_t rss_kib = local::ResidentKib(agent_);
   int64_t spool_bytes = 0;
   for (const auto& e : std::filesystem::directory_iterator(spool)) {
     if (e.is_regular_file()) spool_bytes += static_cast<int64_t>(e.file_size());
