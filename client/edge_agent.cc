@@ -1,6 +1,9 @@
 #include "client/edge_agent.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <deque>
@@ -62,6 +65,8 @@ struct Item {
 // The reader thread's state, shared so that the thread may outlive the
 // call when it is stuck in a read of stdin at shutdown (it is detached).
 struct Input {
+  int fd = -1;  // the input file, for its identity and fingerprints (never closed:
+                // the reader may outlive the call)
   std::ifstream file;
   std::istream* in = &std::cin;
   std::optional<CsvReadingParser> parser;
@@ -112,22 +117,45 @@ struct Input {
   }
 };
 
-// "<device>:<inode>:<offset>" of the input file.
-std::string Cursor(const struct stat& st, int64_t offset) {
-  return absl::StrCat(st.st_dev, ":", st.st_ino, ":", offset);
+// CRC-32 of the (up to) 4 KiB of the file before `offset`: what tells the
+// same file from one rewritten in place (cp over it, truncated and
+// refilled, an inode reused), which keep the device and inode.
+uint32_t Fingerprint(int fd, int64_t offset) {
+  constexpr int64_t kWindow = 4096;
+  const int64_t from = std::max<int64_t>(0, offset - kWindow);
+  std::string bytes(static_cast<size_t>(offset - from), '\0');
+  size_t got = 0;
+  while (got < bytes.size()) {
+    const ssize_t n = ::pread(fd, bytes.data() + got, bytes.size() - got,
+                              static_cast<off_t>(from + static_cast<int64_t>(got)));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  bytes.resize(got);
+  return static_cast<uint32_t>(
+      crc32(0, reinterpret_cast<const Bytef*>(bytes.data()), static_cast<uInt>(bytes.size())));
 }
 
-// The offset a cursor names in the same file, if it does.
-std::optional<int64_t> ResumeOffset(const std::string& cursor, const struct stat& st) {
+// "<device>:<inode>:<offset>:<fingerprint>" of the input file.
+std::string Cursor(int fd, const struct stat& st, int64_t offset) {
+  return absl::StrCat(st.st_dev, ":", st.st_ino, ":", offset, ":", Fingerprint(fd, offset));
+}
+
+// The offset a cursor names in the same file with the same bytes before
+// it, if it does.
+std::optional<int64_t> ResumeOffset(const std::string& cursor, int fd, const struct stat& st) {
   std::vector<std::string> parts = absl::StrSplit(cursor, ':');
   uint64_t dev, ino;
   int64_t offset;
-  if (parts.size() != 3 || !absl::SimpleAtoi(parts[0], &dev) ||
-      !absl::SimpleAtoi(parts[1], &ino) || !absl::SimpleAtoi(parts[2], &offset)) {
+  uint32_t fingerprint;
+  if (parts.size() != 4 || !absl::SimpleAtoi(parts[0], &dev) ||
+      !absl::SimpleAtoi(parts[1], &ino) || !absl::SimpleAtoi(parts[2], &offset) ||
+      !absl::SimpleAtoi(parts[3], &fingerprint)) {
     return std::nullopt;
   }
   if (dev != static_cast<uint64_t>(st.st_dev) || ino != static_cast<uint64_t>(st.st_ino) ||
-      offset < 0 || offset > st.st_size) {
+      offset < 0 || offset > st.st_size || Fingerprint(fd, offset) != fingerprint) {
     return std::nullopt;
   }
   return offset;
@@ -153,10 +181,14 @@ int RunEdgeAgent(const EdgeAgentOptions& options) {
   input->capacity = 4 * options.batch_size;
   struct stat file_stat {};
   if (options.input != "-") {
-    input->file.open(options.input, std::ios::binary);
-    if (!input->file || ::stat(options.input.c_str(), &file_stat) != 0) {
+    // One open file: its identity (fstat), the stream over it, and the
+    // fingerprints all describe the same file, renamed or not.
+    input->fd = ::open(options.input.c_str(), O_RDONLY | O_CLOEXEC);
+    if (input->fd < 0 || ::fstat(input->fd, &file_stat) != 0) {
       return Fail(program, absl::StrCat("cannot open ", options.input), 2);
     }
+    input->file.open(absl::StrCat("/proc/self/fd/", input->fd), std::ios::binary);
+    if (!input->file) return Fail(program, absl::StrCat("cannot open ", options.input), 2);
     input->in = &input->file;
   }
   std::vector<std::string> header;
@@ -175,12 +207,19 @@ int RunEdgeAgent(const EdgeAgentOptions& options) {
               << " bytes of torn tail, skipped " << recovered.damaged_spans
               << " damaged stretches, " << recovered.unreadable_segments
               << " unreadable segments set aside\n";
+    if (recovered.cursor_before_loss) {
+      std::cerr << program << ": batches were lost in the middle of the spool; the input is "
+                << "read again from before them (what follows comes back as duplicates)\n";
+    }
   }
-  if (options.input != "-") {
-    if (auto offset = ResumeOffset((*spool)->cursor(), file_stat)) {
+  if (options.input != "-" && !(*spool)->cursor().empty()) {
+    if (auto offset = ResumeOffset((*spool)->cursor(), input->fd, file_stat)) {
       input->file.seekg(*offset);
       input->resumed_at = *offset;
       std::cerr << program << ": resuming " << options.input << " at byte " << *offset << "\n";
+    } else {
+      std::cerr << program << ": " << options.input << " is not the file the spool was "
+                << "reading (or it changed): reading it from its start\n";
     }
   }
 
@@ -194,7 +233,8 @@ int RunEdgeAgent(const EdgeAgentOptions& options) {
 
   uint64_t read = 0, unparsable = 0;
   telemetry::v1::ReadingBatch batch;
-  std::string cursor;
+  size_t batch_bytes = 0;
+  int64_t offset = -1;  // in the input after what was handled; -1 for stdin
   absl::Time batch_started = absl::InfiniteFuture();
   absl::Time next_status = options.progress_interval > absl::ZeroDuration()
                                ? absl::Now() + options.progress_interval
@@ -204,6 +244,7 @@ int RunEdgeAgent(const EdgeAgentOptions& options) {
   auto flush = [&]() -> bool {
     if (batch.readings_size() == 0) return true;
     batch.set_idempotency_key(ContentKey(batch));
+    const std::string cursor = offset >= 0 ? Cursor(input->fd, file_stat, offset) : "";
     for (;;) {  // a full spool (kBlock) waits here: the input waits with it
       auto appended = stream.Send(batch, cursor, absl::Now() + absl::Seconds(1));
       if (appended.ok()) break;
@@ -213,10 +254,39 @@ int RunEdgeAgent(const EdgeAgentOptions& options) {
       }
     }
     batch.Clear();
+    batch_bytes = 0;
     batch_started = absl::InfiniteFuture();
     return true;
   };
   bool ended = false;
+  auto handle = [&](Item& item) {
+    switch (item.kind) {
+      case Item::kEnd:
+        ended = true;
+        break;
+      case Item::kUnparsable:
+        if (++unparsable <= 10) {
+          std::cerr << program << ": line " << item.line;
+          if (input->resumed_at >= 0) std::cerr << " (counted from byte " << input->resumed_at << ")";
+          std::cerr << ": unparsable: " << item.error << "\n";
+        }
+        break;
+      case Item::kReading:
+        ++read;
+        if (batch.readings_size() == 0) batch_started = absl::Now();
+        batch_bytes += item.reading.ByteSizeLong();
+        *batch.add_readings() = std::move(item.reading);
+        break;
+    }
+    if (item.offset_after >= 0) offset = item.offset_after;
+  };
+  // Full by count, or by size (far below the gateway's message limit, so
+  // that a batch of large metadata is never refused for its size).
+  constexpr size_t kMaxBatchBytes = 1 << 20;
+  auto full = [&] {
+    return static_cast<size_t>(batch.readings_size()) >= options.batch_size ||
+           batch_bytes >= kMaxBatchBytes;
+  };
   while (!ended && !stopping()) {
     std::optional<Item> item;
     {
@@ -231,28 +301,8 @@ int RunEdgeAgent(const EdgeAgentOptions& options) {
         input->items.pop_front();
       }
     }
-    if (item) {
-      switch (item->kind) {
-        case Item::kEnd:
-          ended = true;
-          break;
-        case Item::kUnparsable:
-          if (++unparsable <= 10) {
-            std::cerr << program << ": line " << item->line;
-            if (input->resumed_at >= 0) std::cerr << " (counted from byte " << input->resumed_at << ")";
-            std::cerr << ": unparsable: " << item->error << "\n";
-          }
-          break;
-        case Item::kReading:
-          ++read;
-          if (batch.readings_size() == 0) batch_started = absl::Now();
-          *batch.add_readings() = std::move(item->reading);
-          break;
-      }
-      if (item->offset_after >= 0) cursor = Cursor(file_stat, item->offset_after);
-    }
-    const bool full = static_cast<size_t>(batch.readings_size()) >= options.batch_size;
-    if ((full || ended || absl::Now() >= batch_started + options.flush_interval) && !flush()) {
+    if (item) handle(*item);
+    if ((full() || ended || absl::Now() >= batch_started + options.flush_interval) && !flush()) {
       break;
     }
     if (absl::Now() >= next_status) {
@@ -260,10 +310,20 @@ int RunEdgeAgent(const EdgeAgentOptions& options) {
       next_status = absl::Now() + options.progress_interval;
     }
   }
-  if (refused.ok() && stopping()) (void)flush();  // what was read goes to disk
+  std::deque<Item> read_ahead;
   {
     MutexLock lock(&input->mu);
     input->stop = true;  // the reader ends (or, stuck in a read, is left behind)
+    read_ahead.swap(input->items);
+  }
+  if (refused.ok() && stopping()) {
+    // What was read goes to disk: the batch being filled and the reader's
+    // queue (a pipe cannot give them again).
+    for (Item& item : read_ahead) {
+      handle(item);
+      if (full() && !flush()) break;
+    }
+    if (refused.ok()) (void)flush();
   }
   // The drain: status lines go on while the backlog is sent.
   absl::Time drain_until =

@@ -75,7 +75,14 @@ void SpooledStream::SendLoop() {
     absl::StatusOr<SpoolEntry> entry = spool_->ReadNext(absl::Now() + kIdlePoll);
     if (!entry.ok()) {
       if (absl::IsCancelled(entry.status())) return;  // the spool closed
-      continue;  // nothing yet
+      // Nothing to send: the refusal of batches already in the stream
+      // (Unauthenticated, say) would otherwise wait for the next Send.
+      if (absl::Status refusal = stream_->refusal(); !refusal.ok()) {
+        MutexLock lock(&mu_);
+        if (!stopping_) fatal_ = refusal;
+        return;
+      }
+      continue;
     }
     if (rate > 0) {
       // A bucket of one second's worth (at least this batch), so a backlog

@@ -132,6 +132,11 @@ absl::Duration BatchStream::Backoff(int attempts) const {
   return BackoffFor(options_.retry, attempts);
 }
 
+absl::Status BatchStream::refusal() const {
+  MutexLock lock(&mu_);
+  return fatal_;
+}
+
 absl::Status BatchStream::Send(ReadingBatch batch) {
   if (batch.idempotency_key().empty()) {
     return absl::InvalidArgumentError("batch has no idempotency_key");

@@ -112,6 +112,11 @@ class BatchStream {
   // Unimplemented), returns that at once, as do later Sends.
   absl::StatusOr<StreamStats> Close(absl::Duration timeout);
 
+  // The gateway's refusal of the stream for good (what Send would return
+  // now), or OK. For a sender that has nothing to send and would not learn
+  // of it otherwise.
+  absl::Status refusal() const;
+
  private:
   // One StreamReadings call: a gRPC callback reactor. Writes start from
   // Send, from the supervisor and from the reactor's own write completions;
@@ -185,7 +190,7 @@ class BatchStream {
   std::unique_ptr<telemetry::v1::IngestService::Stub> stub_;
   AckCallback on_final_ack_;
 
-  Mutex mu_;
+  mutable Mutex mu_;
   std::map<std::string, Outstanding> outstanding_ ABSL_GUARDED_BY(mu_);
   std::deque<std::string> send_queue_ ABSL_GUARDED_BY(mu_);
   StreamStats stats_ ABSL_GUARDED_BY(mu_);
