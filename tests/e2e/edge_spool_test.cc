@@ -26,6 +26,10 @@ using telemetry::local::PollUntil;
 using telemetry::testing::MigratedDatabase;
 using telemetry::testing::QueryScalar;
 
+// The i-th reading's value: a multiple of 1/4 below 1,000, which StrCat's
+// six digits print exactly, and whose sums are exact in a double.
+double Value(int i) { return (i % 4000) * 0.25; }
+
 // A CSV input of `readings` readings over 20 sensors named `prefix`-N, one
 // in `invalid_every` with a NaN value (refused by the gateway, reading by
 // reading). Returns how many are valid; adds their values to *value_sum
@@ -39,9 +43,9 @@ int64_t WriteInput(const std::string& path, const std::string& prefix, int readi
   for (int i = 0; i < readings; ++i) {
     const bool invalid = i % invalid_every == invalid_every - 1;
     out << prefix << "-" << i % 20 << "," << base + i / 20 << ".5,"
-        << (invalid ? std::string("nan") : absl::StrCat(i * 0.25)) << "\n";
+        << (invalid ? std::string("nan") : absl::StrCat(Value(i))) << "\n";
     valid += !invalid;
-    if (!invalid && value_sum != nullptr) *value_sum += i * 0.25;
+    if (!invalid && value_sum != nullptr) *value_sum += Value(i);
   }
   return valid;
 }
@@ -99,6 +103,20 @@ class EdgeSpoolTest : public ::testing::Test {
     auto s = ingest::IngestServer::Start(o);
     ASSERT_TRUE(s.ok()) << s.status();
     gateway_ = *std::move(s);
+  }
+
+  // telemetryctl send --spool of `input` to the gateway on `port`: its exit
+  // code (-1 if it outlives two minutes; TearDown then ends it).
+  int SpooledSend(int port, const std::string& input, const std::string& spool,
+                  const std::string& timeout, const std::string& log) {
+    agent_ = local::SpawnProcess(
+        {TELEMETRYCTL_PATH, "send", "--plaintext", absl::StrCat("--target=127.0.0.1:", port),
+         "--file=" + input, "--spool=" + spool, "--batch_size=300", "--timeout=" + timeout},
+        log);
+    if (agent_ <= 0) return -100;
+    const int rc = local::WaitForExit(agent_, absl::Seconds(120));
+    if (rc != -1) agent_ = -1;
+    return rc;
   }
 
   std::string dir_, db_;
@@ -215,14 +233,7 @@ TEST_F(EdgeSpoolTest, SendWithASpoolFinishesInTheNextRunWhatTheLastCouldNotSend)
   const int64_t valid = WriteInput(input, "send", 5'000, 50, &value_sum);
   const int port = local::FreeLoopbackPort();
   auto send = [&](const std::string& timeout, const std::string& log) {
-    agent_ = local::SpawnProcess(
-        {TELEMETRYCTL_PATH, "send", "--plaintext", absl::StrCat("--target=127.0.0.1:", port),
-         "--file=" + input, "--spool=" + spool, "--batch_size=300", "--timeout=" + timeout},
-        log);
-    if (agent_ <= 0) return -100;
-    const int rc = local::WaitForExit(agent_, absl::Seconds(120));
-    if (rc != -1) agent_ = -1;  // else TearDown ends it
-    return rc;
+    return SpooledSend(port, input, spool, timeout, log);
   };
   const std::string away = dir_ + "/send-away.log";
   EXPECT_EQ(send("1s", away), 1) << ReadFile(away);
@@ -254,16 +265,7 @@ TEST_F(EdgeSpoolTest, AFileRewrittenInPlaceIsReadFromItsStart) {
   const int port = local::FreeLoopbackPort();
   StartGateway(port);
   if (HasFatalFailure()) return;
-  auto send = [&](const std::string& log) {
-    agent_ = local::SpawnProcess(
-        {TELEMETRYCTL_PATH, "send", "--plaintext", absl::StrCat("--target=127.0.0.1:", port),
-         "--file=" + input, "--spool=" + spool, "--batch_size=300", "--timeout=60s"},
-        log);
-    if (agent_ <= 0) return -100;
-    const int rc = local::WaitForExit(agent_, absl::Seconds(120));
-    if (rc != -1) agent_ = -1;  // else TearDown ends it
-    return rc;
-  };
+  auto send = [&](const std::string& log) { return SpooledSend(port, input, spool, "60s", log); };
   ASSERT_GT(WriteInput(input, "first", 3'000, 1'000'000), 0);
   struct stat before {};
   ASSERT_EQ(::stat(input.c_str(), &before), 0);
