@@ -75,6 +75,9 @@ struct Input {
   Mutex mu;
   std::deque<Item> items ABSL_GUARDED_BY(mu);
   bool stop ABSL_GUARDED_BY(mu) = false;
+  // The reader has handed over all it read and will add nothing more (it
+  // ended, or saw `stop`): what `items` holds then is everything.
+  bool parked ABSL_GUARDED_BY(mu) = false;
   size_t capacity = 0;
 
   void Read() {
@@ -110,9 +113,13 @@ struct Input {
         return stop || items.size() < capacity;
       };
       mu.Await(absl::Condition(&room));
-      if (stop) return;
+      // On stop, what was read still goes in (over capacity): a pipe
+      // cannot give it again.
       items.push_back(std::move(item));
-      if (end) return;
+      if (end || stop) {
+        parked = true;
+        return;
+      }
     }
   }
 };
@@ -169,7 +176,9 @@ void PrintStatus(absl::string_view program, const char* when, const Spool& spool
             << s.pending_batches << " batches (" << s.pending_readings << " readings, "
             << s.bytes << " bytes on disk); answered " << a.batches_answered << " batches ("
             << a.accepted << " stored, " << a.duplicates << " duplicates, " << a.rejected
-            << " rejected); dropped " << s.dropped_batches << " batches\n";
+            << " rejected); dropped " << s.dropped_batches << " batches";
+  if (s.read_errors > 0) std::cerr << "; " << s.read_errors << " spool read errors (retrying)";
+  std::cerr << "\n";
 }
 
 }  // namespace
@@ -259,30 +268,44 @@ int RunEdgeAgent(const EdgeAgentOptions& options) {
     return true;
   };
   bool ended = false;
-  auto handle = [&](Item& item) {
+  // A batch's bound by size, far below the gateway's message limit (8 MiB),
+  // so that no batch is ever refused for its size: one it would refuse
+  // with a retryable status would stay at the spool's head for good.
+  constexpr size_t kMaxBatchBytes = 1 << 20;
+  auto unparsable_line = [&](const Item& item, absl::string_view error) {
+    if (++unparsable <= 10) {
+      std::cerr << program << ": line " << item.line;
+      if (input->resumed_at >= 0) std::cerr << " (counted from byte " << input->resumed_at << ")";
+      std::cerr << ": unparsable: " << error << "\n";
+    }
+  };
+  // Takes one item into the batch; false if the spool refused a batch.
+  auto handle = [&](Item& item) -> bool {
     switch (item.kind) {
       case Item::kEnd:
         ended = true;
         break;
       case Item::kUnparsable:
-        if (++unparsable <= 10) {
-          std::cerr << program << ": line " << item.line;
-          if (input->resumed_at >= 0) std::cerr << " (counted from byte " << input->resumed_at << ")";
-          std::cerr << ": unparsable: " << item.error << "\n";
-        }
+        unparsable_line(item, item.error);
         break;
-      case Item::kReading:
+      case Item::kReading: {
+        const size_t bytes = item.reading.ByteSizeLong();
+        if (bytes > kMaxBatchBytes / 2) {
+          unparsable_line(item, "the reading is larger than 512 KiB");
+          break;
+        }
+        // The batch goes first if this reading would take it past the bound.
+        if (batch_bytes + bytes > kMaxBatchBytes && !flush()) return false;
         ++read;
         if (batch.readings_size() == 0) batch_started = absl::Now();
-        batch_bytes += item.reading.ByteSizeLong();
+        batch_bytes += bytes;
         *batch.add_readings() = std::move(item.reading);
         break;
+      }
     }
     if (item.offset_after >= 0) offset = item.offset_after;
+    return true;
   };
-  // Full by count, or by size (far below the gateway's message limit, so
-  // that a batch of large metadata is never refused for its size).
-  constexpr size_t kMaxBatchBytes = 1 << 20;
   auto full = [&] {
     return static_cast<size_t>(batch.readings_size()) >= options.batch_size ||
            batch_bytes >= kMaxBatchBytes;
@@ -301,7 +324,7 @@ int RunEdgeAgent(const EdgeAgentOptions& options) {
         input->items.pop_front();
       }
     }
-    if (item) handle(*item);
+    if (item && !handle(*item)) break;
     if ((full() || ended || absl::Now() >= batch_started + options.flush_interval) && !flush()) {
       break;
     }
@@ -314,22 +337,25 @@ int RunEdgeAgent(const EdgeAgentOptions& options) {
   {
     MutexLock lock(&input->mu);
     input->stop = true;  // the reader ends (or, stuck in a read, is left behind)
+    // A reader between reads hands over what it holds at once; one
+    // blocked in a read of stdin is not waited for.
+    auto parked = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(input->mu) { return input->parked; };
+    input->mu.AwaitWithDeadline(absl::Condition(&parked), absl::Now() + absl::Milliseconds(200));
     read_ahead.swap(input->items);
   }
   if (refused.ok() && stopping()) {
     // What was read goes to disk: the batch being filled and the reader's
     // queue (a pipe cannot give them again).
     for (Item& item : read_ahead) {
-      handle(item);
-      if (full() && !flush()) break;
+      if (!handle(item) || (full() && !flush())) break;
     }
     if (refused.ok()) (void)flush();
   }
   // The drain: status lines go on while the backlog is sent.
   absl::Time drain_until =
       absl::Now() + (stopping() ? options.stop_drain_timeout : options.drain_timeout);
-  while (refused.ok() && (*spool)->stats().pending_batches > 0 && absl::Now() < drain_until &&
-         !stopping()) {
+  while (refused.ok() && stream.refusal().ok() && (*spool)->stats().pending_batches > 0 &&
+         absl::Now() < drain_until && !stopping()) {
     absl::SleepFor(std::min(absl::Milliseconds(50), drain_until - absl::Now()));
     if (absl::Now() >= next_status) {
       PrintStatus(program, "status", **spool, stream, read);

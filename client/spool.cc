@@ -64,6 +64,13 @@ int WriteAll(int fd, absl::string_view bytes, uint64_t offset) {
   return 0;
 }
 
+void SyncFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return;
+  (void)::fdatasync(fd);
+  ::close(fd);
+}
+
 void SyncDirectory(const std::string& directory) {
   const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return;
@@ -186,6 +193,13 @@ absl::Status Spool::Recover() {
             next_sequence_ = std::max(next_sequence_, r.sequence);
             if (!lost) cursor_ = std::string(r.cursor);
             break;
+          case RecordType::kRewind:
+            // An earlier recovery dealt with the losses before this: its
+            // producer re-read from here. Only later losses count.
+            next_sequence_ = std::max(next_sequence_, r.sequence);
+            lost = false;
+            cursor_ = std::string(r.cursor);
+            break;
           case RecordType::kDone:
             if (r.count <= UINT64_MAX - r.sequence) {
               done_ranges.emplace_back(r.sequence, r.sequence + r.count);
@@ -261,8 +275,32 @@ absl::Status Spool::Recover() {
     stats_.pending_batches = recovery_.pending_batches;
     stats_.pending_readings = recovery_.pending_readings;
   }
+  // What the last run wrote may not be on the disk yet (a lazy sync, the
+  // cut just made): it must be before what this run writes.
+  if (!files.empty() && options_.sync != SpoolOptions::Sync::kNone) {
+    SyncFile(files.back().second);
+  }
   // Never append to a segment of an earlier run: start a fresh one.
   if (absl::Status started = StartSegment(); !started.ok()) return started;
+  if (recovery_.cursor_before_loss) {
+    // Say that the losses so far are dealt with, so that the next start
+    // does not send the producer back again.
+    std::string cursor;
+    uint64_t next;
+    {
+      MutexLock lock(&mu_);
+      cursor = cursor_;
+      next = next_sequence_;
+    }
+    const std::string rewind = spool::EncodeRewind(next, cursor);
+    if (const int err = WriteActive(rewind); err != 0) {
+      return ErrnoStatus("cannot write to the spool", options_.directory, err);
+    }
+    if (absl::Status synced = SyncActive(); !synced.ok()) return synced;
+    MutexLock lock(&mu_);
+    segments_.back().bytes += rewind.size();
+    bytes_ += rewind.size();
+  }
   DeleteFinished();
   return absl::OkStatus();
 }
@@ -650,6 +688,7 @@ absl::StatusOr<SpoolEntry> Spool::ReadNext(absl::Time deadline) {
 
 absl::Status Spool::WaitAfterReadError(absl::Status error, absl::Time deadline) {
   MutexLock lock(&mu_);
+  ++stats_.read_errors;
   auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return closed_ || wake_reader_; };
   mu_.AwaitWithDeadline(absl::Condition(&woken), deadline);
   wake_reader_ = false;

@@ -102,6 +102,7 @@ struct SpoolStats {
   uint64_t full_waits = 0;        // Appends that had to wait for space
   uint64_t appends_waiting = 0;   // Appends waiting for space right now
   uint64_t syncs = 0;             // fdatasync calls
+  uint64_t read_errors = 0;       // ReadNext's failed opens and reads (retried)
 };
 
 struct SpoolEntry {

@@ -101,6 +101,10 @@ std::string EncodeOrigin(uint64_t next_sequence, absl::string_view cursor) {
   return EncodeRecord(RecordType::kOrigin, next_sequence, CursorPayload(cursor, ""));
 }
 
+std::string EncodeRewind(uint64_t next_sequence, absl::string_view cursor) {
+  return EncodeRecord(RecordType::kRewind, next_sequence, CursorPayload(cursor, ""));
+}
+
 bool DecodeRecordAt(absl::string_view bytes, uint64_t offset, Record* record) {
   if (offset > bytes.size() || bytes.size() - offset < kRecordHeaderBytes) return false;
   const char* p = bytes.data() + offset;
@@ -109,7 +113,7 @@ bool DecodeRecordAt(absl::string_view bytes, uint64_t offset, Record* record) {
   if (length > kMaxPayloadBytes || length > bytes.size() - offset - kRecordHeaderBytes) {
     return false;
   }
-  if (type < 1 || type > 3) return false;
+  if (type < 1 || type > 4) return false;
   absl::string_view payload(p + kRecordHeaderBytes, length);
   // The payload's own shape, before the (costlier) checksum.
   Record r;
@@ -119,11 +123,12 @@ bool DecodeRecordAt(absl::string_view bytes, uint64_t offset, Record* record) {
   r.size = kRecordHeaderBytes + length;
   switch (r.type) {
     case RecordType::kBatch:
-    case RecordType::kOrigin: {
+    case RecordType::kOrigin:
+    case RecordType::kRewind: {
       if (length < 4) return false;
       const uint32_t cursor_length = GetU32(payload.data());
       if (cursor_length > length - 4) return false;
-      if (r.type == RecordType::kOrigin && cursor_length != length - 4) return false;
+      if (r.type != RecordType::kBatch && cursor_length != length - 4) return false;
       r.cursor = payload.substr(4, cursor_length);
       if (r.type == RecordType::kBatch) r.batch = payload.substr(4 + cursor_length);
       break;

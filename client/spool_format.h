@@ -18,6 +18,10 @@
 //   3 origin: first record of every segment: sequence = the next batch's
 //             number; payload = cursor length (u32), the cursor of the last
 //             batch appended before it.
+//   4 rewind: written by a recovery that found batches lost with later
+//             ones intact: the losses before it are dealt with (the
+//             producer re-reads its input from the cursor). sequence = the
+//             next batch's number; payload as origin's.
 //
 // Decoding never trusts a byte: a record whose length overruns the segment
 // or whose checksum fails is damage; the decoder skips to the next offset
@@ -40,7 +44,7 @@ inline constexpr size_t kRecordHeaderBytes = 17;
 // No record is larger: a longer length field is damage.
 inline constexpr uint32_t kMaxPayloadBytes = 64u << 20;
 
-enum class RecordType : uint8_t { kBatch = 1, kDone = 2, kOrigin = 3 };
+enum class RecordType : uint8_t { kBatch = 1, kDone = 2, kOrigin = 3, kRewind = 4 };
 
 // The segment file's name for `id`, and the id a name stands for (false if
 // it is not a segment's name).
@@ -53,6 +57,7 @@ std::string EncodeBatch(uint64_t sequence, absl::string_view cursor,
                         absl::string_view serialized_batch);
 std::string EncodeDone(uint64_t first_sequence, uint64_t count);
 std::string EncodeOrigin(uint64_t next_sequence, absl::string_view cursor);
+std::string EncodeRewind(uint64_t next_sequence, absl::string_view cursor);
 
 // One decoded record; the views point into the decoded bytes.
 struct Record {
@@ -60,7 +65,7 @@ struct Record {
   uint64_t sequence = 0;
   uint64_t offset = 0;        // of its header in the segment
   uint64_t size = 0;          // header and payload
-  absl::string_view cursor;   // kBatch, kOrigin
+  absl::string_view cursor;   // kBatch, kOrigin, kRewind
   absl::string_view batch;    // kBatch: the serialised ReadingBatch
   uint64_t count = 0;         // kDone
 };

@@ -173,6 +173,11 @@ absl::StatusOr<SpooledStreamStats> SpooledStream::Close(absl::Duration timeout) 
   return stats_;
 }
 
+absl::Status SpooledStream::refusal() const {
+  MutexLock lock(&mu_);
+  return fatal_;
+}
+
 SpooledStreamStats SpooledStream::stats() const {
   MutexLock lock(&mu_);
   return stats_;

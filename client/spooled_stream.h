@@ -86,6 +86,10 @@ class SpooledStream {
 
   SpooledStreamStats stats() const;
 
+  // Why the sender stopped for good (the gateway refused the stream:
+  // Unauthenticated, PermissionDenied), or OK while it runs.
+  absl::Status refusal() const;
+
  private:
   void SendLoop();
   void OnFinalAck(const telemetry::v1::BatchAck& ack);

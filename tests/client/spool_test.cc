@@ -447,12 +447,23 @@ TEST_F(SpoolTest, AfterALossInTheMiddleTheCursorIsTheOneBeforeIt) {
     std::ofstream out(Segments()[0], std::ios::binary | std::ios::trunc);
     out << bytes;
   }
+  {
+    auto spool = OpenOrDie(Options());
+    ASSERT_NE(spool, nullptr);
+    EXPECT_TRUE(spool->recovery().cursor_before_loss);
+    EXPECT_EQ(spool->recovery().damaged_spans, 1u);
+    EXPECT_EQ(spool->cursor(), "offset-0");
+    EXPECT_EQ(DrainKeys(*spool), (std::vector<std::string>{"key-0", "key-2"}));
+    // The producer re-reads from offset-0 and goes on.
+    ASSERT_TRUE(spool->Append(Batch(11), "offset-1", Soon()).ok());
+  }
+  // The damage is still on disk, but it was dealt with: the next start
+  // does not send the producer back again.
   auto spool = OpenOrDie(Options());
   ASSERT_NE(spool, nullptr);
-  EXPECT_TRUE(spool->recovery().cursor_before_loss);
+  EXPECT_FALSE(spool->recovery().cursor_before_loss);
   EXPECT_EQ(spool->recovery().damaged_spans, 1u);
-  EXPECT_EQ(spool->cursor(), "offset-0");
-  EXPECT_EQ(DrainKeys(*spool), (std::vector<std::string>{"key-0", "key-2"}));
+  EXPECT_EQ(spool->cursor(), "offset-1");
 }
 
 TEST_F(SpoolTest, AnOpenThatFailsLeavesNothingBehindToCrashOn) {

@@ -36,6 +36,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         case spool::RecordType::kOrigin:
           again = spool::EncodeOrigin(r.sequence, r.cursor);
           break;
+        case spool::RecordType::kRewind:
+          again = spool::EncodeRewind(r.sequence, r.cursor);
+          break;
       }
       if (bytes.compare(r.offset, r.size, again) != 0) __builtin_trap();
     }
